@@ -1,0 +1,75 @@
+"""Typed trial configuration and result: everything a worker needs travels in a TrialConfig."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from robustbench_vit.models.spec import ModelSpec
+
+Status = Literal["complete", "diverged", "failed"]
+
+
+class TrialConfig(BaseModel):
+    """One trial: a pure function of these fields (same config and seed give the same result)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model: ModelSpec
+    dataset: str = "digits"
+    data_root: str | None = None
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    warmup_epochs: float = Field(1.0, ge=0)
+    warmup_lr_ratio: float = Field(0.1, gt=0, le=1)  # warmup starts at this × lr
+    min_lr_ratio: float = Field(0.005, ge=0, le=1)  # cosine ends at this × lr
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    mixup: float = Field(0.0, ge=0)
+    cutmix: float = Field(0.0, ge=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    augment: bool = True  # light tensor augmentation (random crop + flip where sensible)
+    grad_clip: float | None = Field(None, gt=0)
+    diverge_factor: float = Field(5.0, gt=1)  # stop when loss > factor × first epoch's loss
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    compile: bool = False  # torch.compile, CUDA only
+    amp: bool = True  # bf16 autocast, CUDA only
+    threads: int | None = None  # torch CPU threads; None leaves torch's default
+    extra: dict[str, Any] = Field(default_factory=dict)  # free-form tags (not read by training)
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _lower(cls, v: str) -> str:
+        """Accept any case for the optimizer name."""
+        return v.lower() if isinstance(v, str) else v
+
+
+class EpochRecord(BaseModel):
+    """What one epoch measured."""
+
+    epoch: int
+    train_loss: float
+    val_error: float  # top-1 error in percent
+    lr: float
+    seconds: float
+
+
+class TrialResult(BaseModel):
+    """What one trial returns; diverged trials count at error 100."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    status: Status
+    final_error: float  # percent; 100 for diverged / failed
+    min_error: float  # percent; min over epochs (100 for diverged / failed without epochs)
+    epochs_run: int
+    seconds: float
+    history: list[EpochRecord] = Field(default_factory=list)
+    message: str | None = None  # why it diverged / failed
+    params: int | None = None
+    gmacs: float | None = None
+    device: str | None = None
