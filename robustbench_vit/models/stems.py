@@ -1,0 +1,124 @@
+"""Stems: the registry, the two paper stems, and loading user stems by import reference or entry point.
+
+The stem contract: `Stem(in_chans: int, embed_dim: int, patch_size: int, **options)` is a torch.nn.Module
+whose forward maps B×C×H×W to a B×embed_dim×(H/p)×(W/p) feature map.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robustbench_vit.errors import UserError, choices
+
+ENTRY_POINT_GROUP = "robustbench_vit.stems"
+_REGISTRY: dict[str, type[nn.Module]] = {}
+
+
+def register_stem(name: str):
+    """Class decorator: make a stem available by name (as timm's register_model does for models)."""
+
+    def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+@register_stem("patchify")
+class PatchifyStem(nn.Module):
+    """The original ViT stem: one p×p stride-p convolution with bias."""
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int, **options):
+        super().__init__()
+        if options:
+            raise UserError(f"patchify stem takes no options, got {choices(options)}")
+        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """B×C×H×W → B×D×H/p×W/p."""
+        return self.proj(x)
+
+
+@register_stem("conv")
+class ConvStem(nn.Module):
+    """The paper's conv stem: 3×3 convs (no bias) + BN + ReLU at the given strides, then a 1×1 conv to D."""
+
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int, widths=(), strides=()):
+        super().__init__()
+        if not widths or len(widths) != len(strides):
+            raise UserError(f"conv stem needs widths and strides of equal length, got {widths} / {strides}")
+        total = 1
+        for s in strides:
+            total *= s
+        if total != patch_size:
+            raise UserError(f"conv stem strides {list(strides)} multiply to {total}, not patch size {patch_size}")
+        layers, c = [], in_chans
+        for w, s in zip(widths, strides):
+            layers += [nn.Conv2d(c, w, 3, stride=s, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            c = w
+        layers.append(nn.Conv2d(c, embed_dim, 1))
+        self.stem = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """B×C×H×W → B×D×H/p×W/p."""
+        return self.stem(x)
+
+
+def _load_file(path: Path):
+    """Import a Python file as a module (kept in sys.modules so worker processes can unpickle it)."""
+    name = f"robustbench_vit_user_{abs(hash(str(path.resolve())))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # the user's file: report, don't trace
+        del sys.modules[name]
+        raise UserError(f"{path}: importing the stem file failed: {type(e).__name__}: {e}") from e
+    return module
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """Stems that installed packages ship under the `robustbench_vit.stems` entry-point group."""
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def get_stem(ref: str) -> type[nn.Module]:
+    """Resolve a stem: registry name, entry-point name, `path/to/file.py:Class` or `pkg.module:Class`."""
+    if ref in _REGISTRY:
+        return _REGISTRY[ref]
+    eps = _entry_points()
+    if ref in eps:
+        return eps[ref].load()
+    if ":" not in ref:
+        raise UserError(f"unknown stem {ref!r}; allowed: {choices([*_REGISTRY, *eps])}, "
+                        "or an import reference 'file.py:Class' / 'package.module:Class'")
+    where, _, attr = ref.rpartition(":")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise UserError(f"stem file {where!r} does not exist (from {ref!r})")
+        module = _load_file(path)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except Exception as e:
+            raise UserError(f"cannot import module {where!r} for stem {ref!r}: {type(e).__name__}: {e}") from e
+    cls = getattr(module, attr, None)
+    if cls is None or not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise UserError(f"{ref!r}: {where} has no torch.nn.Module class named {attr!r}")
+    return cls
+
+
+def stem_names() -> list[str]:
+    """Registered and installed stem names."""
+    return sorted({*_REGISTRY, *_entry_points()})
