@@ -1,0 +1,91 @@
+"""Batch loaders: an in-memory tensor loader with tensor augmentation, and a seeded DataLoader wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffling and augmentation (independent of how many epochs ran before)."""
+    return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63)
+
+
+def random_crop(x: Tensor, pad: int, g: torch.Generator) -> Tensor:
+    """Random translation: pad each image by `pad` (edge-replicate) and crop back at a random offset."""
+    b, _, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device, non_blocking=True)
+    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device, non_blocking=True)
+    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # B×H×1
+    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # B×1×W
+    idx = torch.arange(b, device=x.device)[:, None, None]
+    return xp.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def random_flip(x: Tensor, g: torch.Generator) -> Tensor:
+    """Flip each image horizontally with probability 1/2."""
+    flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(x.device, non_blocking=True)
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+class TensorLoader:
+    """Batches of in-memory tensors (on any device): seeded per-epoch shuffling, then crop / flip on tensors."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 pad: int = 0, flip: bool = False, drop_last: bool = False):
+        """Hold the tensors and the batching / augmentation settings."""
+        self.x, self.y, self.batch_size, self.shuffle, self.seed = x, y, batch_size, shuffle, seed
+        self.pad, self.flip, self.drop_last, self.epoch = pad, flip, drop_last and len(x) > batch_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffling and augmentation the next iteration draws."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Number of batches per epoch."""
+        n, b = len(self.x), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield (images, labels) batches on the tensors' device."""
+        g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        n = len(self.x)
+        order = torch.randperm(n, generator=g).to(self.x.device) if self.shuffle else None
+        for i in range(len(self)):
+            sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+            idx = order[sl] if order is not None else sl
+            xb, yb = self.x[idx], self.y[idx]
+            if self.pad:
+                xb = random_crop(xb, self.pad, g)
+            if self.flip:
+                xb = random_flip(xb, g)
+            yield xb, yb
+
+
+class FolderLoader:
+    """A torch DataLoader whose shuffling (and worker seeds) are reseeded from (seed, epoch)."""
+
+    def __init__(self, dataset, batch_size: int, shuffle: bool = False, seed: int = 0, workers: int = 0,
+                 drop_last: bool = False, pin_memory: bool = False):
+        """Wrap `dataset` in a DataLoader driven by a private generator."""
+        self.seed, self.epoch, self.generator = seed, 0, torch.Generator()
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=self.generator,
+            drop_last=drop_last and len(dataset) > batch_size, pin_memory=pin_memory)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffling the next iteration draws."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Number of batches per epoch."""
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield (images, labels) batches on the CPU."""
+        self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(self.loader)
