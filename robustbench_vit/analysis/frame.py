@@ -1,0 +1,191 @@
+"""Trials of a study → one tidy pandas DataFrame (one row per trial), read per the storage contract."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from sqlalchemy.engine import make_url
+
+from robustbench_vit.errors import UserError
+
+ERROR_CAP = 100.0  # diverged and failed trials count at this error (percent) everywhere
+STATUSES = ("complete", "diverged", "failed", "running", "pending")
+HYPERPARAMS = ("optimizer", "lr", "weight_decay", "epochs", "batch_size")  # always columns (from the config)
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
+_STATE = {
+    optuna.trial.TrialState.RUNNING: "running",
+    optuna.trial.TrialState.WAITING: "pending",
+    optuna.trial.TrialState.FAIL: "failed",
+    optuna.trial.TrialState.PRUNED: "failed",  # the harness never prunes; treat like a failure if one appears
+}
+
+
+@dataclass
+class StudyData:
+    """What a report needs from storage: the trial table plus the study-level attributes."""
+
+    name: str
+    frame: pd.DataFrame
+    storages: list[str]  # URLs, passwords masked
+    spec: dict[str, Any] = field(default_factory=dict)
+    preset: str | None = None
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # model name -> ModelSpec dump
+
+
+def model_order(models) -> list[str]:
+    """Models in report order: the patchify baselines, then the conv baselines, then the rest, each sorted."""
+    def key(m: str) -> tuple[int, str]:
+        return (0 if m.startswith("vit_p_") else 1 if m.startswith("vit_c_") else 2, m)
+
+    return sorted(set(models), key=key)
+
+
+def is_baseline(model: str) -> bool:
+    """Whether a model is one of the built-in baselines (`vit_p_*`, `vit_c_*`)."""
+    return model.startswith(("vit_p_", "vit_c_"))
+
+
+def mask_url(url: str) -> str:
+    """The storage URL with any password replaced by ***."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> list[str]:
+    """Storage URLs to read: the given one(s), or the study's default SQLite file (which must exist)."""
+    if storage is not None:
+        return [storage] if isinstance(storage, str) else list(storage)
+    from robustbench_vit.study.storage import resolve_storage
+
+    url = resolve_storage(study, runs_dir=runs_dir)
+    path = Path(make_url(url).database or "")
+    if url.startswith("sqlite") and not path.is_file():
+        present = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db"))
+        raise UserError(f"unknown study {study!r}: no {path} (studies in {runs_dir}/: {', '.join(present) or 'none'})")
+    return [url]
+
+
+def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
+    """Every Optuna study named `<study>/<model>` in the storages (UserError naming the ones present if none)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    found, present = [], set()
+    for url in urls:
+        storage = optuna.storages.RDBStorage(url)
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+            name = s.study_name
+            present.add(name.split("/", 1)[0])
+            if name.startswith(f"{study}/"):
+                found.append((mask_url(url), optuna.load_study(study_name=name, storage=storage)))
+    if not found:
+        where = ", ".join(mask_url(u) for u in urls)
+        raise UserError(f"unknown study {study!r} in {where} (studies there: {', '.join(sorted(present)) or 'none'})")
+    return found
+
+
+def _num_classes(config: dict[str, Any]) -> int | None:
+    """Number of classes of the trial's dataset (None where it cannot be known from the config)."""
+    dataset = str(config.get("dataset", "")).lower()
+    if dataset in NUM_CLASSES:
+        return NUM_CLASSES[dataset]
+    root = config.get("data_root")
+    train = Path(root) / "train" if root else None
+    return sum(p.is_dir() for p in train.iterdir()) if train and train.is_dir() else None
+
+
+def _depth(model: dict[str, Any]) -> int | None:
+    """The trunk depth of a model: its spec's, else the built model's (FLOP-matched) depth."""
+    if model.get("depth") is not None:
+        return int(model["depth"])
+    try:
+        from robustbench_vit.models import model_complexity
+        from robustbench_vit.models.spec import ModelSpec
+
+        return int(model_complexity(ModelSpec(**model))["depth"])
+    except Exception:  # a user stem that no longer imports here must not stop the analysis
+        return None
+
+
+def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.FrozenTrial, url: str) -> dict:
+    """One trial as a flat record (error at the cap for diverged / failed, NaN while not finished)."""
+    a = t.user_attrs
+    config = a.get("config") or {}
+    status = a.get("status", "complete") if t.state == optuna.trial.TrialState.COMPLETE else _STATE[t.state]
+    if status == "complete":
+        final = float(a.get("final_error", t.value if t.value is not None else math.nan))
+        error = final
+    elif status in ("diverged", "failed"):
+        final = float(a.get("final_error", ERROR_CAP))
+        error = ERROR_CAP
+    else:
+        final = error = math.nan
+    row = {"study": study, "model": model["name"], "stem": model.get("stem"), "size": model.get("size"),
+           "depth": depth, **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
+           "seed": a.get("seed", config.get("seed")), "point": a.get("point"), "status": status,
+           "error": error, "final_error": final, "min_error": float(a.get("min_error", error)),
+           "epochs_run": a.get("epochs_run", 0), "seconds": a.get("seconds", math.nan),
+           "host": a.get("host"), "commit": a.get("commit"), "number": t.number,
+           "datetime_start": t.datetime_start, "datetime_complete": t.datetime_complete,
+           "params_count": a.get("params_count"), "gmacs": a.get("gmacs"), "dataset": config.get("dataset"),
+           "num_classes": _num_classes(config), "message": a.get("message"),
+           "history": list(a.get("history") or []), "storage": url}
+    return row
+
+
+def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
+    """Build the trial table and the study attributes from opened Optuna studies."""
+    rows, models, spec, preset = [], {}, {}, None
+    for url, s in opened:
+        attrs = s.user_attrs
+        model = attrs.get("model") or {"name": s.study_name.split("/", 1)[1]}
+        if model["name"] not in models:
+            models[model["name"]] = dict(model, depth=_depth(model))
+        spec, preset = spec or attrs.get("spec") or {}, preset or attrs.get("preset")
+        depth = models[model["name"]]["depth"]
+        rows += [_row(study, model, depth, t, url) for t in s.get_trials(deepcopy=False)]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=["study", "model", "status", "error", "history"])
+    else:
+        df = df.sort_values(["model", "point", "seed", "number"], na_position="last", kind="stable")
+        df = df.reset_index(drop=True)
+    urls = sorted({u for u, _ in opened})
+    return StudyData(name=study, frame=df, storages=urls, spec=spec, preset=preset, models=models)
+
+
+def load_study_data(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None) -> StudyData:
+    """Read every `<study>/<model>` Optuna study from the storage(s) into a StudyData."""
+    return _collect(study, _open(study, _urls(study, runs_dir, storage)))
+
+
+def load_results(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None) -> pd.DataFrame:
+    """All trials of a study, one tidy row per trial (UserError for an unknown study)."""
+    return load_study_data(study, runs_dir=runs_dir, storage=storage).frame
+
+
+def curves(df: pd.DataFrame) -> pd.DataFrame:
+    """Per-epoch curves in long form: one row per (trial, epoch) with the trial's identifying columns."""
+    keys = [c for c in ("study", "model", "number", "point", "seed", "status", "error", *HYPERPARAMS) if c in df]
+    rename = {"lr": "lr_epoch", "seconds": "seconds_epoch"}  # the epoch's lr / time, not the trial's
+    rows = [{**{k: r[k] for k in keys}, **{rename.get(k, k): v for k, v in rec.items()}}
+            for _, r in df.iterrows() for rec in r["history"]]
+    return pd.DataFrame(rows, columns=keys + ["epoch", "train_loss", "val_error", "lr_epoch", "seconds_epoch"])
+
+
+def export_results(study: str, out: str | Path, *, runs_dir: str | Path = "runs",
+                   storage: str | list[str] | None = None) -> Path:
+    """Write the trial table as CSV (history as JSON text) or Parquet (history nested), by the file's extension."""
+    out = Path(out)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise UserError(f"--out {out}: unknown extension {out.suffix!r} (allowed: .csv, .parquet)")
+    df = load_results(study, runs_dir=runs_dir, storage=storage)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        df.assign(history=df["history"].map(json.dumps)).to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+    return out

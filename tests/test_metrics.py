@@ -1,0 +1,143 @@
+"""Every metric against a small example computed by hand (the hand computation is in the comments)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from robustbench_vit.analysis import metrics as M
+
+
+def test_edf_is_strictly_below():
+    # F(x) = #{e < x}/4 for e = 1, 2, 2, 4: F(0)=0, F(1)=0 (strict), F(2)=1/4, F(3)=3/4, F(4)=3/4, F(5)=1
+    assert M.edf([1, 2, 2, 4], [0, 1, 2, 3, 4, 5]).tolist() == [0, 0, 0.25, 0.75, 0.75, 1]
+
+
+def test_delta_auc_and_within():
+    # errors 3, 5, 100 (a diverged trial at the cap) → Δ = 0, 2, 97.
+    # D = 10: F(Δ) = 1/3 on (0, 2], 2/3 on (2, 10] → ∫ = 2·1/3 + 8·2/3 = 6 → 6/10 = 0.6
+    # closed form: mean(max(0, 1 − Δ/10)) = (1 + 0.8 + 0)/3 = 0.6
+    assert M.deltas([3, 5, 100]).tolist() == [0, 2, 97]
+    assert M.delta_auc([3, 5, 100], window=10) == pytest.approx(0.6)
+    # D = 4: (1 + 0.5 + 0)/3 = 0.5
+    assert M.delta_auc([3, 5, 100], window=4) == pytest.approx(0.5)
+    # within 1 point of the best: only the best → 1/3; within 2: 3 and 5 → 2/3; within 100: all
+    assert M.fraction_within([3, 5, 100], 1) == pytest.approx(1 / 3)
+    assert M.fraction_within([3, 5, 100], 2) == pytest.approx(2 / 3)
+    assert M.fraction_within([3, 5, 100], 100) == 1.0
+
+
+def test_expected_best_dodge():
+    # e = 1, 2, 3 (N = 3). n = 1: the mean, 2; std = √(mean(e²) − 4) = √(14/3 − 4) = √(2/3)
+    # n = 2: P(min=1) = 1 − (2/3)² = 5/9, P(min=2) = (2/3)² − (1/3)² = 3/9, P(min=3) = (1/3)² = 1/9
+    #   E = (5 + 6 + 3)/9 = 14/9; E[min²] = (5 + 12 + 9)/9 = 26/9; var = 26/9 − 196/81 = 38/81
+    mean, std = M.expected_best([3, 1, 2], [1, 2])
+    assert mean.tolist() == pytest.approx([2, 14 / 9])
+    assert std.tolist() == pytest.approx([math.sqrt(2 / 3), math.sqrt(38) / 9])
+    # n → ∞: the minimum, with no spread
+    mean, std = M.expected_best([3, 1, 2], 500)
+    assert mean[0] == pytest.approx(1) and std[0] == pytest.approx(0, abs=1e-6)
+
+
+def test_lr_sensitivity_wortsman():
+    # lr 1e-3 (errors 10, 20), 1e-2 (30), 1e-1 (100 → min(100, 90) = 90), error at init 90
+    # per-lr means 15, 30, 90 → mean 45, best 15 → 30
+    lr, err = [1e-3, 1e-3, 1e-2, 1e-1], [10, 20, 30, 100]
+    assert M.lr_sensitivity(lr, err, 90.0) == pytest.approx(30)
+    # fewer than 3 lr values: undefined
+    assert math.isnan(M.lr_sensitivity([1e-3, 1e-2], [10, 20], 90.0))
+    # chance for 10 classes is 90 %; unknown class count → the cap
+    assert M.error_at_init(10) == pytest.approx(90) and M.error_at_init(None) == 100
+
+
+def test_good_range_bootstrap():
+    # values v = 0..7 with error = v, subsamples of int(8·0.25) = 2 draws with replacement: the kept value is
+    # the min of 2 uniform draws, P(min ≤ m) = 1 − ((7 − m)/8)²: 0.234 (m=0), 0.4375 (1), 0.609 (2), 0.9375 (5),
+    # 0.984 (6) → 2.5th percentile 0, median 2, 97.5th 6 (each far from a boundary for 2,500 resamples)
+    v = np.arange(8.0)
+    assert M.good_range(v, v) == (0.0, 2.0, 6.0)
+    # a subsample of one trial would make the range meaningless: NaN
+    assert all(math.isnan(x) for x in M.good_range(v[:7], v[:7]))
+
+
+def test_ks_numbers():
+    # c(0.05) = √(−ln(0.025)/2) = 1.3581; 64 vs 64: 1.3581·√(128/4096) = 0.2401 (DESIGN.md: ≈ 0.24)
+    assert M.ks_critical(64, 64) == pytest.approx(0.2401, abs=1e-4)
+    # trials per model for D = 0.24: 2·(1.3581/0.24)² = 64.04 → 65
+    assert M.ks_needed(0.24) == 65
+    # DKW: √(ln(40)/200) = 0.13581 for n = 100
+    assert M.dkw_epsilon(100) == pytest.approx(0.13581, abs=1e-5)
+
+
+def test_ks_compare_direction():
+    # Δa = 0, 1, 2, 3 and Δb = 0, 5, 6, 7: on (3, 5] F_a = 1, F_b = 1/4 → D = 3/4, F_a ≥ F_b everywhere
+    r = M.ks_compare(np.array([10, 11, 12, 13.0]), np.array([20, 25, 26, 27.0]))
+    assert r["ks_d"] == pytest.approx(0.75) and r["above"] == "a"
+    # absolute errors do not overlap at all: D = 1
+    assert r["ks_d_abs"] == pytest.approx(1.0)
+    assert M.ks_compare(np.array([20, 25, 26, 27.0]), np.array([10, 11, 12, 13.0]))["above"] == "b"
+
+
+def test_bootstrap_band_contains_edf():
+    e = np.array([1, 2, 3, 4, 5, 6, 7, 8.0])
+    grid = np.linspace(0, 9, 19)
+    lo, hi = M.bootstrap_band(e, grid)
+    f = M.edf(e, grid)
+    assert (lo <= f).all() and (f <= hi).all() and (hi - lo).max() > 0.2
+    # one repeated value: every resample is the same sample → a band of zero width
+    lo, hi = M.bootstrap_band(np.full(5, 3.0), grid, relative=True)
+    assert (lo == hi).all() and (lo == M.edf(np.zeros(5), grid)).all()
+
+
+def _frame():
+    """Two models on the same 4 points (point 3 diverged for vit_p), one failed vit_p trial, one running."""
+    rows = []
+    for p, (ep, ec, opt) in enumerate([(3, 2, "adamw"), (5, 3, "adamw"), (8, 4, "sgd"), (100, 9, "sgd")]):
+        rows.append(dict(model="vit_p_x", stem="patchify", point=p, seed=0, lr=10.0 ** -(p + 1), optimizer=opt,
+                         status="diverged" if ep == 100 else "complete", error=ep, num_classes=10))
+        rows.append(dict(model="vit_c_x", stem="conv", point=p, seed=0, lr=10.0 ** -(p + 1), optimizer=opt,
+                         status="complete", error=ec, num_classes=10))
+    rows.append(dict(model="vit_p_x", stem="patchify", point=4, seed=0, lr=math.nan, optimizer=None,
+                     status="failed", error=100.0, num_classes=math.nan))
+    rows.append(dict(model="vit_p_x", stem="patchify", point=5, seed=0, lr=1e-3, optimizer="adamw",
+                     status="running", error=math.nan, num_classes=10))
+    return pd.DataFrame(rows)
+
+
+def test_model_metrics_by_hand():
+    m = M.model_metrics(_frame()).set_index("model")
+    assert list(m.index) == ["vit_p_x", "vit_c_x"]  # patchify baseline first
+    p, c = m.loc["vit_p_x"], m.loc["vit_c_x"]
+    # vit_p: finished errors 3, 5, 8, 100 (diverged), 100 (failed) → 5 trials, the running one left out
+    assert (p["trials"], p["diverged"], p["failed"], p["running"]) == (5, 1, 1, 1)
+    assert p["best"] == 3 and p["median"] == 8 and p["mean"] == pytest.approx(216 / 5)
+    assert p["divergence_rate"] == pytest.approx(1 / 5)
+    # Δ = 0, 2, 5, 97, 97 → (1 + 0.8 + 0.5 + 0 + 0)/5 = 0.46
+    assert p["delta_auc"] == pytest.approx(0.46)
+    assert (p["within_1"], p["within_2"], p["within_5"]) == pytest.approx((0.2, 0.4, 0.6))
+    # optimizer gap = best sgd − best adamw: vit_p 8 − 3 = 5, vit_c 4 − 2 = 2
+    assert p["optimizer_gap"] == 5 and c["optimizer_gap"] == 2
+    # vit_c LR sensitivity: lrs 1e-1..1e-4 with errors 2, 3, 4, 9 (all below chance 90): mean 4.5 − 2 = 2.5
+    assert c["lr_sensitivity"] == pytest.approx(2.5)
+    # vit_p: 2, 3 (no lr for the failed trial): errors 3, 5, 8, min(100, 90) → mean 26.5 − 3 = 23.5
+    assert p["lr_sensitivity"] == pytest.approx(23.5)
+    # expected best of min(5, n) draws: for vit_c (N = 4, n = 4) P(min = 2) = 1 − (3/4)^4 = 175/256, ...
+    e, probs = np.array([2, 3, 4, 9.0]), np.array([1 - (3 / 4) ** 4, (3 / 4) ** 4 - (2 / 4) ** 4,
+                                                   (2 / 4) ** 4 - (1 / 4) ** 4, (1 / 4) ** 4])
+    assert c["expected_best"] == pytest.approx(e @ probs)
+
+
+def test_pairs_and_comparisons():
+    assert M.pairs(["mine", "vit_c_m", "vit_p_m"]) == [("vit_c_m", "vit_p_m"), ("mine", "vit_p_m"),
+                                                       ("mine", "vit_c_m")]
+    c = M.comparisons(_frame()).iloc[0]
+    assert (c["model"], c["baseline"], c["n_model"], c["n_baseline"]) == ("vit_c_x", "vit_p_x", 4, 5)
+    # paired on (point, seed): vit_c wins at points 0..3 (2<3, 3<5, 4<8, 9<100); point 4 only exists for vit_p
+    assert (c["matched"], c["wins"], c["losses"], c["ties"]) == (4, 4, 0, 0)
+    # sign test, 4 of 4: two-sided p = 2·(1/2)^4 = 0.125
+    assert c["sign_p"] == pytest.approx(0.125)
+    # Δ: vit_c 0, 1, 2, 7 vs vit_p 0, 2, 5, 97, 97: F_c − F_p = 1/4−1/5 on (0, 1], 2/4−1/5 on (1, 2],
+    # 3/4−2/5 = 0.35 on (2, 5], 3/4−3/5 on (5, 7], 1−3/5 = 0.4 on (7, 97] → D = 0.4, vit_c above everywhere
+    assert c["ks_d"] == pytest.approx(0.4) and c["above"] == "vit_c_x"
+    assert c["critical_d"] == pytest.approx(M.ks_critical(4, 5))
