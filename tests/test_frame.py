@@ -1,0 +1,85 @@
+"""The trial table read back from real Optuna storage written per the storage contract; CSV / Parquet export."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from study_fixtures import write_study
+
+from robustbench_vit.analysis.frame import curves, export_results, load_results, load_study_data, mask_url
+from robustbench_vit.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    """A SQLite storage with study `demo` (2 models × 12 paired points, 1 failed, 1 running, 1 pending each)."""
+    u = f"sqlite:///{tmp_path_factory.mktemp('frame') / 'study.db'}"
+    write_study(u, "demo", points=12, failed=1, running=1, pending=1)
+    write_study(u, "other", models=("vit_c_micro",), points=3)
+    return u
+
+
+def test_one_row_per_trial_with_contract_columns(url):
+    df = load_results("demo", storage=url)
+    assert len(df) == 2 * (12 + 3)
+    assert set(df["status"]) == {"complete", "diverged", "failed", "running", "pending"}
+    for col in ("study", "model", "stem", "size", "depth", "lr", "weight_decay", "optimizer", "seed", "point",
+                "final_error", "min_error", "error", "epochs_run", "seconds", "host", "commit", "number",
+                "datetime_start", "datetime_complete", "history"):
+        assert col in df, col
+    # the diverged and failed trials count at the cap; unfinished ones have no error yet
+    assert (df.loc[df["status"].isin(["diverged", "failed"]), "error"] == 100).all()
+    assert df.loc[df["status"].isin(["running", "pending"]), "error"].isna().all()
+    # paired design: both models ran the same (point, seed) → (lr, wd)
+    done = df[df["status"].isin(["complete", "diverged"])]
+    by = done.pivot_table(index=["point", "seed"], columns="model", values="lr")
+    assert np.allclose(by["vit_p_micro"], by["vit_c_micro"])
+    assert dict(zip(df["model"], df["stem"])) == {"vit_p_micro": "patchify", "vit_c_micro": "conv"}
+
+
+def test_curves_long_form(url):
+    df = load_results("demo", storage=url)
+    c = curves(df)
+    assert len(c) == sum(len(h) for h in df["history"])
+    t = df[df["status"] == "complete"].iloc[0]
+    mine = c[(c["model"] == t["model"]) & (c["number"] == t["number"])]
+    assert mine["epoch"].tolist() == list(range(1, len(t["history"]) + 1))
+    assert mine["val_error"].iloc[-1] == pytest.approx(t["final_error"])
+    assert (mine["lr"] == t["lr"]).all()  # the trial's lr stays; the epoch's lr is lr_epoch
+
+
+def test_study_data_and_unknown_study(url):
+    data = load_study_data("demo", storage=url)
+    assert set(data.models) == {"vit_p_micro", "vit_c_micro"} and data.spec["design"] == "lr_wd"
+    with pytest.raises(UserError, match=r"unknown study 'nope'.*demo, other"):
+        load_results("nope", storage=url)
+
+
+def test_several_storages_are_merged(url, tmp_path):
+    second = f"sqlite:///{tmp_path / 'b.db'}"
+    write_study(second, "demo", models=("mine<b>&",), points=12)
+    df = load_results("demo", storage=[url, second])
+    assert set(df["model"]) == {"vit_p_micro", "vit_c_micro", "mine<b>&"}
+
+
+def test_mask_url():
+    assert mask_url("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
+
+
+@pytest.mark.parametrize("ext", ["parquet", "csv"])
+def test_export_round_trip(url, tmp_path, ext):
+    df = load_results("demo", storage=url)
+    out = export_results("demo", tmp_path / f"t.{ext}", storage=url)
+    back = pd.read_parquet(out) if ext == "parquet" else pd.read_csv(out)
+    assert list(back.columns) == list(df.columns) and len(back) == len(df)
+    pd.testing.assert_series_equal(back["error"], df["error"])
+    pd.testing.assert_series_equal(back["model"].astype(str), df["model"].astype(str), check_dtype=False)
+    hist = back["history"].map(json.loads) if ext == "csv" else back["history"].map(lambda h: [dict(r) for r in h])
+    assert hist.tolist() == df["history"].tolist()
+
+
+def test_export_rejects_unknown_extension(url, tmp_path):
+    with pytest.raises(UserError, match=r"\.xlsx.*\.csv, \.parquet"):
+        export_results("demo", tmp_path / "t.xlsx", storage=url)
+    assert not (tmp_path / "t.xlsx").exists()
