@@ -1,0 +1,306 @@
+"""Study specs: YAML files validated into a typed StudySpec, with presets merged in."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+import robustbench_vit
+from robustbench_vit.errors import UserError, choices
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.train.config import TrialConfig
+
+DESIGNS = ("grid", "random", "quasirandom", "tpe")
+# TrialConfig fields a study may fix (`train:`) or search (`space:`); model, data and seed are set by the study.
+SETTINGS = tuple(f for f in TrialConfig.model_fields if f not in ("model", "dataset", "data_root", "seed"))
+
+
+class Dim(BaseModel):
+    """One searched hyperparameter: a range (`low`/`high`, `log`, `num` grid values), explicit `values`, or `choices`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    num: int | None = Field(None, ge=1)  # grid designs: this many (log-)evenly spaced values in [low, high]
+    values: list[int | float] | None = None  # grid designs: explicit values
+    choices: list[Any] | None = None  # categorical
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)  # [low, high] per stratum choice
+
+    @model_validator(mode="after")
+    def _check(self) -> "Dim":
+        """Exactly one of a range, values or choices; ranges must be ordered and positive for log."""
+        kinds = [self.low is not None or self.high is not None, self.values is not None, self.choices is not None]
+        if sum(kinds) != 1:
+            raise ValueError("give exactly one of low/high, values or choices")
+        if kinds[0] and (self.low is None or self.high is None):
+            raise ValueError("a range needs both low and high")
+        for low, high in [(self.low, self.high), *self.ranges.values()] if kinds[0] else self.ranges.values():
+            if not low <= high:
+                raise ValueError(f"low {low} > high {high}")
+            if self.log and low <= 0:
+                raise ValueError(f"log ranges need low > 0, got {low}")
+        if self.values is not None and not self.values or self.choices is not None and not self.choices:
+            raise ValueError("values / choices must not be empty")
+        return self
+
+
+class Design(BaseModel):
+    """How points are drawn: grid / random / quasirandom (paired across models) or tpe (adaptive per model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["grid", "random", "quasirandom", "tpe"] = "grid"
+    points: int | None = Field(None, ge=1)  # random / quasirandom: points per stratum; tpe: trials per model
+    seeds: int | list[int] = 1  # replicates: a count (seeds 0..n-1) or explicit seeds
+    seed: int = 0  # the sampler's seed
+    stratify: str | None = None  # a categorical dim: the design is drawn once per choice, with per-choice ranges
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        """At least one seed, no repeats."""
+        if (v < 1) if isinstance(v, int) else (not v or len(set(v)) != len(v)):
+            raise ValueError("seeds must be a count >= 1 or a list of distinct seeds")
+        return v
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The replicate seeds."""
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+class StemEntry(BaseModel):
+    """A user stem to compare: `path` is "file.py:Class" or "pkg.mod:Class"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    path: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    depth: int | None = None
+
+
+class StudySpec(BaseModel):
+    """A validated study: models, data, fixed settings, search space, design, SLURM defaults, presets."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    name: str
+    description: str = ""
+    models: list[ModelSpec] = Field(default_factory=list)
+    size: str | None = None  # size of user stems' models; default: the first built-in model's size
+    stems: list[StemEntry] = Field(default_factory=list)
+    dataset: str = "digits"
+    data_root: str | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    space: dict[str, Dim]
+    design: Design = Field(default_factory=Design)
+    slurm: dict[str, Any] = Field(default_factory=dict)
+    presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    preset: str | None = None
+    _source: str = PrivateAttr(default="")
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _models(cls, v: Any) -> Any:
+        """Built-in model names become ModelSpecs."""
+        if not isinstance(v, list):
+            return v
+        return [ModelSpec.from_name(m) if isinstance(m, str) else m for m in v]
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Only TrialConfig settings can be fixed."""
+        bad = sorted(set(v) - set(SETTINGS))
+        if bad:
+            raise ValueError(f"unknown training setting {bad[0]!r}; allowed: {choices(SETTINGS)}")
+        return v
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v: dict[str, Dim]) -> dict[str, Dim]:
+        """Only TrialConfig settings can be searched."""
+        bad = sorted(set(v) - set(SETTINGS))
+        if bad:
+            raise ValueError(f"cannot search {bad[0]!r}; allowed: {choices(SETTINGS)}")
+        if not v:
+            raise ValueError("the search space is empty")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> "StudySpec":
+        """Cross-field rules: stems resolved, design fits the space, no setting both fixed and searched."""
+        if self.stems:
+            size = self.size or (self.models[0].size if self.models else None)
+            if size is None:
+                raise ValueError("user stems need `size` (or a built-in model to take it from)")
+            self.models = self.models + [ModelSpec(name=s.name, size=size, stem=s.path, stem_options=s.options,
+                                                   depth=s.depth) for s in self.stems]
+            self.stems = []
+        names = [m.name for m in self.models]
+        if not names:
+            raise ValueError("a study needs at least one model")
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be distinct, got {names}")
+        both = sorted(set(self.train) & set(self.space))
+        if both:
+            raise ValueError(f"{both[0]!r} is both fixed in train and searched in space; keep one")
+        d = self.design
+        if d.kind in ("random", "quasirandom", "tpe") and d.points is None:
+            raise ValueError(f"design kind {d.kind!r} needs design.points")
+        for name, dim in self.space.items():
+            if d.kind == "grid" and dim.low is not None and dim.num is None:
+                raise ValueError(f"space.{name}: grid designs need num (or values) for a range")
+            if d.kind != "grid" and dim.values is not None:
+                raise ValueError(f"space.{name}: values are for grid designs; use choices or low/high")
+            bad = sorted(set(dim.ranges) - set(self._strata()))
+            if bad:
+                raise ValueError(f"space.{name}.ranges: {bad[0]!r} is not a choice of design.stratify "
+                                 f"({choices(self._strata()) or 'not set'})")
+        if d.stratify is not None:
+            if d.kind == "tpe":
+                raise ValueError("design.stratify does not apply to tpe designs")
+            if d.stratify not in self.space or self.space[d.stratify].choices is None:
+                cats = [k for k, s in self.space.items() if s.choices is not None]
+                raise ValueError(f"design.stratify: {d.stratify!r} is not a categorical dim "
+                                 f"({choices(cats) or 'none in space'})")
+        return self
+
+    def _strata(self) -> list[str]:
+        """The choices of the stratifying dim (empty without one)."""
+        s = self.design.stratify
+        return [str(c) for c in self.space[s].choices or []] if s in self.space else []
+
+    @property
+    def source(self) -> str:
+        """The file this spec came from (for error messages)."""
+        return self._source or self.name
+
+    def trial_count(self) -> int:
+        """Planned trials per model."""
+        from robustbench_vit.study.plan import plan
+
+        return len(plan(self)) * len(self.design.seed_list)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides the trials (not models, description, presets or SLURM settings)."""
+        return self.model_dump(mode="json", include={"dataset", "data_root", "train", "space", "design"})
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """`base` with `override` merged in: dicts merge recursively, everything else is replaced."""
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def study_dirs() -> list[Path]:
+    """Where study names are looked up: ./studies, then the repository's studies folder."""
+    dirs = [Path.cwd() / "studies", Path(robustbench_vit.__file__).resolve().parents[1] / "studies"]
+    return list(dict.fromkeys(d.resolve() for d in dirs))
+
+
+def find_spec_file(name_or_path: str) -> Path:
+    """A study file by path (anything with a suffix or slash) or by name in `study_dirs()`."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if not p.is_file():
+            raise UserError(f"{name_or_path}: no such study file")
+        return p
+    for d in study_dirs():
+        for suffix in (".yaml", ".yml"):
+            if (d / f"{name_or_path}{suffix}").is_file():
+                return d / f"{name_or_path}{suffix}"
+    known = sorted({f.stem for d in study_dirs() if d.is_dir() for f in d.glob("*.y*ml")})
+    raise UserError(f"study {name_or_path!r} not found in {', '.join(map(str, study_dirs()))}; "
+                    f"known: {', '.join(known) or 'none'}")
+
+
+def _fields_at(loc: tuple) -> list[str]:
+    """The field names allowed at the parent of `loc` (walks StudySpec's nested models, skipping keys)."""
+    cls: type[BaseModel] = StudySpec
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in cls.model_fields:
+            stack = [cls.model_fields[part].annotation]
+            while stack:
+                t = stack.pop()
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    cls = t
+                    break
+                stack.extend(get_args(t))
+    return [f for f in cls.model_fields if f != "preset"]
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    """One line for the first pydantic error: file, field, bad value, allowed values."""
+    e = err.errors()[0]
+    loc = ".".join(str(x) for x in e["loc"])
+    where = f"{source}: field {loc!r}" if loc else f"{source}:"
+    if e["type"] == "literal_error":
+        allowed = e["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
+        return f"{where}: {e['input']!r} is not one of {allowed}"
+    if e["type"] == "extra_forbidden":
+        return f"{where}: unknown field; allowed: {choices(_fields_at(e['loc']))}"
+    msg = e["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" + (f" (got {e['input']!r})" if e["type"] not in ("value_error", "missing") else "")
+
+
+def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | None = None) -> StudySpec:
+    """Validate a loaded YAML document (with `preset` merged in) into a StudySpec; one-line UserError otherwise."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{source}: expected a mapping of study fields, got {type(raw).__name__}")
+    raw = {"name": name or Path(source).stem, **raw}
+    presets = raw.get("presets") or {}
+    if preset is not None:
+        if preset not in presets:
+            raise UserError(f"{source}: preset {preset!r} is not one of {choices(presets) or '(no presets)'}")
+        raw = deep_merge(raw, presets[preset] or {})
+        raw["preset"] = preset
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(_format_error(source, e)) from None
+    except UserError as e:  # e.g. an unknown model name
+        raise UserError(f"{source}: field 'models': {e}") from None
+    spec._source = source
+    from robustbench_vit.data import check_dataset
+
+    try:
+        check_dataset(spec.dataset)
+    except UserError as e:
+        raise UserError(f"{source}: field 'dataset': {e}") from None
+    return spec
+
+
+def load_spec(name_or_path: str, preset: str | None = None) -> StudySpec:
+    """Load and validate a study by name (./studies, then the built-ins) or path, with an optional preset."""
+    path = find_spec_file(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{line} invalid YAML ({getattr(e, 'problem', e)})") from None
+    spec = parse_spec(raw, str(path), preset)
+    from robustbench_vit.study.plan import plan
+
+    plan(spec)  # checks every point gives a valid TrialConfig
+    return spec
+
+
+def list_specs() -> list[Path]:
+    """All study files reachable by name (./studies shadows the built-ins)."""
+    seen: dict[str, Path] = {}
+    for d in study_dirs():
+        for f in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
+            seen.setdefault(f.stem, f)
+    return sorted(seen.values(), key=lambda p: p.stem)

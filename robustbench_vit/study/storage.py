@@ -1,0 +1,151 @@
+"""Optuna storage per the storage contract: where it lives, one study per (study, model), trial states."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import RDBStorage, RetryFailedTrialCallback
+from optuna.trial import FrozenTrial, TrialState
+
+from robustbench_vit.errors import UserError
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.plan import Point, quiet_optuna
+from robustbench_vit.study.spec import StudySpec
+
+SCHEMA = 1
+HEARTBEAT_S = 5  # a running trial records a heartbeat this often ...
+GRACE_S = 30  # ... and is failed as stale (then retried from its checkpoint) after this long without one
+STATES = ("complete", "diverged", "failed", "running", "pending")
+
+
+def resolve_storage(study: str, runs_dir: str | Path = "runs", storage: str | None = None) -> str:
+    """The storage URL of a study: `storage` if given, else the SQLite file <runs_dir>/<study>/study.db."""
+    if storage:
+        return storage
+    return f"sqlite:///{(Path(runs_dir) / study / 'study.db').resolve()}"
+
+
+def study_name(study: str, model: str) -> str:
+    """The Optuna study name of one model in a study."""
+    return f"{study}/{model}"
+
+
+def trial_dir(runs_dir: str | Path, study: str, model: str, point: int, seed: int) -> Path:
+    """Checkpoint folder of one (model, point, seed): shared by every attempt, so retries resume."""
+    return Path(runs_dir) / study / "trials" / model / f"p{point}-s{seed}"
+
+
+def _sqlite_serial_writes(engine: Any) -> None:
+    """SQLite with several processes: WAL, and BEGIN IMMEDIATE so read-then-write transactions never deadlock."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        """Take the write lock up front (waits up to the busy timeout instead of failing)."""
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    raw = engine.raw_connection()  # sqlite3 runs in autocommit mode (isolation_level=None): SQLAlchemy issues BEGIN
+    try:
+        raw.driver_connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        raw.close()
+
+
+def open_storage(url: str, create: bool = True) -> RDBStorage:
+    """An RDBStorage with heartbeats (stale trials are failed and re-queued); SQLite files get a 60 s lock timeout."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        path = Path(url.split("///", 1)[1]) if "///" in url else None
+        if path is not None and not path.exists():
+            if not create:
+                raise UserError(f"no study storage at {path}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60, "isolation_level": None}}
+    with quiet_optuna():
+        storage = RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                             heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=None), **kwargs)
+    if url.startswith("sqlite"):
+        _sqlite_serial_writes(storage.engine)
+    return storage
+
+
+def open_studies(spec: StudySpec, url: str, models: list[ModelSpec] | None = None) -> dict[str, optuna.Study]:
+    """Create or load the Optuna study of each model, checking that stored ones were made by the same spec."""
+    storage = open_storage(url)
+    out = {}
+    for model in models or spec.models:
+        name = study_name(spec.name, model.name)
+        with quiet_optuna():
+            study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True)
+        attrs = study.user_attrs
+        if attrs.get("spec") is not None:
+            stored = StudySpec.model_validate(attrs["spec"]).fingerprint()
+            if stored != spec.fingerprint():
+                was = f" (preset {attrs.get('preset')})" if attrs.get("preset") else ""
+                raise UserError(f"{url}: study {name!r} was made from a different spec{was}; run the changed study "
+                                f"under another name or --runs-dir, or delete the old storage")
+        else:
+            for key, value in {"schema": SCHEMA, "study": spec.name, "model": model.model_dump(mode="json"),
+                               "spec": spec.model_dump(mode="json"), "preset": spec.preset}.items():
+                study.set_user_attr(key, value)
+        out[model.name] = study
+    return out
+
+
+def load_study(name: str, model: str, url: str) -> optuna.Study:
+    """Load one existing model study (no sampler state needed for fixed points)."""
+    with quiet_optuna():
+        return optuna.load_study(study_name=study_name(name, model), storage=open_storage(url, create=False))
+
+
+def slot(trial: FrozenTrial) -> tuple[int, int]:
+    """The (point, seed) a trial belongs to."""
+    return int(trial.user_attrs["point"]), int(trial.user_attrs["seed"])
+
+
+def slot_states(trials: list[FrozenTrial]) -> dict[tuple[int, int], str]:
+    """The state of each (point, seed): complete/diverged beat running, pending, failed (retries count once)."""
+    rank = {s: i for i, s in enumerate(STATES[:2] + ("running", "pending", "failed"))}
+    out: dict[tuple[int, int], str] = {}
+    for t in trials:
+        if "point" not in t.user_attrs:
+            continue
+        if t.state == TrialState.COMPLETE:
+            state = t.user_attrs.get("status", "complete")
+        elif t.state == TrialState.RUNNING:
+            state = "running"
+        elif t.state == TrialState.WAITING:
+            state = "pending"
+        elif t.user_attrs.get("status") == "duplicate":
+            continue
+        else:
+            state = "failed"
+        key = slot(t)
+        if key not in out or rank[state] < rank[out[key]]:
+            out[key] = state
+    return out
+
+
+def count_states(study: optuna.Study) -> dict[str, int]:
+    """Counts of (point, seed) slots by state."""
+    counts = Counter(slot_states(study.get_trials(deepcopy=False)).values())
+    return {s: counts.get(s, 0) for s in STATES}
+
+
+def enqueue_missing(study: optuna.Study, points: list[Point], seeds: list[int]) -> int:
+    """Queue every planned (point, seed) that is not done, running or queued (failed ones are retried); returns how many."""
+    added = 0
+    with quiet_optuna():
+        optuna.storages.fail_stale_trials(study)
+        have = slot_states(study.get_trials(deepcopy=False))
+        for p in points:
+            for s in seeds:
+                if have.get((p.index, s), "failed") == "failed":
+                    study.add_trial(optuna.trial.create_trial(
+                        state=TrialState.WAITING, params=p.params, distributions=p.distributions,
+                        user_attrs={"point": p.index, "seed": s}))
+                    added += 1
+    return added
