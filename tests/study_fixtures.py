@@ -47,8 +47,12 @@ def _trial(study: str, model: str, point: int, seed: int, lr: float, wd: float, 
 
 def write_study(url: str, study: str, models=("vit_p_micro", "vit_c_micro"), *, points: int = 16, seeds: int = 1,
                 design: str = "lr_wd", optimizers=("adamw",), epochs=(5,), failed: int = 0, running: int = 0,
-                pending: int = 0, seed: int = 0) -> None:
-    """Create one Optuna study per model with paired points (same lr, wd, optimizer, epochs, seed for all)."""
+                pending: int = 0, retried: int = 0, seed: int = 0) -> None:
+    """Create one Optuna study per model with paired points (same lr, wd, optimizer, epochs, seed for all).
+
+    `failed` / `running` / `pending` add that many extra slots in those states; `retried` gives the first slots
+    a failed earlier attempt (as the harness's retries leave them).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
     if design == "lr":
@@ -66,6 +70,9 @@ def write_study(url: str, study: str, models=("vit_p_micro", "vit_c_micro"), *, 
             s.set_user_attr(k, v)
         mrng = np.random.default_rng(seed + 1)  # same noise stream per model: the difference is the surface
         for i, (p, sd, lr, wd, opt, ep) in enumerate(grid):
+            if i < retried:  # an earlier attempt of the same slot that failed (the harness retried it)
+                s.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, params={}, distributions={},
+                                                      user_attrs={"point": p, "seed": sd, "status": "failed"}))
             s.add_trial(_trial(study, model, i if len(optimizers) * len(epochs) > 1 else p, sd, lr, wd, opt, ep,
                                mrng))
         for k in range(failed):

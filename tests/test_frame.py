@@ -15,14 +15,15 @@ from robustbench_vit.errors import UserError
 def url(tmp_path_factory):
     """A SQLite storage with study `demo` (2 models × 12 paired points, 1 failed, 1 running, 1 pending each)."""
     u = f"sqlite:///{tmp_path_factory.mktemp('frame') / 'study.db'}"
-    write_study(u, "demo", points=12, failed=1, running=1, pending=1)
+    write_study(u, "demo", points=12, failed=1, running=1, pending=1, retried=2)
     write_study(u, "other", models=("vit_c_micro",), points=3)
     return u
 
 
 def test_one_row_per_trial_with_contract_columns(url):
     df = load_results("demo", storage=url)
-    assert len(df) == 2 * (12 + 3)
+    assert len(df) == 2 * (12 + 3)  # the two retried slots count once, with the attempt that stands
+    assert sorted(df["attempts"])[-4:] == [2, 2, 2, 2] and (df.loc[df["attempts"] == 2, "status"] != "failed").all()
     assert set(df["status"]) == {"complete", "diverged", "failed", "running", "pending"}
     for col in ("study", "model", "stem", "size", "depth", "lr", "weight_decay", "optimizer", "seed", "point",
                 "final_error", "min_error", "error", "epochs_run", "seconds", "host", "commit", "number",
@@ -83,3 +84,13 @@ def test_export_rejects_unknown_extension(url, tmp_path):
     with pytest.raises(UserError, match=r"\.xlsx.*\.csv, \.parquet"):
         export_results("demo", tmp_path / "t.xlsx", storage=url)
     assert not (tmp_path / "t.xlsx").exists()
+
+
+def test_default_storage_under_runs_dir(tmp_path):
+    from robustbench_vit.study.storage import resolve_storage
+
+    write_study(resolve_storage("demo", runs_dir=tmp_path), "demo", points=3)
+    assert len(load_results("demo", runs_dir=tmp_path)) == 6
+    with pytest.raises(UserError, match=r"unknown study 'nope'.*studies in .*: demo\)"):
+        load_results("nope", runs_dir=tmp_path)
+    assert not (tmp_path / "nope").exists()  # reading never creates storage

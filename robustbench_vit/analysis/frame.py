@@ -72,10 +72,12 @@ def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> 
 
 def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
     """Every Optuna study named `<study>/<model>` in the storages (UserError naming the ones present if none)."""
+    from robustbench_vit.study.storage import open_storage
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     found, present = [], set()
     for url in urls:
-        storage = optuna.storages.RDBStorage(url)
+        storage = open_storage(url, create=False)
         for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
             name = s.study_name
             present.add(name.split("/", 1)[0])
@@ -114,7 +116,7 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
     """One trial as a flat record (error at the cap for diverged / failed, NaN while not finished)."""
     a = t.user_attrs
     config = a.get("config") or {}
-    status = a.get("status", "complete") if t.state == optuna.trial.TrialState.COMPLETE else _STATE[t.state]
+    status = _status(t)
     if status == "complete":
         final = float(a.get("final_error", t.value if t.value is not None else math.nan))
         error = final
@@ -136,6 +138,31 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
     return row
 
 
+def _effective(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[optuna.trial.FrozenTrial, int]]:
+    """One trial per (point, seed) slot with its attempt count: a finished attempt beats running, pending, failed.
+
+    The harness retries failed and stale trials as new trials of the same slot, and marks losers of a race
+    `duplicate`; only the attempt that stands counts. Trials without a point (none in our studies) stay as is.
+    """
+    rank = {"complete": 0, "diverged": 0, "running": 1, "pending": 2, "failed": 3}
+    best: dict[tuple, tuple[optuna.trial.FrozenTrial, int]] = {}
+    for t in trials:
+        if t.user_attrs.get("status") == "duplicate":
+            continue
+        key = (t.user_attrs["point"], t.user_attrs.get("seed")) if "point" in t.user_attrs else ("n", t.number)
+        state = _status(t)
+        old, n = best.get(key, (None, 0))
+        if old is None or (rank[state], -t.number) <= (rank[_status(old)], -old.number):
+            old = t
+        best[key] = (old, n + 1)
+    return list(best.values())
+
+
+def _status(t: optuna.trial.FrozenTrial) -> str:
+    """A trial's status: complete / diverged (from its attrs), failed, running or pending (from its state)."""
+    return t.user_attrs.get("status", "complete") if t.state == optuna.trial.TrialState.COMPLETE else _STATE[t.state]
+
+
 def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
     """Build the trial table and the study attributes from opened Optuna studies."""
     rows, models, spec, preset = [], {}, {}, None
@@ -146,7 +173,8 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
             models[model["name"]] = dict(model, depth=_depth(model))
         spec, preset = spec or attrs.get("spec") or {}, preset or attrs.get("preset")
         depth = models[model["name"]]["depth"]
-        rows += [_row(study, model, depth, t, url) for t in s.get_trials(deepcopy=False)]
+        rows += [_row(study, model, depth, t, url) | {"attempts": n}
+                 for t, n in _effective(s.get_trials(deepcopy=False))]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=["study", "model", "status", "error", "history"])
@@ -163,7 +191,10 @@ def load_study_data(study: str, *, runs_dir: str | Path = "runs", storage: str |
 
 
 def load_results(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None) -> pd.DataFrame:
-    """All trials of a study, one tidy row per trial (UserError for an unknown study)."""
+    """All trials of a study, one tidy row per (model, point, seed) (UserError for an unknown study).
+
+    Where the harness retried a slot, the attempt that stands is the row and `attempts` counts them all.
+    """
     return load_study_data(study, runs_dir=runs_dir, storage=storage).frame
 
 
