@@ -89,6 +89,7 @@ def test_export_rejects_unknown_extension(url, tmp_path):
 def test_default_storage_under_runs_dir(tmp_path):
     from robustbench_vit.study.storage import resolve_storage
 
+    (tmp_path / "demo").mkdir()
     write_study(resolve_storage("demo", runs_dir=tmp_path), "demo", points=3)
     assert len(load_results("demo", runs_dir=tmp_path)) == 6
     with pytest.raises(UserError, match=r"unknown study 'nope'.*studies in .*: demo\)"):
