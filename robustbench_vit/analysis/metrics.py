@@ -146,7 +146,9 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
         g = finished(g_all)
         counts = g_all["status"].value_counts()
         e = g["error"].to_numpy(float)
-        row = {"model": model, "stem": g_all["stem"].iloc[0], "trials": len(e),
+        first = {c: g_all[c].dropna().iloc[0] if c in g_all and g_all[c].notna().any() else None
+                 for c in ("stem", "depth", "params_count", "gmacs")}
+        row = {"model": model, **first, "trials": len(e),
                **{s: int(counts.get(s, 0)) for s in ("complete", "diverged", "failed", "running", "pending")}}
         if len(e):
             lr_lo, _, lr_hi = _log_range(g, "lr")

@@ -1,0 +1,138 @@
+"""Build a study's report: one self-contained HTML file (inline SVG, no network) and a paginated PDF."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+import matplotlib.pyplot as plt
+import pandas as pd
+import yaml
+from markupsafe import Markup
+
+from robustbench_vit.analysis import metrics as M
+from robustbench_vit.analysis.figures import STYLE, FigureItem, make_figures
+from robustbench_vit.analysis.frame import STATUSES, StudyData, load_study_data, model_order
+from robustbench_vit.analysis.summary import Table, comparisons_table, metrics_table, notes, verdicts
+from robustbench_vit.errors import UserError
+
+FORMATS = ("html", "pdf")
+VERSIONS = ("robustbench-vit", "torch", "timm", "optuna", "numpy", "pandas", "scipy", "matplotlib", "seaborn")
+
+
+@dataclass
+class ReportContent:
+    """Everything a report shows, independent of the output format."""
+
+    study: str
+    description: str
+    partial: bool
+    verdicts: list[tuple[str, str]]  # (title, paragraph)
+    notes: list[str]
+    metrics: Table
+    comparisons: Table
+    figures: list[FigureItem]
+    status: Table
+    failed: Table
+    spec_yaml: str
+    provenance: list[tuple[str, str]]
+    generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def _status_table(df: pd.DataFrame) -> Table:
+    """Trial counts by model and status."""
+    counts = df.groupby(["model", "status"]).size().unstack(fill_value=0).reindex(columns=STATUSES, fill_value=0)
+    rows = [[m, *map(str, counts.loc[m]), str(int(counts.loc[m].sum()))] for m in model_order(counts.index)]
+    return Table(["model", *STATUSES, "total"], rows)
+
+
+def _failed_table(df: pd.DataFrame) -> Table:
+    """Every failed trial and the message it left."""
+    cols = [c for c in ("model", "point", "seed", "lr", "weight_decay", "attempts", "message") if c in df]
+    rows = [[str(v) if pd.notna(v) else "–" for v in r] for r in df[df["status"] == "failed"][cols].itertuples(
+        index=False)]
+    return Table(cols, rows)
+
+
+def _provenance(data: StudyData) -> list[tuple[str, str]]:
+    """Where the numbers come from: code, packages, storage, hosts and dates."""
+    from robustbench_vit.provenance import git_commit, package_versions
+
+    df = data.frame
+    fin = df[df["status"].isin(M.FINISHED)]
+
+    def values(col: str) -> str:
+        """Distinct values of a column with their counts."""
+        if col not in fin or fin[col].dropna().empty:
+            return "–"
+        return ", ".join(f"{k} ({v})" for k, v in fin[col].dropna().astype(str).value_counts().items())
+
+    start, end = df.get("datetime_start"), df.get("datetime_complete")
+    return [("report made with commit", git_commit() or "unknown"),
+            ("package versions", ", ".join(f"{k} {v}" for k, v in package_versions(VERSIONS).items() if v)),
+            ("storage", ", ".join(data.storages)),
+            ("preset", str(data.preset or "default")),
+            ("trials run with commit", values("commit")),
+            ("hosts", values("host")),
+            ("first trial started", str(start.min()) if start is not None and start.notna().any() else "–"),
+            ("last trial finished", str(end.max()) if end is not None and end.notna().any() else "–")]
+
+
+def collect(data: StudyData) -> ReportContent:
+    """Metrics, comparisons, verdicts, figures and provenance of a study's data."""
+    df = data.frame
+    mm = M.model_metrics(df) if len(df) else pd.DataFrame(columns=["model"])
+    cmp = M.comparisons(df) if len(df) else pd.DataFrame()
+    spec = data.spec or {}
+    return ReportContent(
+        study=data.name, description=str(spec.get("description", "")),
+        partial=bool(df["status"].isin(["running", "pending"]).any()) if len(df) else True,
+        verdicts=verdicts(mm, cmp) if len(mm) else [("No results", "No trial has finished yet.")],
+        notes=notes(df) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
+        figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
+        failed=_failed_table(df) if len(df) else Table([], []),
+        spec_yaml=yaml.safe_dump(spec, sort_keys=False, allow_unicode=True) if spec else "(not stored)",
+        provenance=_provenance(data))
+
+
+def svg(item: FigureItem, salt: str) -> str:
+    """A figure as an inline <svg> element (no XML header, ids unique per figure, no date)."""
+    buf = io.StringIO()
+    with plt.rc_context({**STYLE, "svg.hashsalt": salt}):
+        item.figure.savefig(buf, format="svg", metadata={"Date": None})
+    text = buf.getvalue()
+    return re.sub(r"^<svg ", f'<svg id="svg-{item.id}" role="img" ', text[text.index("<svg "):], count=1)
+
+
+def render_html(content: ReportContent) -> str:
+    """The report as one self-contained HTML page (autoescaped template; only our own SVG is inserted raw)."""
+    env = jinja2.Environment(loader=jinja2.PackageLoader("robustbench_vit.analysis", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    svgs = {f.id: Markup(svg(f, f"{content.study}-{f.id}")) for f in content.figures}
+    return env.get_template("report.html.j2").render(c=content, svgs=svgs, window=M.DELTA_WINDOW)
+
+
+def build_report(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None,
+                 out_dir: str | Path | None = None, formats=("html",)) -> dict[str, Path]:
+    """Write `report.html` / `report.pdf` for a study (default folder reports/<study>/); returns format → path."""
+    formats = tuple(formats)
+    bad = sorted(set(formats) - set(FORMATS))
+    if bad or not formats:
+        raise UserError(f"--format {','.join(formats)}: unknown format {bad[0] if bad else '(none)'!r} "
+                        f"(allowed: {', '.join(FORMATS)})")
+    content = collect(load_study_data(study, runs_dir=runs_dir, storage=storage))
+    out = Path(out_dir) if out_dir is not None else Path("reports") / study
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    if "html" in formats:
+        paths["html"] = out / "report.html"
+        paths["html"].write_text(render_html(content), encoding="utf-8")
+    if "pdf" in formats:
+        from robustbench_vit.analysis.pdf import write_pdf
+
+        paths["pdf"] = write_pdf(content, out / "report.pdf")
+    return paths
