@@ -55,6 +55,7 @@ def write_study(url: str, study: str, models=("vit_p_micro", "vit_c_micro"), *, 
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(seed)
+    storage = optuna.storages.RDBStorage(url)
     if design == "lr":
         lrs, wds = np.logspace(-4.5, -1.5, points), np.full(points, 0.05)
     else:
@@ -62,7 +63,7 @@ def write_study(url: str, study: str, models=("vit_p_micro", "vit_c_micro"), *, 
     grid = [(p, s, lrs[p], wds[p], o, ep) for p in range(points) for s in range(seeds)
             for o in optimizers for ep in epochs]
     for model in models:
-        s = optuna.create_study(study_name=f"{study}/{model}", storage=url, direction="minimize")
+        s = optuna.create_study(study_name=f"{study}/{model}", storage=storage, direction="minimize")
         for k, v in {"schema": 1, "study": study, "preset": None, "spec": {"name": study, "design": design,
                      "note": "<script>alert('x')</script>"},
                      "model": {"name": model, "size": "micro", "stem": "conv" if "_c_" in model else "patchify",

@@ -117,7 +117,7 @@ def fig_distribution(df: pd.DataFrame, colors: dict) -> Figure | None:
     rng = np.random.default_rng(0)
     for i, (m, g, c) in enumerate(groups):
         e = g["error"].to_numpy(float)
-        ax.boxplot(e, positions=[i], vert=False, widths=0.55, showfliers=False, patch_artist=True,
+        ax.boxplot(e, positions=[i], orientation="horizontal", widths=0.55, showfliers=False, patch_artist=True,
                    boxprops=dict(facecolor=(*c, 0.25), edgecolor=c), medianprops=dict(color=c, lw=2),
                    whiskerprops=dict(color=c), capprops=dict(color=c))
         y = i + rng.uniform(-0.18, 0.18, len(e))
