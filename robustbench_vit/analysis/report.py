@@ -88,10 +88,11 @@ def collect(data: StudyData) -> ReportContent:
     mm = M.model_metrics(df) if len(df) else pd.DataFrame(columns=["model"])
     cmp = M.comparisons(df) if len(df) else pd.DataFrame()
     spec = data.spec or {}
+    done = len(df) and df["status"].isin(M.FINISHED).any()
     return ReportContent(
         study=data.name, description=str(spec.get("description", "")),
         partial=bool(df["status"].isin(["running", "pending"]).any()) if len(df) else True,
-        verdicts=verdicts(mm, cmp) if len(mm) else [("No results", "No trial has finished yet.")],
+        verdicts=verdicts(mm, cmp) if done else [("No results", "No trial has finished yet.")],
         notes=notes(df) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
         figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
         failed=_failed_table(df) if len(df) else Table([], []),

@@ -1,0 +1,132 @@
+"""HTML and PDF reports from real Optuna storage: content, escaping, robustness to partial studies, CLI."""
+
+import re
+import textwrap
+
+import pandas as pd
+import pytest
+from pypdf import PdfReader
+from study_fixtures import write_study
+
+from robustbench_vit.analysis.report import build_report
+from robustbench_vit.cli import main
+from robustbench_vit.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    """Study `demo`: vit_p / vit_c / a user model on 16 paired lr×wd points, one failed and one running each."""
+    u = f"sqlite:///{tmp_path_factory.mktemp('report') / 'study.db'}"
+    write_study(u, "demo", models=("vit_p_micro", "vit_c_micro", "mine<b>&"), points=16, failed=1, running=1)
+    return u
+
+
+@pytest.fixture(scope="module")
+def built(url, tmp_path_factory):
+    """The demo report in both formats."""
+    return build_report("demo", storage=url, out_dir=tmp_path_factory.mktemp("out"), formats=("html", "pdf"))
+
+
+def test_html_is_complete_and_self_contained(built):
+    html = built["html"].read_text()
+    assert "(partial)" in html and 'id="partial"' in html
+    # one verdict per (model, baseline) pair, with the numbers behind it
+    for pair in ("vit_c_micro vs vit_p_micro", "mine&lt;b&gt;&amp; vs vit_p_micro", "mine&lt;b&gt;&amp; vs vit_c_micro"):
+        assert f"<strong>{pair}.</strong>" in html
+    assert "vit_c_micro is more robust than vit_p_micro" in html and "critical D" in html
+    # every figure: an <svg>, a TOC link, and the count the page states
+    n = int(re.search(r'data-figures="(\d+)"', html).group(1))
+    ids = re.findall(r'<figure id="fig-([\w-]+)"', html)
+    assert n == len(ids) == html.count("<svg ") >= 8
+    assert all(f'href="#fig-{i}"' in html for i in ids)
+    # no request to anywhere: no external src/href, no script
+    assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html
+    for section in ("metrics-table", "comparisons-table", "failed-table", "status-table", "spec", "provenance"):
+        assert f'id="{section}"' in html
+
+
+def test_user_strings_are_escaped(built):
+    html = built["html"].read_text()
+    assert "<b>&" not in html and "mine&lt;b&gt;&amp;" in html  # a model name, in tables and SVG text
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html  # a string inside the stored spec
+    assert "CUDA OOM &lt;x&gt;" in html  # a failed trial's message
+
+
+def test_failed_and_diverged_are_counted_and_listed(built):
+    html = built["html"].read_text()
+    assert re.search(r"Diverged trials \(\d+\) count at 100%", html)
+    failed = re.search(r'<table id="failed-table">(.*?)</table>', html, re.S).group(1)
+    assert failed.count("CUDA OOM") == 3  # one per model
+
+
+def test_pdf_pages_and_text(built):
+    reader = PdfReader(built["pdf"])
+    texts = [p.extract_text() for p in reader.pages]
+    fig_pages = [i for i, t in enumerate(texts) if re.search(r"Figure \d+\. ", t) and "Contents" not in t]
+    html = built["html"].read_text()
+    n_fig = int(re.search(r'data-figures="(\d+)"', html).group(1))
+    assert len(fig_pages) == n_fig and len(reader.pages) >= n_fig + 2
+    assert "Δerror EDF" in texts[fig_pages[0]] and "Verdict" in texts[0] and "(partial)" in texts[0]
+    joined = " ".join(t.replace("\n", " ") for t in texts)
+    assert "vit_c_micro is more robust than vit_p_micro" in joined
+    for section in ("Metrics per model", "Comparisons against baselines", "Study spec", "Provenance"):
+        assert section in joined
+    # the contents give the right page of every figure
+    for k, page in enumerate(fig_pages, 1):
+        assert re.search(rf"Figure {k}\. [^\n]*page {page + 1}\b", texts[0] + texts[1])
+
+
+def test_one_model_one_trial_and_nothing_finished(tmp_path):
+    u = f"sqlite:///{tmp_path / 's.db'}"
+    write_study(u, "single", models=("vit_c_micro",), points=1)
+    write_study(u, "waiting", models=("vit_p_micro", "vit_c_micro"), points=0, pending=2)
+    html = build_report("single", storage=u, out_dir=tmp_path / "a", formats=("html", "pdf"))["html"].read_text()
+    assert "Comparisons unavailable" in html and "Only one model" in html
+    out = build_report("waiting", storage=u, out_dir=tmp_path / "b", formats=("html", "pdf"))
+    html = out["html"].read_text()
+    assert "No trial has finished yet" in html and "(partial)" in html
+    assert len(PdfReader(out["pdf"]).pages) >= 1
+
+
+def test_unknown_study_and_bad_format_write_nothing(url, tmp_path):
+    with pytest.raises(UserError, match=r"unknown study 'nope'.*demo"):
+        build_report("nope", storage=url, out_dir=tmp_path / "x")
+    with pytest.raises(UserError, match=r"unknown format 'docx' \(allowed: html, pdf\)"):
+        build_report("demo", storage=url, out_dir=tmp_path / "y", formats=("html", "docx"))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_cli_report_and_export(url, tmp_path, capsys):
+    assert main(["report", "demo", "--storage", url, "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "report.html").is_file() and not (tmp_path / "r" / "report.pdf").exists()
+    assert "report.html" in capsys.readouterr().out
+    assert main(["report", "nope", "--storage", url, "--out", str(tmp_path / "n")]) == 2
+    assert "unknown study 'nope'" in capsys.readouterr().err and not (tmp_path / "n").exists()
+    assert main(["export", "demo", "--storage", url, "--out", str(tmp_path / "t.parquet")]) == 0
+    back = pd.read_parquet(tmp_path / "t.parquet")
+    assert set(back["model"]) == {"vit_p_micro", "vit_c_micro", "mine<b>&"} and len(back) == 3 * 18
+
+
+@pytest.mark.slow
+def test_report_of_a_real_trained_study(tmp_path, monkeypatch):
+    """The whole path: the harness trains a tiny study on digits, then report and export read it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(textwrap.dedent("""
+        name: tiny_real
+        description: a real 1-epoch lr sweep
+        models: [vit_p_micro, vit_c_micro]
+        dataset: digits
+        train: {optimizer: adamw, weight_decay: 0.05, epochs: 1, batch_size: 256, warmup_epochs: 0, threads: 1}
+        space:
+          lr: {values: [0.001, 1.0]}
+        design: {kind: grid, seeds: 1}
+    """))
+    assert main(["study", "run", "tiny.yaml", "--runs-dir", "runs"]) == 0
+    assert main(["report", "tiny_real", "--runs-dir", "runs", "--format", "html,pdf"]) == 0
+    html = (tmp_path / "reports" / "tiny_real" / "report.html").read_text()
+    assert "<strong>vit_c_micro vs vit_p_micro.</strong>" in html and "(partial)" not in html
+    assert html.count("<svg ") == int(re.search(r'data-figures="(\d+)"', html).group(1)) >= 4
+    assert len(PdfReader(tmp_path / "reports" / "tiny_real" / "report.pdf").pages) >= 4
+    assert main(["export", "tiny_real", "--runs-dir", "runs", "--out", "t.csv"]) == 0
+    t = pd.read_csv(tmp_path / "t.csv")
+    assert len(t) == 4 and set(t["status"]) <= {"complete", "diverged"} and t["history"].str.startswith("[").all()
