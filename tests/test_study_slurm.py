@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
+import optuna
 import pytest
+import torch
 from study_contract import assert_stored, small_spec
 
 from robustbench_vit.study.launch import run_study
+from robustbench_vit.study.spec import load_spec
 
 
 def job_states(name: str, timeout: float = 60) -> list[str]:
@@ -39,3 +44,48 @@ def test_study_runs_through_slurm(slurm_cluster, tmp_path):
     assert_stored(summary.storage, spec, runs)
     states = job_states(f"rbv-{spec.name}")
     assert states.count("COMPLETED") >= 4 and not {"FAILED", "TIMEOUT", "OUT_OF_MEMORY"} & set(states)
+
+
+PREEMPT_YAML = """\
+models: [vit_c_micro]
+dataset: digits
+train: {epochs: 6, batch_size: 128, weight_decay: 0.05}
+space:
+  lr: {values: [0.001]}
+"""
+
+
+def wait_for(path, timeout: float = 120) -> None:
+    """Block until `path` exists."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear in {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_preempted_trial_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
+    """Preempt the job mid-trial (SIGTERM then USR2, as SLURM does): it requeues and the trial resumes at its epoch."""
+    path = tmp_path / f"preempt_{uuid.uuid4().hex[:8]}.yaml"  # a job name no earlier run of the cluster used
+    path.write_text(PREEMPT_YAML)
+    spec, runs = load_spec(str(path)), tmp_path / "runs"
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(run_study, spec, runs_dir=runs, executor="slurm",
+                             slurm=slurm_options(slurm_cluster, tmp_path / "jobs"), progress=False)
+        ckpt = runs / spec.name / "trials" / "vit_c_micro" / "p0-s0" / "last.pt"
+        wait_for(ckpt)
+        before = torch.load(ckpt, weights_only=True)["history"]
+        job = subprocess.run(["squeue", "-h", "-o", "%i", f"--name=rbv-{spec.name}"], capture_output=True,
+                             text=True, check=True).stdout.split()[0]
+        for sig in ("SIGTERM", "USR2"):  # what submitit's SlurmJob._interrupt sends for a preemption
+            subprocess.run(["scancel", "--signal", sig, job], check=True)
+        summary = future.result(timeout=300)
+    assert summary.counts["vit_c_micro"]["complete"] == 1 and 1 <= len(before) < 6
+    history = optuna.load_study(study_name=f"{spec.name}/vit_c_micro", storage=summary.storage).best_trial \
+        .user_attrs["history"]
+    assert [h["epoch"] for h in history] == list(range(6))
+    assert history[:len(before)] == before  # the epochs before the preemption were kept, not trained again
+    states = subprocess.run(["sacct", "-n", "-X", "-D", "-P", f"--name=rbv-{spec.name}", "-o", "State"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert "REQUEUED" in states or "PREEMPTED" in states
