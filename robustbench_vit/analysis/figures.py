@@ -130,12 +130,12 @@ def fig_distribution(df: pd.DataFrame, colors: dict) -> Figure | None:
 
 
 def _median_line(x: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median error per distinct x (≤ 12 values), else per quantile bin of x (8 bins)."""
+    """Median error per distinct x (≤ 12 values), else per quantile bin of x (3–8 bins of ≥ 6 trials)."""
     s = pd.Series(e)
     if len(np.unique(x)) <= 12:
         med = s.groupby(x).median()
         return med.index.to_numpy(float), med.to_numpy(float)
-    bins = pd.qcut(x, 8, duplicates="drop")
+    bins = pd.qcut(x, max(3, min(8, len(x) // 6)), duplicates="drop")
     med = pd.DataFrame({"x": x, "e": e}).groupby(bins, observed=True).median()
     return med["x"].to_numpy(float), med["e"].to_numpy(float)
 
