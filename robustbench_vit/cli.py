@@ -37,6 +37,84 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    """`study run|status|list`: run a study, show its progress, list the available studies."""
+    from robustbench_vit.study import commands
+
+    if args.study_command == "list":
+        return commands.list_command(args.json)
+    if args.study_command == "status":
+        return commands.status_command(args.name, args.runs_dir, args.storage, args.json)
+    slurm = {k: v for k, v in {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min,
+                               "cpus_per_task": args.slurm_cpus, "gpus_per_node": args.slurm_gpus,
+                               "array_parallelism": args.slurm_array_parallelism,
+                               "additional_parameters": commands.parse_sbatch_options(args.slurm_option)}.items() if v}
+    return commands.run_command(args.name, args.preset, args.runs_dir, args.storage, args.executor, args.workers,
+                                args.data_root, slurm)
+
+
+def add_study_parser(sub: argparse._SubParsersAction) -> None:
+    """The `study` command group: run, status, list."""
+    p = sub.add_parser("study", help="run studies and watch them (run, status, list)")
+    p.set_defaults(func=cmd_study)
+    ssub = p.add_subparsers(dest="study_command", required=True)
+    r = ssub.add_parser("run", help="run what is left of a study (again: continues where it stopped)")
+    r.add_argument("name", help="a study name (studies/NAME.yaml) or a YAML path")
+    r.add_argument("--preset", default=None, help="a preset of the study (e.g. cifar, paper)")
+    r.add_argument("--executor", default="auto", choices=["auto", "inline", "local", "slurm"],
+                   help="auto: local when --workers > 1, else inline")
+    r.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    r.add_argument("--data-root", default=None, help="dataset folder (cifar10/100, imagefolder)")
+    r.add_argument("--slurm-partition", default=None)
+    r.add_argument("--slurm-timeout-min", type=int, default=None, help="time limit per trial job (minutes)")
+    r.add_argument("--slurm-cpus", type=int, default=None, help="CPUs per trial job")
+    r.add_argument("--slurm-gpus", type=int, default=None, help="GPUs per trial job")
+    r.add_argument("--slurm-array-parallelism", type=int, default=None, help="array tasks running at once")
+    r.add_argument("--slurm-option", action="append", metavar="KEY=VALUE", help="extra sbatch option (repeatable)")
+    add_storage_options(r)
+    s = ssub.add_parser("status", help="trial counts by model and status, and where the storage is")
+    s.add_argument("name")
+    s.add_argument("--json", action="store_true", help="print {model: {status: count}}")
+    add_storage_options(s)
+    ls = ssub.add_parser("list", help="the studies available by name")
+    ls.add_argument("--json", action="store_true")
+    add_storage_options(ls)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`report NAME`: write the study's HTML (and PDF) report and print where."""
+    from robustbench_vit.analysis.report import build_report
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    paths = build_report(args.name, runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out, formats=formats)
+    for fmt, path in paths.items():
+        print(f"{fmt}: {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`export NAME --out FILE`: the study's trial table as CSV or Parquet."""
+    from robustbench_vit.analysis.frame import export_results
+
+    print(export_results(args.name, args.out, runs_dir=args.runs_dir, storage=args.storage))
+    return 0
+
+
+def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
+    """The `report` and `export` commands."""
+    p = sub.add_parser("report", help="write a study's report (HTML, PDF) with metrics, tests and figures")
+    p.add_argument("name", help="the study name")
+    p.add_argument("--format", default="html", help="comma-separated: html, pdf (default: html)")
+    p.add_argument("--out", default=None, help="output folder (default: reports/NAME/)")
+    add_storage_options(p)
+    p.set_defaults(func=cmd_report)
+    e = sub.add_parser("export", help="write a study's trials as a table (.csv or .parquet)")
+    e.add_argument("name", help="the study name")
+    e.add_argument("--out", required=True, help="output file; the extension picks the format (.csv, .parquet)")
+    add_storage_options(e)
+    e.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(prog="robustbench-vit", description=__doc__)
@@ -45,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the built-in models with params and GMACs")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_models)
+
+    add_study_parser(sub)
+    add_analysis_parsers(sub)
 
     return parser
 

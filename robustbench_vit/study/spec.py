@@ -15,6 +15,22 @@ from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.train.config import TrialConfig
 
 DESIGNS = ("grid", "random", "quasirandom", "tpe")
+# Presets every study has; a study's own `presets:` entry of the same name is merged over these.
+BASE_PRESETS: dict[str, dict[str, Any]] = {
+    "cifar": {  # GPU: the tiny (32 px) models on CIFAR-10 (--data-root: the folder holding cifar-10-batches-py/)
+        "models": ["vit_p_tiny", "vit_c_tiny"], "size": "tiny", "dataset": "cifar10",
+        "train": {"batch_size": 256, "epochs": 30, "warmup_epochs": 2, "device": "auto", "amp": True},
+        "slurm": {"gpus_per_node": 1, "cpus_per_task": 8, "timeout_min": 120},
+    },
+    "paper": {  # the paper's ImageNet recipe (DESIGN.md): 1GF and 4GF models at 224 px, --data-root: train/ and val/
+        "models": ["vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf"], "size": "1gf", "dataset": "imagefolder",
+        "train": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.24, "batch_size": 2048, "epochs": 50,
+                  "warmup_epochs": 5, "warmup_lr_ratio": 0.1, "min_lr_ratio": 0.005, "label_smoothing": 0.1,
+                  "mixup": 0.8, "cutmix": 1.0, "ema_decay": 0.9999, "augment": True, "amp": True,
+                  "compile": True, "device": "cuda"},
+        "slurm": {"gpus_per_node": 1, "cpus_per_task": 10, "timeout_min": 24 * 60},
+    },
+}
 # TrialConfig fields a study may fix (`train:`) or search (`space:`); model, data and seed are set by the study.
 SETTINGS = tuple(f for f in TrialConfig.model_fields if f not in ("model", "dataset", "data_root", "seed"))
 
@@ -150,9 +166,7 @@ class StudySpec(BaseModel):
             raise ValueError("a study needs at least one model")
         if len(set(names)) != len(names):
             raise ValueError(f"model names must be distinct, got {names}")
-        both = sorted(set(self.train) & set(self.space))
-        if both:
-            raise ValueError(f"{both[0]!r} is both fixed in train and searched in space; keep one")
+        self.train = {k: v for k, v in self.train.items() if k not in self.space}  # searched beats fixed
         d = self.design
         if d.kind in ("random", "quasirandom", "tpe") and d.points is None:
             raise ValueError(f"design kind {d.kind!r} needs design.points")
@@ -191,8 +205,8 @@ class StudySpec(BaseModel):
         return len(plan(self)) * len(self.design.seed_list)
 
     def fingerprint(self) -> dict[str, Any]:
-        """What decides the trials (not models, description, presets or SLURM settings)."""
-        return self.model_dump(mode="json", include={"dataset", "data_root", "train", "space", "design"})
+        """What decides the trials (not models, data location, description, presets or SLURM settings)."""
+        return self.model_dump(mode="json", include={"dataset", "train", "space", "design"})
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -259,7 +273,9 @@ def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | Non
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a mapping of study fields, got {type(raw).__name__}")
     raw = {"name": name or Path(source).stem, **raw}
-    presets = raw.get("presets") or {}
+    presets = {k: deep_merge(BASE_PRESETS.get(k, {}), v or {}) for k, v in {**dict.fromkeys(BASE_PRESETS, {}),
+                                                                             **(raw.get("presets") or {})}.items()}
+    raw["presets"] = presets
     if preset is not None:
         if preset not in presets:
             raise UserError(f"{source}: preset {preset!r} is not one of {choices(presets) or '(no presets)'}")

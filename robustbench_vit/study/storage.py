@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -54,21 +55,33 @@ def _sqlite_serial_writes(engine: Any) -> None:
         raw.close()
 
 
+_STORAGES: dict[str, RDBStorage] = {}
+
+
 def open_storage(url: str, create: bool = True) -> RDBStorage:
-    """An RDBStorage with heartbeats (stale trials are failed and re-queued); SQLite files get a 60 s lock timeout."""
+    """The process's RDBStorage for `url`, with heartbeats (stale trials are failed and re-queued).
+
+    SQLite files get WAL, a 60 s lock timeout and serialised writes. The grace period before a silent running trial
+    counts as stale is GRACE_S seconds, or $ROBUSTBENCH_VIT_GRACE_S.
+    """
+    path = Path(url.split("///", 1)[1]) if url.startswith("sqlite") and "///" in url else None
+    if path is not None and not path.exists():
+        if not create:
+            raise UserError(f"no study storage at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _STORAGES.pop(url, None)
+    if url in _STORAGES:
+        return _STORAGES[url]
+    grace = int(os.environ.get("ROBUSTBENCH_VIT_GRACE_S", GRACE_S))
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
-        path = Path(url.split("///", 1)[1]) if "///" in url else None
-        if path is not None and not path.exists():
-            if not create:
-                raise UserError(f"no study storage at {path}")
-            path.parent.mkdir(parents=True, exist_ok=True)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60, "isolation_level": None}}
     with quiet_optuna():
-        storage = RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+        storage = RDBStorage(url, heartbeat_interval=max(1, min(HEARTBEAT_S, grace // 3)), grace_period=grace,
                              heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=None), **kwargs)
     if url.startswith("sqlite"):
         _sqlite_serial_writes(storage.engine)
+    _STORAGES[url] = storage
     return storage
 
 
@@ -95,10 +108,11 @@ def open_studies(spec: StudySpec, url: str, models: list[ModelSpec] | None = Non
     return out
 
 
-def load_study(name: str, model: str, url: str) -> optuna.Study:
-    """Load one existing model study (no sampler state needed for fixed points)."""
+def load_study(name: str, model: str, url: str, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """Load one existing model study (fixed points need no sampler; tpe slots pass theirs)."""
     with quiet_optuna():
-        return optuna.load_study(study_name=study_name(name, model), storage=open_storage(url, create=False))
+        return optuna.load_study(study_name=study_name(name, model), storage=open_storage(url, create=False),
+                                 sampler=sampler or optuna.samplers.RandomSampler())
 
 
 def slot(trial: FrozenTrial) -> tuple[int, int]:

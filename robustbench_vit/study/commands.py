@@ -1,0 +1,90 @@
+"""What the `study run|status|list` commands print (the CLI parses, these call the library and render)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from robustbench_vit.errors import UserError
+from robustbench_vit.study.launch import run_study
+from robustbench_vit.study.spec import load_spec
+from robustbench_vit.study.status import list_studies, study_status
+from robustbench_vit.study.storage import STATES, resolve_storage
+
+
+def _location_flags(runs_dir: str, storage: str | None) -> str:
+    """The storage options to repeat in a follow-up command (none for the defaults)."""
+    return f" --storage '{storage}'" if storage else "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
+
+
+def parse_sbatch_options(items: list[str] | None) -> dict[str, str]:
+    """`KEY=VALUE` strings (extra sbatch options) as a dict."""
+    out = {}
+    for item in items or []:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise UserError(f"--slurm-option {item!r}: expected KEY=VALUE (e.g. qos=high)")
+        out[key] = value
+    return out
+
+
+def run_command(name: str, preset: str | None, runs_dir: str, storage: str | None, executor: str, workers: int,
+                data_root: str | None = None, slurm: dict[str, Any] | None = None) -> int:
+    """`study run`: run what is left of a study, then say where the results are and what comes next."""
+    spec = load_spec(name, preset)
+    if data_root is not None:
+        spec = spec.model_copy(update={"data_root": data_root})
+    flags = _location_flags(runs_dir, storage)
+    try:
+        summary = run_study(spec, runs_dir=runs_dir, storage=storage, executor=executor, workers=workers,
+                            slurm=slurm or None, progress=True)
+    except KeyboardInterrupt:
+        print(f"stopped; finished trials are stored. Resume with: robustbench-vit study run {name}"
+              f"{f' --preset {preset}' if preset else ''}{flags}", file=sys.stderr)
+        raise
+    totals = {s: sum(c[s] for c in summary.counts.values()) for s in STATES}
+    print(f"{spec.name}: {summary.done}/{summary.total} trials finished ({totals['complete']} complete, "
+          f"{totals['diverged']} diverged, {totals['failed']} failed) for {', '.join(summary.models)}; "
+          f"{summary.ran} ran now in {summary.seconds:.0f} s")
+    print(f"results: {summary.storage}")
+    print(f"next: robustbench-vit report {spec.name}{flags}")
+    return 0 if totals["failed"] == 0 else 1
+
+
+def status_command(name: str, runs_dir: str, storage: str | None, as_json: bool) -> int:
+    """`study status`: counts by model and status, and the storage location."""
+    counts = study_status(name, runs_dir, storage)
+    url = resolve_storage(name, runs_dir, storage)
+    if as_json:
+        print(json.dumps(counts, indent=2))
+        print(f"storage: {url}", file=sys.stderr)
+        return 0
+    t = Table(title=f"study {name}")
+    t.add_column("model")
+    for s in STATES:
+        t.add_column(s, justify="right")
+    for model, c in counts.items():
+        t.add_row(model, *(str(c[s]) for s in STATES))
+    console = Console()
+    console.print(t)
+    console.print(f"storage: {url}", soft_wrap=True)
+    return 0
+
+
+def list_command(as_json: bool = False) -> int:
+    """`study list`: name, description, models, trial count and presets of every study reachable by name."""
+    rows = list_studies()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    t = Table(title="studies")
+    for col in ("name", "description", "models", "trials", "presets"):
+        t.add_column(col, justify="right" if col == "trials" else "left")
+    for r in rows:
+        t.add_row(r["name"], r["description"], ", ".join(r["models"]), str(r["trials"]), ", ".join(r["presets"]))
+    Console().print(t)
+    return 0

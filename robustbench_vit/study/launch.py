@@ -1,0 +1,208 @@
+"""run_study: queue the planned trials in storage, then run them inline, in local worker processes or on SLURM."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import submitit
+
+from robustbench_vit.errors import UserError, choices
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.plan import plan, quiet_optuna
+from robustbench_vit.study.progress import FINISHED, StudyProgress
+from robustbench_vit.study.runner import work
+from robustbench_vit.study.spec import StudySpec
+from robustbench_vit.study.storage import count_states, enqueue_missing, open_studies, resolve_storage
+
+EXECUTORS = ("auto", "inline", "local", "slurm")
+POLL_S = 1.0
+MAX_CRASHES = 3  # worker jobs that fail in a row, with no trial finishing in between, stop the study
+SLURM_NAMES = {"partition": "slurm_partition", "array_parallelism": "slurm_array_parallelism",
+               "additional_parameters": "slurm_additional_parameters"}
+
+
+@dataclass
+class StudySummary:
+    """What run_study did and where the results are."""
+
+    study: str
+    storage: str
+    runs_dir: str
+    counts: dict[str, dict[str, int]]  # {model: {status: count}}
+    ran: int  # trials that finished during this call
+    seconds: float
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Planned trials over all models."""
+        return sum(sum(c.values()) for c in self.counts.values())
+
+    @property
+    def done(self) -> int:
+        """Finished trials (complete, diverged or failed) over all models."""
+        return sum(c[s] for c in self.counts.values() for s in FINISHED)
+
+
+class Worker(submitit.helpers.Checkpointable):
+    """A submitit job: run queued trials; on preemption or timeout submitit requeues it and it claims again."""
+
+    def __init__(self, url: str, name: str, models: list[str], runs_dir: str, threads: int | None,
+                 max_trials: int | None = None, gpu: int | None = None) -> None:
+        """Everything the job needs; the trials themselves come from the storage."""
+        self.args = dict(url=url, name=name, models=models, runs_dir=runs_dir, threads=threads, max_trials=max_trials)
+        self.gpu = gpu
+
+    def __call__(self) -> int:
+        """Pin the GPU (if any) and work; returns the number of trials run."""
+        if self.gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
+        return work(**self.args)
+
+
+def slurm_parameters(spec: StudySpec, slurm: dict[str, Any] | None) -> dict[str, Any]:
+    """submitit parameters from the YAML `slurm:` block updated by `slurm` (partition, timeout_min, ...)."""
+    merged = {"timeout_min": 240, "cpus_per_task": 4, **spec.slurm, **(slurm or {})}
+    merged.pop("folder", None)
+    return {SLURM_NAMES.get(k, k): v for k, v in merged.items()}
+
+
+def _executor(kind: str, folder: Path, spec: StudySpec, slurm: dict[str, Any] | None) -> submitit.Executor:
+    """A submitit executor: local processes (no time limit) or SLURM job arrays."""
+    ex = submitit.AutoExecutor(folder=folder, cluster="slurm" if kind == "slurm" else "local")
+    if kind == "slurm":
+        ex.update_parameters(name=f"rbv-{spec.name}", **slurm_parameters(spec, slurm))
+    else:
+        ex.update_parameters(timeout_min=7 * 24 * 60)
+    return ex
+
+
+def _gpus() -> int:
+    """GPUs on this machine (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _counts(studies: dict[str, optuna.Study]) -> dict[str, dict[str, int]]:
+    """Fail stale trials (which re-queues them) and count slots by state, per model."""
+    with quiet_optuna():
+        for s in studies.values():
+            optuna.storages.fail_stale_trials(s)
+    return {m: count_states(s) for m, s in studies.items()}
+
+
+def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | None = None, executor: str = "auto",
+              workers: int = 1, slurm: dict[str, Any] | None = None, models: list[ModelSpec] | None = None,
+              progress: bool = True) -> StudySummary:
+    """Run every planned (model, point, seed) trial of `spec` that is not finished yet, and store the results.
+
+    Args:
+        spec: the study (see `load_spec`).
+        runs_dir: folder for the default SQLite storage, trial checkpoints and submitit logs.
+        storage: an SQLAlchemy URL overriding the SQLite file (e.g. PostgreSQL, shared by several machines).
+        executor: "inline" (this process), "local" (`workers` processes), "slurm" (job arrays, one trial per
+            array task), or "auto" (local when workers > 1, else inline).
+        workers: local worker processes; each gets its share of CPU threads, or one GPU where there are GPUs.
+        slurm: submitit/SLURM settings over the YAML `slurm:` block: partition, timeout_min, cpus_per_task,
+            gpus_per_node, array_parallelism, additional_parameters (extra sbatch options), folder (logs).
+        models: the models to run (default: the spec's); each gets the same points and seeds.
+        progress: draw a progress bar on stderr.
+
+    Running again is safe: finished trials are kept, failed and interrupted ones are run again (from their
+    checkpoints), trials running elsewhere are waited for (and re-run if their heartbeat stops).
+    """
+    if executor not in EXECUTORS:
+        raise UserError(f"executor {executor!r} is not one of {choices(EXECUTORS)}")
+    if workers < 1:
+        raise UserError(f"workers must be >= 1, got {workers}")
+    kind = ("local" if workers > 1 else "inline") if executor == "auto" else executor
+    models = models or spec.models
+    t0 = time.perf_counter()
+    url = resolve_storage(spec.name, runs_dir, storage)
+    studies = open_studies(spec, url, models)
+    points, seeds = plan(spec), spec.design.seed_list
+    for study in studies.values():
+        enqueue_missing(study, points, seeds)
+    names = [m.name for m in models]
+    folder = Path(runs_dir) / spec.name / "submitit" if not (slurm or {}).get("folder") else Path(slurm["folder"])
+    counts = _counts(studies)
+    before = sum(c[s] for c in counts.values() for s in FINISHED)
+    bar = StudyProgress(spec.name, {m: len(points) * len(seeds) for m in names}, enabled=progress)
+    with bar:
+        bar.update(counts)
+        if kind == "inline":
+            counts = _run_inline(studies, url, spec.name, names, str(runs_dir), bar)
+        else:
+            counts = _run_jobs(kind, _executor(kind, folder, spec, slurm), studies, url, spec, names,
+                               str(runs_dir), workers, slurm, bar)
+    ran = sum(c[s] for c in counts.values() for s in FINISHED) - before
+    return StudySummary(spec.name, url, str(runs_dir), counts, ran, time.perf_counter() - t0, names)
+
+
+def _unfinished(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
+    """(pending, running) over all models."""
+    return sum(c["pending"] for c in counts.values()), sum(c["running"] for c in counts.values())
+
+
+def _run_inline(studies: dict[str, optuna.Study], url: str, name: str, models: list[str], runs_dir: str,
+                bar: StudyProgress) -> dict[str, dict[str, int]]:
+    """Work in this process; then wait for trials other processes are running (re-running them if they die)."""
+    while True:
+        counts = _counts(studies)
+        bar.update(counts)
+        pending, running = _unfinished(counts)
+        if pending:
+            work(url, name, models, runs_dir, on_trial=lambda m, s: bar.update(_counts(studies)), on_epoch=bar.epoch)
+        elif running:
+            time.sleep(POLL_S)
+        else:
+            return counts
+
+
+def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study], url: str, spec: StudySpec,
+              models: list[str], runs_dir: str, workers: int, slurm: dict[str, Any] | None,
+              bar: StudyProgress) -> dict[str, dict[str, int]]:
+    """Keep worker jobs going while trials are queued; Ctrl-C cancels them (their trials go back to the queue)."""
+    jobs: list[submitit.Job] = []
+    crashes, last_done = 0, -1
+    gpus = _gpus() if kind == "local" else 0
+    threads = max(1, (os.cpu_count() or 1) // workers) if kind == "local" else \
+        int(slurm_parameters(spec, slurm).get("cpus_per_task", 1))
+    try:
+        while True:
+            counts = _counts(studies)
+            bar.update(counts)
+            pending, running = _unfinished(counts)
+            done = sum(c[s] for c in counts.values() for s in FINISHED)
+            if not pending and not running:
+                return counts
+            alive = [j for j in jobs if not j.done()]
+            for j in jobs:
+                if j.done() and j not in alive and j.exception() is not None:
+                    crashes, last_done = (crashes + 1 if done == last_done else 1), done
+                    if crashes >= MAX_CRASHES:
+                        raise RuntimeError(f"{MAX_CRASHES} worker jobs failed in a row; the last one: "
+                                           f"{str(j.exception()).strip().splitlines()[-1]} (logs: {j.paths.folder})")
+            jobs = alive
+            want = min(workers - len(alive), pending) if kind == "local" else pending - len(alive)
+            if want > 0:
+                per_job = None if kind == "local" else 1
+                new = [Worker(url, spec.name, models, runs_dir, threads, per_job,
+                              (len(jobs) + i) % gpus if gpus else None) for i in range(want)]
+                if kind == "slurm":
+                    with ex.batch():
+                        jobs += [ex.submit(w) for w in new]
+                else:
+                    jobs += [ex.submit(w) for w in new]
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        for j in jobs:
+            if not j.done():
+                j.cancel(check=False)
+        raise

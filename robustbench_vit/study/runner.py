@@ -1,0 +1,149 @@
+"""Worker side: claim queued trials atomically, train each (resuming its checkpoint) under a heartbeat, store results."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.trial import FrozenTrial, TrialState
+from pydantic import ValidationError
+
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.provenance import provenance
+from robustbench_vit.study.plan import distribution, quiet_optuna, suggest, trial_config
+from robustbench_vit.study.spec import StudySpec
+from robustbench_vit.study.storage import load_study, slot, trial_dir
+from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
+
+TrialFn = Callable[..., TrialResult]  # run_trial(config, trial_dir, progress)
+
+
+def default_trial_fn() -> TrialFn:
+    """The real trainer (imported lazily: workers may start before torch is needed)."""
+    from robustbench_vit.train import run_trial
+
+    return run_trial
+
+
+def result_attrs(result: TrialResult, config: TrialConfig) -> dict[str, Any]:
+    """Trial user attrs per the storage contract (everything but point/seed, set at enqueue)."""
+    return {"status": result.status, "final_error": result.final_error, "min_error": result.min_error,
+            "epochs_run": result.epochs_run, "seconds": result.seconds,
+            "history": [h.model_dump() for h in result.history], "config": config.model_dump(mode="json"),
+            "message": result.message, **provenance(), "params_count": result.params, "gmacs": result.gmacs}
+
+
+def is_duplicate(study: optuna.Study, me: FrozenTrial) -> bool:
+    """True if another trial of the same (point, seed) is complete, or running with a lower number."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if t.number != me.number and "point" in t.user_attrs and slot(t) == slot(me):
+            if t.state == TrialState.COMPLETE or t.number < me.number:
+                return True
+    return False
+
+
+def open_for_trial(spec: StudySpec, name: str, model: str, url: str, number: int) -> optuna.Study:
+    """The model study, with a TPE sampler (seeded per trial, constant liar) for adaptive designs."""
+    sampler = None
+    if spec.design.kind == "tpe":
+        startup = min(10, max(2, (spec.design.points or 0) // 4))
+        sampler = optuna.samplers.TPESampler(seed=spec.design.seed + number, n_startup_trials=startup,
+                                             constant_liar=True)
+    return load_study(name, model, url, sampler)
+
+
+@dataclass
+class TrialRun:
+    """One claimed trial: which study, which Optuna trial, and the folder its checkpoints go to."""
+
+    study: optuna.Study
+    trial_id: int
+    runs_dir: str
+
+    def config(self, spec: StudySpec, threads: int | None) -> TrialConfig:
+        """Fix the trial's params (sampling tpe slots) and build its TrialConfig."""
+        trial = optuna.Trial(self.study, self.trial_id)
+        frozen = self.study._storage.get_trial(self.trial_id)
+        dists = frozen.distributions or {k: distribution(d) for k, d in spec.space.items()}
+        with quiet_optuna():
+            params = {k: suggest(trial, k, d) for k, d in dists.items()}
+        model = ModelSpec.model_validate(self.study.user_attrs["model"])
+        pinned = {"threads": threads} if threads and "threads" not in spec.train else {}  # the spec's own wins
+        return trial_config(spec, model, params, slot(frozen)[1], **pinned)
+
+    def run(self, spec: StudySpec, threads: int | None = None, trial_fn: TrialFn | None = None,
+            on_epoch: Callable[[EpochRecord], None] | None = None) -> str:
+        """Train under a heartbeat and store the result; Ctrl-C puts the trial back in the queue. Returns the status."""
+        storage, frozen = self.study._storage, self.study._storage.get_trial(self.trial_id)
+        if is_duplicate(self.study, frozen):
+            storage.set_trial_user_attr(self.trial_id, "status", "duplicate")
+            storage.set_trial_state_values(self.trial_id, TrialState.FAIL)
+            return "duplicate"
+        point, seed = slot(frozen)
+        folder = trial_dir(self.runs_dir, spec.name, self.study.user_attrs["model"]["name"], point, seed)
+        try:
+            config = self.config(spec, threads)
+        except ValidationError as e:  # a tpe sample the trainer cannot take: a failed trial
+            self.store(TrialResult(status="failed", final_error=100.0, min_error=100.0, epochs_run=0, seconds=0.0,
+                                   message=f"invalid config: {e.errors()[0]['msg']}"), None)
+            return "failed"
+        try:
+            with get_heartbeat_thread(self.trial_id, storage):
+                result = (trial_fn or default_trial_fn())(config, folder, on_epoch)
+        except BaseException:  # Ctrl-C, preemption (SystemExit), a UserError: back in the queue, resumes from last.pt
+            storage.set_trial_state_values(self.trial_id, TrialState.WAITING)
+            raise
+        self.store(result, config)
+        return result.status
+
+    def store(self, result: TrialResult, config: TrialConfig | None) -> None:
+        """Write the result: value = final error, COMPLETE for complete/diverged, FAIL for failed."""
+        storage = self.study._storage
+        attrs = result_attrs(result, config) if config is not None else {"status": result.status,
+                                                                          "message": result.message}
+        try:
+            for k, v in attrs.items():
+                storage.set_trial_user_attr(self.trial_id, k, v)
+            if result.status == "failed":
+                storage.set_trial_state_values(self.trial_id, TrialState.FAIL)
+            else:
+                storage.set_trial_state_values(self.trial_id, TrialState.COMPLETE, [result.final_error])
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # failed as stale meanwhile: its retry finds the finished checkpoint and stores the same result
+
+
+def work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", threads: int | None = None,
+         max_trials: int | None = None, trial_fn: TrialFn | None = None,
+         on_trial: Callable[[str, str], None] | None = None,
+         on_epoch: Callable[[str, EpochRecord], None] | None = None) -> int:
+    """Run queued trials of `models` (round-robin, so paired trials progress together) until none is left.
+
+    A pure function of the storage contents: the spec, model and point of each trial come from the storage.
+    Returns the number of trials run (at most `max_trials`).
+    """
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    spec = StudySpec.model_validate(load_study(name, models[0], url).user_attrs["spec"])
+    done = 0
+    while max_trials is None or done < max_trials:
+        picked = None
+        for model in models[done % len(models):] + models[:done % len(models)]:
+            study = load_study(name, model, url)
+            tid = study._pop_waiting_trial_id()  # Optuna's own atomic claim, as used by Study.ask
+            if tid is not None:
+                number = study._storage.get_trial(tid).number
+                picked = model, TrialRun(open_for_trial(spec, name, model, url, number), tid, str(runs_dir))
+                break
+        if picked is None:
+            return done
+        model, run = picked
+        status = run.run(spec, threads, trial_fn, None if on_epoch is None else lambda r, m=model: on_epoch(m, r))
+        done += status != "duplicate"
+        if on_trial is not None:
+            on_trial(model, status)
+    return done
