@@ -31,7 +31,8 @@ def test_html_is_complete_and_self_contained(built):
     html = built["html"].read_text()
     assert "(partial)" in html and 'id="partial"' in html
     # one verdict per (model, baseline) pair, with the numbers behind it
-    for pair in ("vit_c_micro vs vit_p_micro", "mine&lt;b&gt;&amp; vs vit_p_micro", "mine&lt;b&gt;&amp; vs vit_c_micro"):
+    mine = "mine&lt;b&gt;&amp;"
+    for pair in ("vit_c_micro vs vit_p_micro", f"{mine} vs vit_p_micro", f"{mine} vs vit_c_micro"):
         assert f"<strong>{pair}.</strong>" in html
     assert "vit_c_micro is more robust than vit_p_micro" in html and "critical D" in html
     # every figure: an <svg>, a TOC link, and the count the page states

@@ -72,12 +72,13 @@ def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> 
 
 def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
     """Every Optuna study named `<study>/<model>` in the storages (UserError naming the ones present if none)."""
-    from robustbench_vit.study.storage import open_storage
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     found, present = [], set()
     for url in urls:
-        storage = open_storage(url, create=False)
+        # read-only use: no table creation, and plain transactions (the harness's writers take BEGIN IMMEDIATE;
+        # a reader doing the same would queue behind a running study for every query)
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=kwargs)
         for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
             name = s.study_name
             present.add(name.split("/", 1)[0])
