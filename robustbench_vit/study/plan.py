@@ -83,17 +83,17 @@ def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
 def sample_points(space: dict[str, BaseDistribution], kind: str, n: int, seed: int,
                   grid: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
     """Draw `n` points (all of `grid` for grids) in a throw-away in-memory Optuna study seeded with `seed`."""
-    if kind == "grid":
-        sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(grid, seed=seed)
-        n = math.prod(len(v) for v in grid.values())
-    elif kind == "random":
-        sampler = optuna.samplers.RandomSampler(seed=seed)
-    elif kind == "quasirandom":
-        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
-                                             warn_independent_sampling=False)
-    else:
-        raise ValueError(f"no paired sampler for design kind {kind!r}")
     with quiet_optuna():
+        if kind == "grid":
+            sampler: optuna.samplers.BaseSampler = optuna.samplers.GridSampler(grid, seed=seed)
+            n = math.prod(len(v) for v in grid.values())
+        elif kind == "random":
+            sampler = optuna.samplers.RandomSampler(seed=seed)
+        elif kind == "quasirandom":
+            sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed,
+                                                 warn_independent_sampling=False)
+        else:
+            raise ValueError(f"no paired sampler for design kind {kind!r}")
         study = optuna.create_study(sampler=sampler)
         if kind == "quasirandom":  # fixes QMC's search space up front, so that point 0 is a Sobol point too
             corner = {k: _low(d) for k, d in space.items()}

@@ -52,8 +52,9 @@ def open_for_trial(spec: StudySpec, name: str, model: str, url: str, number: int
     sampler = None
     if spec.design.kind == "tpe":
         startup = min(10, max(2, (spec.design.points or 0) // 4))
-        sampler = optuna.samplers.TPESampler(seed=spec.design.seed + number, n_startup_trials=startup,
-                                             constant_liar=True)
+        with quiet_optuna():
+            sampler = optuna.samplers.TPESampler(seed=spec.design.seed + number, n_startup_trials=startup,
+                                                 constant_liar=True)
     return load_study(name, model, url, sampler)
 
 

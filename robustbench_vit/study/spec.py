@@ -19,7 +19,7 @@ DESIGNS = ("grid", "random", "quasirandom", "tpe")
 BASE_PRESETS: dict[str, dict[str, Any]] = {
     "cifar": {  # GPU: the tiny (32 px) models on CIFAR-10 (--data-root: the folder holding cifar-10-batches-py/)
         "models": ["vit_p_tiny", "vit_c_tiny"], "size": "tiny", "dataset": "cifar10",
-        "train": {"batch_size": 256, "epochs": 30, "warmup_epochs": 2, "device": "auto", "amp": True},
+        "train": {"batch_size": 256, "epochs": 30, "warmup_epochs": 2, "device": "auto", "amp": True, "threads": None},
         "slurm": {"gpus_per_node": 1, "cpus_per_task": 8, "timeout_min": 120},
     },
     "paper": {  # the paper's ImageNet recipe (DESIGN.md): 1GF and 4GF models at 224 px, --data-root: train/ and val/
@@ -27,7 +27,7 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
         "train": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.24, "batch_size": 2048, "epochs": 50,
                   "warmup_epochs": 5, "warmup_lr_ratio": 0.1, "min_lr_ratio": 0.005, "label_smoothing": 0.1,
                   "mixup": 0.8, "cutmix": 1.0, "ema_decay": 0.9999, "augment": True, "amp": True,
-                  "compile": True, "device": "cuda"},
+                  "compile": True, "device": "cuda", "threads": None},
         "slurm": {"gpus_per_node": 1, "cpus_per_task": 10, "timeout_min": 24 * 60},
     },
 }
@@ -157,34 +157,34 @@ class StudySpec(BaseModel):
         if self.stems:
             size = self.size or (self.models[0].size if self.models else None)
             if size is None:
-                raise ValueError("user stems need `size` (or a built-in model to take it from)")
+                raise ValueError("field 'size': user stems need a size (or a built-in model to take it from)")
             self.models = self.models + [ModelSpec(name=s.name, size=size, stem=s.path, stem_options=s.options,
                                                    depth=s.depth) for s in self.stems]
             self.stems = []
         names = [m.name for m in self.models]
         if not names:
-            raise ValueError("a study needs at least one model")
+            raise ValueError("field 'models': a study needs at least one model")
         if len(set(names)) != len(names):
-            raise ValueError(f"model names must be distinct, got {names}")
+            raise ValueError(f"field 'models': model names must be distinct, got {names}")
         self.train = {k: v for k, v in self.train.items() if k not in self.space}  # searched beats fixed
         d = self.design
         if d.kind in ("random", "quasirandom", "tpe") and d.points is None:
-            raise ValueError(f"design kind {d.kind!r} needs design.points")
+            raise ValueError(f"field 'design.points': design kind {d.kind!r} needs it")
         for name, dim in self.space.items():
             if d.kind == "grid" and dim.low is not None and dim.num is None:
-                raise ValueError(f"space.{name}: grid designs need num (or values) for a range")
+                raise ValueError(f"field 'space.{name}': grid designs need num (or values) for a range")
             if d.kind != "grid" and dim.values is not None:
-                raise ValueError(f"space.{name}: values are for grid designs; use choices or low/high")
+                raise ValueError(f"field 'space.{name}': values are for grid designs; use choices or low/high")
             bad = sorted(set(dim.ranges) - set(self._strata()))
             if bad:
-                raise ValueError(f"space.{name}.ranges: {bad[0]!r} is not a choice of design.stratify "
+                raise ValueError(f"field 'space.{name}.ranges': {bad[0]!r} is not a choice of design.stratify "
                                  f"({choices(self._strata()) or 'not set'})")
         if d.stratify is not None:
             if d.kind == "tpe":
-                raise ValueError("design.stratify does not apply to tpe designs")
+                raise ValueError("field 'design.stratify': does not apply to tpe designs")
             if d.stratify not in self.space or self.space[d.stratify].choices is None:
                 cats = [k for k, s in self.space.items() if s.choices is not None]
-                raise ValueError(f"design.stratify: {d.stratify!r} is not a categorical dim "
+                raise ValueError(f"field 'design.stratify': {d.stratify!r} is not a categorical dim "
                                  f"({choices(cats) or 'none in space'})")
         return self
 
@@ -258,7 +258,7 @@ def _format_error(source: str, err: ValidationError) -> str:
     """One line for the first pydantic error: file, field, bad value, allowed values."""
     e = err.errors()[0]
     loc = ".".join(str(x) for x in e["loc"])
-    where = f"{source}: field {loc!r}" if loc else f"{source}:"
+    where = f"{source}: field {loc!r}" if loc else source
     if e["type"] == "literal_error":
         allowed = e["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
         return f"{where}: {e['input']!r} is not one of {allowed}"

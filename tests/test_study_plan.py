@@ -1,0 +1,78 @@
+"""Paired designs: grid / random / quasirandom / stratified points from Optuna's samplers, reproducible from the seed."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from robustbench_vit.study.plan import plan, trial_config
+from robustbench_vit.study.spec import parse_spec
+
+MODELS = ["vit_p_micro", "vit_c_micro"]
+
+
+def spec_of(space: dict, design: dict, **extra):
+    """A StudySpec from plain dicts."""
+    return parse_spec({"models": MODELS, "space": space, "design": design, **extra}, "test.yaml")
+
+
+def test_grid_is_log_spaced_and_complete():
+    """A log grid: `num` values, 3 significant digits, endpoints exact; grid products enumerate every pair once."""
+    pts = plan(spec_of({"lr": {"low": 1e-4, "high": 1.0, "log": True, "num": 5}}, {"kind": "grid"}))
+    assert sorted(p.params["lr"] for p in pts) == [1e-4, 1e-3, 1e-2, 1e-1, 1.0]
+    assert [p.index for p in pts] == list(range(5))
+    two = plan(spec_of({"lr": {"low": 1e-3, "high": 1e-1, "log": True, "num": 3},
+                        "epochs": {"values": [2, 4]}}, {"kind": "grid"}))
+    assert sorted((p.params["lr"], p.params["epochs"]) for p in two) == sorted(
+        (lr, ep) for lr in (1e-3, 1e-2, 1e-1) for ep in (2, 4))
+    assert {type(p.params["epochs"]) for p in two} == {int}
+
+
+@pytest.mark.parametrize("kind", ["random", "quasirandom"])
+def test_random_designs_are_seeded_in_range_and_spread(kind):
+    """Same seed, same points; another seed, other points; all inside the log range; QMC point 0 is no corner."""
+    space = {"lr": {"low": 1e-4, "high": 1e-1, "log": True}, "weight_decay": {"low": 1e-3, "high": 1.0, "log": True}}
+    a = plan(spec_of(space, {"kind": kind, "points": 16, "seed": 3}))
+    b = plan(spec_of(space, {"kind": kind, "points": 16, "seed": 3}))
+    c = plan(spec_of(space, {"kind": kind, "points": 16, "seed": 4}))
+    assert [p.params for p in a] == [p.params for p in b] != [p.params for p in c]
+    lrs = [p.params["lr"] for p in a]
+    assert all(1e-4 <= v <= 1e-1 for v in lrs) and len(set(lrs)) == 16
+    assert a[0].params["lr"] != 1e-4 and a[0].params["weight_decay"] != 1e-3
+    # log-uniform: about half the points below the geometric middle of the range
+    assert 4 <= sum(math.log10(v) < -2.5 for v in lrs) <= 12
+    if kind == "quasirandom":  # Sobol: each quarter of the log range holds exactly 4 of 16 points
+        quarters = [int((math.log10(v) + 4) / 0.75) for v in lrs]
+        assert sorted(quarters.count(q) for q in range(4)) == [4, 4, 4, 4]
+
+
+def test_stratified_optimizers_get_their_own_ranges():
+    """optimizer_stability's design: `points` per optimizer, each inside its own lr/wd range, interleaved."""
+    spec = spec_of({"optimizer": {"choices": ["adamw", "sgd"]},
+                    "lr": {"low": 1e-4, "high": 1e-2, "log": True, "ranges": {"sgd": [1e-2, 1.0]}},
+                    "weight_decay": {"low": 1e-3, "high": 1.0, "log": True, "ranges": {"sgd": [1e-5, 1e-3]}}},
+                   {"kind": "random", "points": 5, "stratify": "optimizer"})
+    pts = plan(spec)
+    assert [p.params["optimizer"] for p in pts] == ["adamw", "sgd"] * 5
+    for p in pts:
+        lo, hi = (1e-4, 1e-2) if p.params["optimizer"] == "adamw" else (1e-2, 1.0)
+        assert lo <= p.params["lr"] <= hi and p.distributions["lr"].low == lo
+    assert spec.trial_count() == 10
+
+
+def test_seeds_multiply_points_and_configs_are_complete():
+    """Seed replicates multiply the points; a trial config carries data, fixed settings, the point and the seed."""
+    spec = spec_of({"lr": {"values": [0.001, 0.01]}}, {"kind": "grid", "seeds": [7, 8, 9]},
+                   train={"epochs": 3, "weight_decay": 0.2})
+    assert spec.trial_count() == 6
+    cfg = trial_config(spec, spec.models[1], plan(spec)[0].params, 8)
+    assert (cfg.model.name, cfg.dataset, cfg.epochs, cfg.weight_decay, cfg.seed) == ("vit_c_micro", "digits", 3, 0.2, 8)
+    assert cfg.lr in (0.001, 0.01)
+
+
+def test_tpe_slots_are_empty_and_bounded():
+    """tpe plans `points` slots whose params the sampler fills later; the space edges are checked up front."""
+    pts = plan(spec_of({"lr": {"low": 1e-4, "high": 1e-1, "log": True}}, {"kind": "tpe", "points": 4}))
+    assert [(p.index, p.params) for p in pts] == [(i, {}) for i in range(4)]
+    assert pts[0].distributions["lr"].log

@@ -1,0 +1,86 @@
+"""Study specs: the built-in YAML studies and presets load; bad input is one line naming file and field, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robustbench_vit.cli import main
+from robustbench_vit.errors import UserError
+from robustbench_vit.study.spec import list_specs, load_spec
+
+BUILTINS = ["epoch_stability", "lr_sensitivity", "lr_wd_stability", "optimizer_stability", "peak", "wd_sensitivity"]
+
+
+def test_builtin_studies_and_presets_load():
+    """Every built-in study loads with its default, cifar and paper preset; the default is CPU digits micro."""
+    assert BUILTINS == [p.stem for p in list_specs() if p.stem in BUILTINS]
+    for name in BUILTINS:
+        spec = load_spec(name)
+        assert (spec.dataset, {m.size for m in spec.models}) == ("digits", {"micro"})
+        assert [m.name for m in spec.models] == ["vit_p_micro", "vit_c_micro"]
+        assert 4 <= spec.trial_count() <= 16  # minutes on 2 cores
+        cifar, paper = load_spec(name, "cifar"), load_spec(name, "paper")
+        assert cifar.dataset == "cifar10" and {m.size for m in cifar.models} == {"tiny"}
+        assert {m.name for m in paper.models} == {"vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf"}
+        recipe = {"batch_size": 2048, "warmup_epochs": 5, "label_smoothing": 0.1, "mixup": 0.8, "cutmix": 1.0,
+                  "threads": None, "device": "cuda"}
+        assert {k: paper.train[k] for k in recipe if k not in paper.space} == {
+            k: v for k, v in recipe.items() if k not in paper.space}
+        assert paper.dataset == "imagefolder" and paper.train["ema_decay"]
+        assert not set(paper.train) & set(paper.space)  # a searched setting is never also fixed
+    assert load_spec("lr_wd_stability", "paper").trial_count() == 64
+    assert sorted(p.params["epochs"] for p in __import__("robustbench_vit.study.plan", fromlist=["plan"]).plan(
+        load_spec("epoch_stability", "paper"))) == [50, 100, 200, 400]
+
+
+BAD = {
+    "design:\n  kind: gird\n": "field 'design.kind': 'gird' is not one of grid, random, quasirandom, tpe",
+    "design:\n  kinds: grid\n": "field 'design.kinds': unknown field; allowed: kind, points, seed, seeds, stratify",
+    "models: [vit_x_micro]\n": "field 'models': unknown model 'vit_x_micro'; allowed: vit_p_micro",
+    "train: {lrr: 1}\n": "field 'train': unknown training setting 'lrr'; allowed: amp",
+    "dataset: mnist\n": "field 'dataset': dataset 'mnist' is unknown; allowed: cifar10, cifar100, digits, imagefolder",
+    "space:\n  lr: {low: 0.0, high: 1.0, num: 3}\n": "point 2 {'lr': 0.0} gives an invalid training setting 'lr'",
+    "space:\n  lr: {low: 1.0e-3, high: 1.0, log: true}\n": "field 'space.lr': grid designs need num (or values)",
+}
+
+
+@pytest.mark.parametrize("body", list(BAD))
+def test_bad_spec_is_one_line_and_writes_nothing(body, tmp_path, capsys):
+    """The CLI exits 2 with one line: the file, the field, the bad value and what is allowed; no runs folder."""
+    base = "models: [vit_p_micro, vit_c_micro]\nspace:\n  lr: {low: 1.0e-3, high: 1.0, log: true, num: 2}\n"
+    text = base + body if not body.startswith(("space", "models")) else base.split("space:")[0].replace(
+        "models: [vit_p_micro, vit_c_micro]\n", "" if body.startswith("models") else "models: [vit_p_micro]\n") + body
+    if body.startswith("models"):
+        text += "space:\n  lr: {low: 1.0e-3, high: 1.0, log: true, num: 2}\n"
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    runs = tmp_path / "runs"
+    assert main(["study", "run", str(path), "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err and BAD[body] in err, err
+    assert not runs.exists()
+
+
+def test_unknown_preset_and_study(tmp_path):
+    """An unknown preset lists the presets; an unknown study name lists the known ones."""
+    with pytest.raises(UserError, match=r"preset 'gpu' is not one of cifar, paper"):
+        load_spec("lr_sensitivity", "gpu")
+    with pytest.raises(UserError, match=r"study 'lr_sensitivty' not found .* known: .*lr_sensitivity"):
+        load_spec("lr_sensitivty")
+
+
+def test_local_studies_folder_and_user_stems(tmp_path, monkeypatch):
+    """./studies/NAME.yaml is found by name; user stems become ModelSpecs of the study's size; presets deep-merge."""
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "mine.yaml").write_text(
+        "models: [vit_p_micro]\nstems:\n  - {name: my_stem, path: 'stems.py:MyStem', options: {width: 8}}\n"
+        "train: {epochs: 3, weight_decay: 0.1}\nspace:\n  lr: {values: [0.001, 0.01]}\n"
+        "presets:\n  long: {train: {epochs: 30}}\n")
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec("mine", "long")
+    assert [(m.name, m.size, m.stem, m.stem_options) for m in spec.models] == [
+        ("vit_p_micro", "micro", "patchify", {}), ("my_stem", "micro", "stems.py:MyStem", {"width": 8})]
+    assert spec.train == {"epochs": 30, "weight_decay": 0.1} and spec.preset == "long"
+    assert Path(spec.source).resolve() == (tmp_path / "studies" / "mine.yaml").resolve()
