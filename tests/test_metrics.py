@@ -118,10 +118,13 @@ def test_model_metrics_by_hand():
     assert (p["within_1"], p["within_2"], p["within_5"]) == pytest.approx((0.2, 0.4, 0.6))
     # optimizer gap = best sgd − best adamw: vit_p 8 − 3 = 5, vit_c 4 − 2 = 2
     assert p["optimizer_gap"] == 5 and c["optimizer_gap"] == 2
+    # two optimizers with 2 lr values each: no LR sensitivity (needs 3 lr values per optimizer)
+    assert np.isnan(c["lr_sensitivity_adamw"]) and "lr_sensitivity" not in m
+    one = M.model_metrics(_frame().assign(optimizer="adamw")).set_index("model")
     # vit_c LR sensitivity: lrs 1e-1..1e-4 with errors 2, 3, 4, 9 (all below chance 90): mean 4.5 − 2 = 2.5
-    assert c["lr_sensitivity"] == pytest.approx(2.5)
+    assert one.at["vit_c_x", "lr_sensitivity"] == pytest.approx(2.5)
     # vit_p: 2, 3 (no lr for the failed trial): errors 3, 5, 8, min(100, 90) → mean 26.5 − 3 = 23.5
-    assert p["lr_sensitivity"] == pytest.approx(23.5)
+    assert one.at["vit_p_x", "lr_sensitivity"] == pytest.approx(23.5)
     # expected best of min(5, n) draws: for vit_c (N = 4, n = 4) P(min = 2) = 1 − (3/4)^4 = 175/256, ...
     e, probs = np.array([2, 3, 4, 9.0]), np.array([1 - (3 / 4) ** 4, (3 / 4) ** 4 - (2 / 4) ** 4,
                                                    (2 / 4) ** 4 - (1 / 4) ** 4, (1 / 4) ** 4])
@@ -141,3 +144,15 @@ def test_pairs_and_comparisons():
     # 3/4−2/5 = 0.35 on (2, 5], 3/4−3/5 on (5, 7], 1−3/5 = 0.4 on (7, 97] → D = 0.4, vit_c above everywhere
     assert c["ks_d"] == pytest.approx(0.4) and c["above"] == "vit_c_x"
     assert c["critical_d"] == pytest.approx(M.ks_critical(4, 5))
+
+
+def test_lr_sensitivity_per_optimizer():
+    # adamw at lr 1e-3, 1e-2, 1e-1 → 2, 3, 4: mean 3 − best 2 = 1
+    # sgd at lr 1e-2, 1e-1, 1 → 5, 9, 100 → min(100, 90) = 90: mean 104/3 − 5 = 29.667
+    df = pd.DataFrame(dict(model="vit_c_x", stem="conv", point=range(6), seed=0, status="complete", num_classes=10,
+                           optimizer=["adamw"] * 3 + ["sgd"] * 3, lr=[1e-3, 1e-2, 1e-1, 1e-2, 1e-1, 1.0],
+                           error=[2, 3, 4, 5, 9, 100.0]))
+    r = M.model_metrics(df).iloc[0]
+    assert r["lr_sensitivity_adamw"] == pytest.approx(1.0)
+    assert r["lr_sensitivity_sgd"] == pytest.approx(104 / 3 - 5)
+    assert r["optimizer_gap"] == 3

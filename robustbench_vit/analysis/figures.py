@@ -146,12 +146,15 @@ def fig_hparam(df: pd.DataFrame, colors: dict, col: str = "lr") -> Figure | None
     if fin.empty or fin[col].nunique() < 3 or (fin[col] <= 0).any():
         return None
     fig, (ax,) = _new()
-    for m, g, c in _groups(fin, colors):
-        x, e, cap = np.log10(g[col].to_numpy(float)), g["error"].to_numpy(float), _capped(g).to_numpy()
-        ax.scatter(x[~cap], e[~cap], s=18, color=c, alpha=0.6, edgecolors="none")
-        ax.scatter(x[cap], e[cap], color=c, alpha=0.8, **CAPPED)
-        mx, me = _median_line(x, e)
-        ax.plot(mx, me, color=c, lw=2, label=m)
+    opts = sorted(fin["optimizer"].dropna().unique()) if "optimizer" in fin else []
+    for m, g_m, c in _groups(fin, colors):
+        # one line per optimizer where there are several (their lr ranges differ): solid, dashed, dotted
+        for k, (opt, g) in enumerate(g_m.groupby("optimizer") if len(opts) > 1 else [(None, g_m)]):
+            x, e, cap = np.log10(g[col].to_numpy(float)), g["error"].to_numpy(float), _capped(g).to_numpy()
+            ax.scatter(x[~cap], e[~cap], s=18, color=c, alpha=0.6, edgecolors="none", marker="os^"[k % 3])
+            ax.scatter(x[cap], e[cap], color=c, alpha=0.8, **CAPPED)
+            mx, me = _median_line(x, e)
+            ax.plot(mx, me, color=c, lw=2, ls=("-", "--", ":")[k % 3], label=f"{m} · {opt}" if opt else m)
     chance = M.error_at_init(fin["num_classes"].max()) if "num_classes" in fin else None
     if chance and chance < ERROR_CAP:
         ax.axhline(chance, color="0.5", ls=":", lw=1, label=f"chance ({chance:g}%)")
@@ -294,7 +297,8 @@ SPECS: list[tuple[str, str, str, Callable]] = [
     ("distribution", "Error distribution", "A box (quartiles, median) over each model's trials; every trial is "
      "a point, crosses are diverged or failed trials at the 100% cap.", fig_distribution),
     ("lr", "Error vs learning rate", "Each trial a point (all seeds and other settings), crosses at the cap; the "
-     "line is the median per lr (per lr bin for random designs). Dotted: chance error.", fig_hparam),
+     "line is the median per lr (per lr bin for random designs), one line style per optimizer where several ran. "
+     "Dotted grey: chance error.", fig_hparam),
     ("wd", "Error vs weight decay", "As the lr figure, for weight decay.",
      lambda d, c: fig_hparam(d, c, "weight_decay")),
     ("lr-wd", "lr × weight decay", "Every trial at its (lr, wd), coloured by error on a shared log scale; "

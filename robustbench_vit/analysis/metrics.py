@@ -138,6 +138,16 @@ def _log_range(g: pd.DataFrame, col: str) -> tuple[float, float, float]:
     return good_range(np.log10(g[col].astype(float)), g["error"])
 
 
+def _sensitivity(g: pd.DataFrame) -> dict:
+    """LR sensitivity and good lr / wd ranges of one model's (one optimizer's) finished trials."""
+    lr_lo, _, lr_hi = _log_range(g, "lr")
+    wd_lo, _, wd_hi = _log_range(g, "weight_decay")
+    chance = error_at_init(g["num_classes"].max() if "num_classes" in g else None)
+    return {"lr_sensitivity": lr_sensitivity(g["lr"], g["error"], chance) if "lr" in g else math.nan,
+            "good_lr_decades": lr_hi - lr_lo, "good_lr_low": lr_lo, "good_lr_high": lr_hi,
+            "good_wd_decades": wd_hi - wd_lo}
+
+
 def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFrame:
     """One row of robustness metrics per model (models in report order)."""
     rows = []
@@ -151,17 +161,15 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
         row = {"model": model, **first, "trials": len(e),
                **{s: int(counts.get(s, 0)) for s in ("complete", "diverged", "failed", "running", "pending")}}
         if len(e):
-            lr_lo, _, lr_hi = _log_range(g, "lr")
-            wd_lo, _, wd_hi = _log_range(g, "weight_decay")
             exp_best, exp_std = expected_best(e, min(BUDGET, len(e)))
             row |= {"best": e.min(), "median": float(np.median(e)), "mean": e.mean(),
                     "divergence_rate": row["diverged"] / len(e), "delta_auc": delta_auc(e, window),
                     **{f"within_{k}": fraction_within(e, k) for k in WITHIN},
-                    "expected_best": float(exp_best[0]), "expected_best_std": float(exp_std[0]),
-                    "lr_sensitivity": lr_sensitivity(g["lr"], e, error_at_init(g["num_classes"].max()))
-                    if "lr" in g else math.nan,
-                    "good_lr_decades": lr_hi - lr_lo, "good_lr_low": lr_lo, "good_lr_high": lr_hi,
-                    "good_wd_decades": wd_hi - wd_lo}
+                    "expected_best": float(exp_best[0]), "expected_best_std": float(exp_std[0])}
+            opts = sorted(g["optimizer"].dropna().unique()) if "optimizer" in g else []
+            # lr scales differ between optimizers: with several, the sensitivities are per optimizer
+            for suffix, sub in ({"": g} if len(opts) <= 1 else {f"_{o}": g[g["optimizer"] == o] for o in opts}).items():
+                row |= {f"{k}{suffix}": v for k, v in _sensitivity(sub).items()}
             best_by_opt = g.groupby("optimizer")["error"].min() if "optimizer" in g else pd.Series(dtype=float)
             for opt, v in best_by_opt.items():
                 row[f"best_{opt}"] = float(v)

@@ -34,6 +34,13 @@ def _get(r, key):
     return r[key] if key in r else None
 
 
+def _range(r, suffix: str) -> str:
+    """Width of the good lr range in decades, with the range itself."""
+    lo, hi = _get(r, f"good_lr_low{suffix}"), _get(r, f"good_lr_high{suffix}")
+    text = fmt(_get(r, f"good_lr_decades{suffix}"))
+    return text + (f" [{10 ** lo:.2g}, {10 ** hi:.2g}]" if lo is not None and not math.isnan(lo) else "")
+
+
 METRIC_ROWS = [  # (label, function of a metrics row → cell text)
     ("stem", lambda r: str(_get(r, "stem") or "–")),
     ("depth · params (M) · GMACs", lambda r: f"{fmt(_get(r, 'depth'), '.0f')} · "
@@ -49,11 +56,10 @@ METRIC_ROWS = [  # (label, function of a metrics row → cell text)
     ("within 1 / 2 / 5 points of best", lambda r: " / ".join(fmt(_get(r, f"within_{k}"), "%") for k in (1, 2, 5))),
     ("expected best of 5 random trials (%)", lambda r: f"{fmt(_get(r, 'expected_best'))} ± "
      f"{fmt(_get(r, 'expected_best_std'))}"),
-    ("LR sensitivity (points, ↓ robust)", lambda r: fmt(_get(r, "lr_sensitivity"))),
-    ("good lr range (decades, ↑ robust)", lambda r: fmt(_get(r, "good_lr_decades")) + (
-        f" [{10 ** r['good_lr_low']:.2g}, {10 ** r['good_lr_high']:.2g}]"
-        if _get(r, "good_lr_low") is not None and not math.isnan(r["good_lr_low"]) else "")),
-    ("good wd range (decades)", lambda r: fmt(_get(r, "good_wd_decades"))),
+    *[row for sfx, name in (("", ""), ("_adamw", " · AdamW"), ("_sgd", " · SGD")) for row in (
+        (f"LR sensitivity{name} (points, ↓ robust)", lambda r, s=sfx: fmt(_get(r, f"lr_sensitivity{s}"))),
+        (f"good lr range{name} (decades, ↑ robust)", lambda r, s=sfx: _range(r, s)),
+        (f"good wd range{name} (decades)", lambda r, s=sfx: fmt(_get(r, f"good_wd_decades{s}"))))],
     ("best AdamW error (%)", lambda r: fmt(_get(r, "best_adamw"))),
     ("best SGD error (%)", lambda r: fmt(_get(r, "best_sgd"))),
     ("optimizer gap, best SGD − best AdamW (points)", lambda r: fmt(_get(r, "optimizer_gap"), "+.2f")),
