@@ -159,7 +159,8 @@ def enqueue_missing(study: optuna.Study, points: list[Point], seeds: list[int]) 
             for s in seeds:
                 if have.get((p.index, s), "failed") == "failed":
                     study.add_trial(optuna.trial.create_trial(
-                        state=TrialState.WAITING, params=p.params, distributions=p.distributions,
+                        state=TrialState.WAITING, params=p.params,
+                        distributions={k: p.distributions[k] for k in p.params},  # tpe slots: filled when claimed
                         user_attrs={"point": p.index, "seed": s}))
                     added += 1
     return added
