@@ -22,6 +22,7 @@
 # for jobs that die without a result. Logs: /var/log/slurm/*.log. Start-up takes ~5 s.
 # Environment: SLURM_LOCAL_TIMEOUT (seconds per readiness wait, default 60).
 set -euo pipefail
+export PATH=$PATH:/usr/sbin:/sbin  # the daemons live there; some root shells lack it
 
 ETC=/etc/slurm
 RUN=/run/slurm
