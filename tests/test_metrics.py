@@ -56,9 +56,14 @@ def test_good_range_bootstrap():
     # the min of 2 uniform draws, P(min ≤ m) = 1 − ((7 − m)/8)²: 0.234 (m=0), 0.4375 (1), 0.609 (2), 0.9375 (5),
     # 0.984 (6) → 2.5th percentile 0, median 2, 97.5th 6 (each far from a boundary for 2,500 resamples)
     v = np.arange(8.0)
-    assert M.good_range(v, v) == (0.0, 2.0, 6.0)
-    # a subsample of one trial would make the range meaningless: NaN
-    assert all(math.isnan(x) for x in M.good_range(v[:7], v[:7]))
+    assert M.good_range(v, v, min_k=2) == (0.0, 2.0, 6.0)
+    # by default a subsample needs 4 trials (n >= 16): fewer make the range close to a random draw → NaN
+    assert all(math.isnan(x) for x in M.good_range(v, v))
+    # 16 values, subsamples of 4: P(min ≤ m) = 1 − ((15 − m)/16)⁴ → 0.228 (m=0), 0.777 (4), 0.963 (8), 0.980 (9)
+    # → 2.5th percentile 0, 97.5th 9 (0.963 < 0.975 < 0.980; seeded resamples)
+    w = np.arange(16.0)
+    lo, _, hi = M.good_range(w, w)
+    assert (lo, hi) == (0.0, 9.0)
 
 
 def test_ks_numbers():

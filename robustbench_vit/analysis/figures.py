@@ -270,7 +270,7 @@ def fig_curves(df: pd.DataFrame, colors: dict) -> Figure | None:
     groups = [(m, g, c) for m, g, c in groups if len(g)]
     if not groups:
         return None
-    fig, (a1, a2) = _new(2, size=WIDE)
+    fig, (a1, a2) = _new(2, size=(WIDE[0], WIDE[1] + 0.25 * len(groups)))
     for m, g, c in groups:
         for which, ls in (("best", "-"), ("worst", "--")):
             t = g.loc[g["error"].idxmin() if which == "best" else g["error"].idxmax()]
@@ -283,7 +283,7 @@ def fig_curves(df: pd.DataFrame, colors: dict) -> Figure | None:
     a1.set(xlabel="epoch", ylabel="validation top-1 error (%)", ylim=(0, ERROR_CAP + 2))
     a2.set(xlabel="epoch", ylabel="train loss (log scale)", yscale="log")
     _plain(a2.yaxis, ticks125=True)
-    _legend(a1, fontsize=8)
+    fig.legend(*a1.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False, fontsize=8)
     return fig
 
 

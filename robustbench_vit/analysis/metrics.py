@@ -67,16 +67,17 @@ def lr_sensitivity(lr, errors, error_at_init: float) -> float:
     return float(s.mean() - s.min()) if len(s) >= 3 else math.nan
 
 
-def good_range(values, errors, *, sample: float = 0.25, resamples: int = 2500, alpha: float = 5.0,
-               seed: int = 0) -> tuple[float, float, float]:
+def good_range(values, errors, *, sample: float = 0.25, resamples: int = 2500, alpha: float = 5.0, seed: int = 0,
+               min_k: int = 4) -> tuple[float, float, float]:
     """pycls's bootstrap range of a hyperparameter where the best trials lie: (low, median, high) percentiles.
 
     Draw `resamples` subsamples of `sample`·n trials with replacement, keep each one's best trial, and return
-    the alpha/2, 50 and 100 − alpha/2 percentiles of the kept values. NaN when a subsample would be < 2 trials.
+    the alpha/2, 50 and 100 − alpha/2 percentiles of the kept values. NaN when a subsample would have fewer than
+    `min_k` trials (with 1–3 trials the kept value is close to a random draw, and the range means nothing).
     """
     v, e = np.asarray(values, float), np.asarray(errors, float)
     k = max(1, int(len(e) * sample))
-    if k < 2:
+    if k < min_k:
         return (math.nan, math.nan, math.nan)
     idx = np.random.default_rng(seed).integers(0, len(e), size=(resamples, k))
     best = idx[np.arange(resamples), np.argmin(e[idx], axis=1)]

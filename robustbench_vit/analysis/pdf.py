@@ -141,19 +141,22 @@ def _draw(pages: list[list[tuple[float, str, str]]], pdf: PdfPages, first_number
 
 
 def _figure_page(item: FigureItem, number: int, page: int, pdf: PdfPages) -> None:
-    """One figure on its own page: title above, caption below (the figure is restored afterwards)."""
+    """One figure on its own page, its title and caption above it (the figure is restored afterwards).
+
+    Both go above so that legends placed outside at the bottom of a figure keep their place.
+    """
     fig = item.figure
     w, h = fig.get_size_inches()
     caption = textwrap.wrap(item.caption, int(w * 72 / (8.5 * 0.55)))
-    top, bottom = 0.5, 0.35 + 0.17 * len(caption)
+    top, bottom = 0.55 + 0.16 * len(caption), 0.3
     big_h = h + top + bottom
     engine = fig.get_layout_engine()
     fig.set_size_inches(w, big_h)
     engine.set(rect=(0, bottom / big_h, 1, h / big_h))
     added = [fig.text(0.02, 1 - 0.15 / big_h, f"Figure {number}. {item.title}", va="top", fontsize=12,
                       weight="bold"),
-             fig.text(0.02, (bottom - 0.1) / big_h, "\n".join(caption), va="top", fontsize=8.5, color="0.2"),
-             fig.text(0.5, 0.08 / big_h, str(page), ha="center", fontsize=8, color="0.4")]
+             fig.text(0.02, 1 - 0.45 / big_h, "\n".join(caption), va="top", fontsize=8.5, color="0.2"),
+             fig.text(0.98, 1 - 0.15 / big_h, str(page), ha="right", va="top", fontsize=8, color="0.4")]
     try:
         pdf.savefig(fig)
     finally:

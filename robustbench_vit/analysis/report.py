@@ -82,6 +82,15 @@ def _provenance(data: StudyData) -> list[tuple[str, str]]:
             ("last trial finished", str(end.max()) if end is not None and end.notna().any() else "–")]
 
 
+def _spec_text(spec: dict, preset: str | None) -> str:
+    """The stored (resolved) study spec as YAML, without the presets that were not what ran."""
+    if not spec:
+        return "(not stored)"
+    shown = {k: v for k, v in spec.items() if k != "presets"}
+    note = f"# resolved spec (preset: {preset or 'default'}); the file's other presets are not shown\n"
+    return note + yaml.safe_dump(shown, sort_keys=False, allow_unicode=True)
+
+
 def collect(data: StudyData) -> ReportContent:
     """Metrics, comparisons, verdicts, figures and provenance of a study's data."""
     df = data.frame
@@ -96,7 +105,7 @@ def collect(data: StudyData) -> ReportContent:
         notes=notes(df) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
         figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
         failed=_failed_table(df) if len(df) else Table([], []),
-        spec_yaml=yaml.safe_dump(spec, sort_keys=False, allow_unicode=True) if spec else "(not stored)",
+        spec_yaml=_spec_text(spec, data.preset),
         provenance=_provenance(data))
 
 

@@ -114,20 +114,29 @@ def verdict(r: pd.Series, mm: pd.DataFrame) -> tuple[str, str]:
             f" of trials; diverged {fmt(x.at[lead, 'divergence_rate'], '%')} vs "
             f"{fmt(x.at[other, 'divergence_rate'], '%')} ({lead} vs {other}). KS test on Δerror: D = {r['ks_d']:.2f}, "
             f"p = {r['ks_p']:.2g} (5% critical D ≈ {r['critical_d']:.2f} for {r['n_model']} vs {r['n_baseline']} "
-            f"trials): {'significant' if sig else 'not significant'} at the 5% level. Best error {m} "
-            f"{r['best_model']:.2f}% vs {b} {r['best_baseline']:.2f}%")
-    if r["matched"]:
-        text += (f"; on {r['matched']} identical settings {m} was better {r['wins']}×, worse {r['losses']}× "
-                 f"(sign test p = {r['sign_p']:.2g})")
-    text += "."
+            f"trials): {'significant' if sig else 'not significant'} at the 5% level.")
+    text += " " + _absolute(r)
     n = min(r["n_model"], r["n_baseline"])
     if not sig:
-        text += (f" Caution: with {r['n_model']} vs {r['n_baseline']} trials a difference of this size is within "
-                 f"sampling noise; about {r['needed']} trials per model would be needed to detect D = "
-                 f"{r['ks_d']:.2f} at 5%.")
+        text += (f" Caution: with {r['n_model']} vs {r['n_baseline']} trials a Δerror-EDF difference of this size "
+                 f"(D = {r['ks_d']:.2f}) is within sampling noise; about {r['needed']} trials per model would be "
+                 "needed to detect it at 5%.")
     elif n < SMALL_N:
         text += f" Caution: only {n} trials per model — treat this as indicative."
     return title, text
+
+
+def _absolute(r: pd.Series) -> str:
+    """The absolute-error side of a comparison: best errors and the paired (same settings) sign test."""
+    m, b = r["model"], r["baseline"]
+    best = f"best error {m} {r['best_model']:.2f}% vs {b} {r['best_baseline']:.2f}%"
+    if not r["matched"]:
+        return f"In absolute error: {best} (no identical settings to pair)."
+    w, lo, p = r["wins"], r["losses"], r["sign_p"]
+    first, second, k, j = (m, b, w, lo) if w >= lo else (b, m, lo, w)
+    sig = "significant" if p < 0.05 else "not significant"
+    return (f"In absolute error, {first} beats {second} at {k} of {r['matched']} identical settings ({j} the other "
+            f"way, {r['ties']} tied; sign test p = {p:.2g}, {sig}); {best}.")
 
 
 def verdicts(mm: pd.DataFrame, cmp: pd.DataFrame) -> list[tuple[str, str]]:
