@@ -95,3 +95,13 @@ def test_default_storage_under_runs_dir(tmp_path):
     with pytest.raises(UserError, match=r"unknown study 'nope'.*studies in .*: demo\)"):
         load_results("nope", runs_dir=tmp_path)
     assert not (tmp_path / "nope").exists()  # reading never creates storage
+
+
+def test_unreadable_storage_is_one_clear_error(tmp_path):
+    missing = tmp_path / "none.db"
+    with pytest.raises(UserError, match=r"no SQLite file .*none\.db"):
+        load_results("demo", storage=f"sqlite:///{missing}")
+    assert not missing.exists()
+    with pytest.raises(UserError, match=r"storage weird://bob:\*\*\*@h:1:2: cannot read it") as e:
+        load_results("demo", storage="weird://bob:s3cret@h:1:2")
+    assert "s3cret" not in str(e.value)

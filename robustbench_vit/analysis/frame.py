@@ -1,9 +1,10 @@
-"""Trials of a study → one tidy pandas DataFrame (one row per trial), read per the storage contract."""
+"""Trials of a study → one tidy pandas DataFrame (one row per model, point and seed), per the storage contract."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ class StudyData:
 def model_order(models) -> list[str]:
     """Models in report order: the patchify baselines, then the conv baselines, then the rest, each sorted."""
     def key(m: str) -> tuple[int, str]:
+        """Sort key: baseline kind first, then the name."""
         return (0 if m.startswith("vit_p_") else 1 if m.startswith("vit_c_") else 2, m)
 
     return sorted(set(models), key=key)
@@ -52,38 +54,55 @@ def is_baseline(model: str) -> bool:
 
 
 def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by ***."""
-    return make_url(url).render_as_string(hide_password=True)
+    """The storage URL with any password replaced by *** (also for strings SQLAlchemy cannot parse)."""
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> list[str]:
-    """Storage URLs to read: the given one(s), or the study's default SQLite file (which must exist)."""
-    if storage is not None:
-        return [storage] if isinstance(storage, str) else list(storage)
-    from robustbench_vit.study.storage import resolve_storage
+    """Storage URLs to read: the given one(s), or the study's default SQLite file; SQLite files must exist."""
+    if storage is None:
+        from robustbench_vit.study.storage import resolve_storage
 
-    url = resolve_storage(study, runs_dir=runs_dir)
-    path = Path(make_url(url).database or "")
-    if url.startswith("sqlite") and not path.is_file():
-        present = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db"))
-        raise UserError(f"unknown study {study!r}: no {path} (studies in {runs_dir}/: {', '.join(present) or 'none'})")
-    return [url]
+        urls = [resolve_storage(study, runs_dir=runs_dir)]
+    else:
+        urls = [storage] if isinstance(storage, str) else list(storage)
+    for url in urls:
+        path = Path(make_url(url).database or "") if url.startswith("sqlite:") else None
+        if path is not None and not path.is_file():  # reading must not create an empty database
+            where = f"runs dir {runs_dir}/" if storage is None else "--storage"
+            present = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db")) if storage is None else []
+            listed = f" (studies in {runs_dir}/: {', '.join(present) or 'none'})" if storage is None else ""
+            raise UserError(f"unknown study {study!r}: no SQLite file {path} ({where}){listed}")
+    return urls
 
 
 def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
     """Every Optuna study named `<study>/<model>` in the storages (UserError naming the ones present if none)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from robustbench_vit.study.plan import quiet_optuna
+
     found, present = [], set()
     for url in urls:
         # read-only use: no table creation, and plain transactions (the harness's writers take BEGIN IMMEDIATE;
         # a reader doing the same would queue behind a running study for every query)
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=kwargs)
-        for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
-            name = s.study_name
-            present.add(name.split("/", 1)[0])
-            if name.startswith(f"{study}/"):
-                found.append((mask_url(url), optuna.load_study(study_name=name, storage=storage)))
+        try:
+            with quiet_optuna():
+                storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=kwargs)
+                for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+                    name = s.study_name
+                    present.add(name.split("/", 1)[0])
+                    if name.startswith(f"{study}/"):
+                        found.append((mask_url(url), optuna.load_study(study_name=name, storage=storage)))
+        except (SQLAlchemyError, ValueError, ImportError) as e:  # unreachable server, bad URL, missing driver
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"storage {mask_url(url)}: cannot read it ({first})") from None
     if not found:
         where = ", ".join(mask_url(u) for u in urls)
         raise UserError(f"unknown study {study!r} in {where} (studies there: {', '.join(sorted(present)) or 'none'})")
