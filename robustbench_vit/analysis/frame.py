@@ -100,9 +100,12 @@ def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
                     present.add(name.split("/", 1)[0])
                     if name.startswith(f"{study}/"):
                         found.append((mask_url(url), optuna.load_study(study_name=name, storage=storage)))
-        except (SQLAlchemyError, ValueError, ImportError) as e:  # unreachable server, bad URL, missing driver
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"storage {mask_url(url)}: cannot read it ({first})") from None
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, ImportError) as e:
+            # unreachable server, bad URL, missing driver; Optuna re-raises these as generic errors
+            cause = e.__cause__ or e
+            first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+            hint = "; name an installed driver, e.g. postgresql+psycopg2://" if isinstance(cause, ImportError) else ""
+            raise UserError(f"storage {mask_url(url)}: cannot read it ({first}{hint})") from None
     if not found:
         where = ", ".join(mask_url(u) for u in urls)
         raise UserError(f"unknown study {study!r} in {where} (studies there: {', '.join(sorted(present)) or 'none'})")
