@@ -105,3 +105,13 @@ def test_unreadable_storage_is_one_clear_error(tmp_path):
     with pytest.raises(UserError, match=r"storage weird://bob:\*\*\*@h:1:2: cannot read it") as e:
         load_results("demo", storage="weird://bob:s3cret@h:1:2")
     assert "s3cret" not in str(e.value)
+
+
+@pytest.mark.postgres
+def test_postgres_and_sqlite_read_together(postgres_url, url):
+    write_study(postgres_url, "demo", models=("mine<b>&",), points=12)  # the same study, one model elsewhere
+    df = load_results("demo", storage=[url, postgres_url])
+    assert set(df["model"]) == {"vit_p_micro", "vit_c_micro", "mine<b>&"}
+    pg = df[df["model"] == "mine<b>&"]
+    assert len(pg) == 12 and pg["storage"].str.startswith("postgresql").all() and pg["history"].map(len).gt(0).all()
+    assert not pg["storage"].str.contains(postgres_url.split("@")[0].split(":")[-1]).any()  # password masked
