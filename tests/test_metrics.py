@@ -120,6 +120,8 @@ def test_model_metrics_by_hand():
     assert p["divergence_rate"] == pytest.approx(1 / 5)
     # Δ = 0, 2, 5, 97, 97 → (1 + 0.8 + 0.5 + 0 + 0)/5 = 0.46
     assert p["delta_auc"] == pytest.approx(0.46)
+    # vit_c: Δ = 0, 1, 2, 7 → (1 + 0.9 + 0.8 + 0.3)/4 = 0.75 > 0.46: rank 1
+    assert c["delta_auc"] == pytest.approx(0.75) and (c["rank"], p["rank"]) == (1, 2)
     assert (p["within_1"], p["within_2"], p["within_5"]) == pytest.approx((0.2, 0.4, 0.6))
     # optimizer gap = best sgd − best adamw: vit_p 8 − 3 = 5, vit_c 4 − 2 = 2
     assert p["optimizer_gap"] == 5 and c["optimizer_gap"] == 2

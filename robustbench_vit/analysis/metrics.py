@@ -177,7 +177,10 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
             row["optimizer_gap"] = (float(best_by_opt["sgd"] - best_by_opt["adamw"])
                                     if {"sgd", "adamw"} <= set(best_by_opt.index) else math.nan)
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if "delta_auc" in out and len(out) > 1:  # 1 = the most robust by Δ-EDF area
+        out["rank"] = out["delta_auc"].rank(ascending=False, method="min")
+    return out
 
 
 def pairs(models) -> list[tuple[str, str]]:
@@ -208,4 +211,7 @@ def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFra
                     "auc_baseline": delta_auc(eb, window), **ks_compare(ea, eb, window=window), **_paired(a_df, b_df)}
             row["above"] = {"a": m, "b": b}.get(row["above"], row["above"])  # whose Δ-EDF lies above
         rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if "delta_auc" in out and len(out) > 1:  # 1 = the most robust by Δ-EDF area
+        out["rank"] = out["delta_auc"].rank(ascending=False, method="min")
+    return out

@@ -53,6 +53,7 @@ METRIC_ROWS = [  # (label, function of a metrics row → cell text)
     ("mean error (%)", lambda r: fmt(_get(r, "mean"))),
     ("divergence rate", lambda r: fmt(_get(r, "divergence_rate"), "%")),
     (f"Δ-EDF area over 0–{DELTA_WINDOW:g} points (↑ robust)", lambda r: fmt(_get(r, "delta_auc"), ".3f")),
+    ("rank by Δ-EDF area (1 = most robust)", lambda r: fmt(_get(r, "rank"), ".0f")),
     ("within 1 / 2 / 5 points of best", lambda r: " / ".join(fmt(_get(r, f"within_{k}"), "%") for k in (1, 2, 5))),
     ("expected best of 5 random trials (%)", lambda r: f"{fmt(_get(r, 'expected_best'))} ± "
      f"{fmt(_get(r, 'expected_best_std'))}"),
