@@ -129,15 +129,21 @@ def fig_distribution(df: pd.DataFrame, colors: dict) -> Figure | None:
     return fig
 
 
-def _median_line(x: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Median error per distinct x (≤ 12 values), else per quantile bin of x (3–8 bins of ≥ 6 trials)."""
-    s = pd.Series(e)
-    if len(np.unique(x)) <= 12:
-        med = s.groupby(x).median()
+def _median_line(x: np.ndarray, e: np.ndarray, per_value: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Median error per distinct x (grid designs), else per quantile bin of x (3–8 bins of about 6 trials)."""
+    if per_value:
+        med = pd.Series(e).groupby(x).median()
         return med.index.to_numpy(float), med.to_numpy(float)
     bins = pd.qcut(x, max(3, min(8, len(x) // 6)), duplicates="drop")
     med = pd.DataFrame({"x": x, "e": e}).groupby(bins, observed=True).median()
     return med["x"].to_numpy(float), med["e"].to_numpy(float)
+
+
+def _is_grid(g: pd.DataFrame, col: str) -> bool:
+    """Whether col takes few values that repeat, or is the only one of lr / wd that varies (a 1-D sweep)."""
+    other = {"lr": "weight_decay", "weight_decay": "lr"}.get(col)
+    n_values = g[col].nunique()
+    return n_values <= 12 and (n_values < len(g) or other not in g or g[other].nunique() <= 1)
 
 
 def fig_hparam(df: pd.DataFrame, colors: dict, col: str = "lr") -> Figure | None:
@@ -153,7 +159,7 @@ def fig_hparam(df: pd.DataFrame, colors: dict, col: str = "lr") -> Figure | None
             x, e, cap = np.log10(g[col].to_numpy(float)), g["error"].to_numpy(float), _capped(g).to_numpy()
             ax.scatter(x[~cap], e[~cap], s=18, color=c, alpha=0.6, edgecolors="none", marker="os^"[k % 3])
             ax.scatter(x[cap], e[cap], color=c, alpha=0.8, **CAPPED)
-            mx, me = _median_line(x, e)
+            mx, me = _median_line(x, e, _is_grid(g, col))
             ax.plot(mx, me, color=c, lw=2, ls=("-", "--", ":")[k % 3], label=f"{m} · {opt}" if opt else m)
     chance = M.error_at_init(fin["num_classes"].max()) if "num_classes" in fin else None
     if chance and chance < ERROR_CAP:
@@ -184,7 +190,7 @@ def fig_lr_wd(df: pd.DataFrame, colors: dict) -> Figure | None:
         ax.set(xlabel="log10 lr")
     axes[0].set_ylabel("log10 weight decay")
     cb = fig.colorbar(sc, ax=list(axes), label="top-1 error (%, log scale)")
-    cb.set_ticks([t for t in (1, 2, 5, 10, 20, 50, 100) if norm.vmin <= t <= norm.vmax])
+    cb.set_ticks([t for t in (1, 2, 3, 5, 7, 10, 15, 20, 30, 50, 70, 100) if norm.vmin <= t <= norm.vmax])
     _plain(cb.ax.yaxis)
     return fig
 
