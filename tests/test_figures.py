@@ -73,3 +73,17 @@ def test_one_trial_still_draws(tmp_path):
     write_study(url, "one", models=("vit_c_micro",), points=1)
     items = F.make_figures(load_results("one", storage=url))
     assert [f.id for f in items] == ["distribution", "curves"]  # EDFs and budgets need two trials
+
+
+def test_median_line_per_value_only_for_grid_sweeps():
+    import pandas as pd
+
+    sweep = pd.DataFrame({"lr": [1e-3, 1e-2, 1e-1], "weight_decay": [0.05] * 3})  # lr grid at fixed wd
+    random2d = pd.DataFrame({"lr": [1e-3, 1e-2, 1e-1], "weight_decay": [0.01, 0.2, 0.05]})
+    seeds = pd.DataFrame({"lr": [1e-3, 1e-3, 1e-2, 1e-2], "weight_decay": [0.01, 0.2, 0.05, 0.1]})  # repeats
+    assert F._is_grid(sweep, "lr") and not F._is_grid(random2d, "lr") and F._is_grid(seeds, "lr")
+    # per value: one median per distinct x; binned: 3 bins of the 18 sorted values → medians of thirds
+    x, e = np.repeat([1.0, 2.0], 2), np.array([1.0, 3.0, 5.0, 9.0])
+    assert [list(v) for v in F._median_line(x, e, True)] == [[1, 2], [2, 7]]
+    mx, me = F._median_line(np.arange(18.0), np.arange(18.0), False)
+    assert list(me) == [2.5, 8.5, 14.5]
