@@ -81,11 +81,12 @@ def test_random_crop_translates_and_flip_mirrors():
 
 
 def test_digits_augmentation_translates_without_flip():
-    """Digits: the train loader pads by 2 and never flips; val batches are the stored tensors unchanged."""
+    """Digits: the train loader translates by up to 1 px and never flips; val batches are the stored tensors unchanged."""
     b = load_dataset("digits")
-    assert b.pad == 2 and not b.flip
+    assert b.pad == 1 and not b.flip
     tl = b.train_loader(64, seed=0)
-    assert tl.pad == 2 and not tl.flip
+    assert tl.pad == 1 and not tl.flip
+    assert b.train_loader(64, seed=0, augment=False).pad == 0
     xb, _ = next(iter(b.val_loader(400)))
     assert torch.equal(xb, b.val_x)
 

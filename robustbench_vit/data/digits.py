@@ -1,4 +1,8 @@
-"""The embedded default: scikit-learn's 1,797 handwritten digits, upsampled to 16×16, fixed stratified split."""
+"""The embedded default: scikit-learn's 1,797 handwritten digits, upsampled to 16×16, fixed stratified split.
+
+Augmentation is a ±1 px translation (no flips: digits are not mirror-symmetric); ±2 px of a 16 px digit
+cost 10–15 points of error in 10-epoch runs.
+"""
 
 from __future__ import annotations
 
@@ -27,4 +31,4 @@ def load_digits(root: str | None = None, device: str | torch.device = "cpu", img
     x = (x - mean) / std
     return DataBundle(name="digits", num_classes=10, in_chans=1, img_size=IMG_SIZE,
                       train_x=x[tr].to(device), train_y=y[tr].to(device),
-                      val_x=x[va].to(device), val_y=y[va].to(device), pad=2, flip=False)
+                      val_x=x[va].to(device), val_y=y[va].to(device), pad=1, flip=False)
