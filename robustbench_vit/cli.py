@@ -37,6 +37,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """`train`: one trial with progress; exit 1 when the trial failed (diverged is a result: exit 0)."""
+    from robustbench_vit.train.console import make_config, train_console
+
+    config = make_config(args.model, dataset=args.dataset, data_root=args.data_root, optimizer=args.optimizer,
+                         lr=args.lr, weight_decay=args.wd, epochs=args.epochs, batch_size=args.batch_size,
+                         augment=args.augment, seed=args.seed, device=args.device, threads=args.threads)
+    return 1 if train_console(config, args.trial_dir, args.json).status == "failed" else 0
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     """`study run|status|list`: run a study, show its progress, list the available studies."""
     from robustbench_vit.study import commands
@@ -123,6 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the built-in models with params and GMACs")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train one model once (one trial) and print its final error")
+    p.add_argument("--model", default="vit_c_micro", help="built-in model name (default: vit_c_micro)")
+    p.add_argument("--dataset", default="digits", help="digits, cifar10, cifar100, imagefolder (default: digits)")
+    p.add_argument("--data-root", default=None, help="dataset folder (cifar10/100, imagefolder)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--wd", type=float, default=0.05, help="weight decay (default: 0.05)")
+    p.add_argument("--optimizer", default="adamw", help="adamw or sgd (default: adamw)")
+    p.add_argument("--batch-size", type=int, default=64, help="default: 64 (more steps for short runs)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
+                   help="tensor crop/flip augmentation (default: off; it underfits 10-epoch runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--trial-dir", default=None, help="checkpoint folder; running again resumes from it")
+    p.add_argument("--json", action="store_true", help="print one JSON object (progress goes to stderr)")
+    p.set_defaults(func=cmd_train)
 
     add_study_parser(sub)
     add_analysis_parsers(sub)
