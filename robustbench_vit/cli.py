@@ -55,21 +55,22 @@ def cmd_study(args: argparse.Namespace) -> int:
         return commands.list_command(args.json)
     if args.study_command == "status":
         return commands.status_command(args.name, args.runs_dir, args.storage, args.json)
-    slurm = {k: v for k, v in {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min,
-                               "cpus_per_task": args.slurm_cpus, "gpus_per_node": args.slurm_gpus,
-                               "array_parallelism": args.slurm_array_parallelism,
-                               "additional_parameters": commands.parse_sbatch_options(args.slurm_option)}.items() if v}
     return commands.run_command(args.name, args.preset, args.runs_dir, args.storage, args.executor, args.workers,
-                                args.data_root, slurm)
+                                args.data_root, slurm_options(args))
 
 
-def add_study_parser(sub: argparse._SubParsersAction) -> None:
-    """The `study` command group: run, status, list."""
-    p = sub.add_parser("study", help="run studies and watch them (run, status, list)")
-    p.set_defaults(func=cmd_study)
-    ssub = p.add_subparsers(dest="study_command", required=True)
-    r = ssub.add_parser("run", help="run what is left of a study (again: continues where it stopped)")
-    r.add_argument("name", help="a study name (studies/NAME.yaml) or a YAML path")
+def slurm_options(args: argparse.Namespace) -> dict:
+    """The --slurm-* options that were given, as run_study's `slurm` dict."""
+    from robustbench_vit.study.commands import parse_sbatch_options
+
+    return {k: v for k, v in {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min,
+                              "cpus_per_task": args.slurm_cpus, "gpus_per_node": args.slurm_gpus,
+                              "array_parallelism": args.slurm_array_parallelism,
+                              "additional_parameters": parse_sbatch_options(args.slurm_option)}.items() if v}
+
+
+def add_run_options(r: argparse.ArgumentParser) -> None:
+    """Options of every command that runs trials: preset, executor, workers, data root, SLURM, storage."""
     r.add_argument("--preset", default=None, help="a preset of the study (e.g. cifar, paper)")
     r.add_argument("--executor", default="auto", choices=["auto", "inline", "local", "slurm"],
                    help="auto: local when --workers > 1, else inline")
@@ -82,6 +83,26 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--slurm-array-parallelism", type=int, default=None, help="array tasks running at once")
     r.add_argument("--slurm-option", action="append", metavar="KEY=VALUE", help="extra sbatch option (repeatable)")
     add_storage_options(r)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """`compare --stem FILE.py:Class`: validate and FLOP-match a stem, run it on the baselines' trials, report."""
+    from robustbench_vit.compare import compare_command
+
+    return compare_command(args.stem, study=args.study, preset=args.preset, size=args.size, name=args.name,
+                           options=args.options, runs_dir=args.runs_dir,
+                           storage=args.storage, executor=args.executor, workers=args.workers,
+                           data_root=args.data_root, slurm=slurm_options(args), out=args.out, formats=args.format)
+
+
+def add_study_parser(sub: argparse._SubParsersAction) -> None:
+    """The `study` command group: run, status, list."""
+    p = sub.add_parser("study", help="run studies and watch them (run, status, list)")
+    p.set_defaults(func=cmd_study)
+    ssub = p.add_subparsers(dest="study_command", required=True)
+    r = ssub.add_parser("run", help="run what is left of a study (again: continues where it stopped)")
+    r.add_argument("name", help="a study name (studies/NAME.yaml) or a YAML path")
+    add_run_options(r)
     s = ssub.add_parser("status", help="trial counts by model and status, and where the storage is")
     s.add_argument("name")
     s.add_argument("--json", action="store_true", help="print {model: {status: count}}")
@@ -154,6 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_study_parser(sub)
     add_analysis_parsers(sub)
+
+    p = sub.add_parser("compare", help="put your stem against the patchify and conv baselines, then report")
+    p.add_argument("--stem", required=True, help="path/to/file.py:Class, package.module:Class, or an installed stem")
+    p.add_argument("--name", default=None, help="model name in results (default: from the class name and size)")
+    p.add_argument("--study", default="lr_wd_stability", help="the study to compare on (default: lr_wd_stability)")
+    p.add_argument("--size", default=None, help="model size (default: the study's baselines' size)")
+    p.add_argument("--options", default=None, help="stem options as JSON, e.g. '{\"kernel_size\": 5}'")
+    p.add_argument("--format", default="html", help="report formats: html, pdf (default: html)")
+    p.add_argument("--out", default=None, help="report folder (default: reports/STUDY/)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_compare)
 
     return parser
 

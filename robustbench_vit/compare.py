@@ -1,0 +1,138 @@
+"""Compare a user stem against the built-in baselines: validate, FLOP-match, run the paired trials, report."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from robustbench_vit.errors import UserError
+from robustbench_vit.models import ModelSpec, get_stem, model_complexity, validate_stem
+from robustbench_vit.study.launch import StudySummary, run_study
+from robustbench_vit.study.spec import StudySpec, load_spec
+
+
+@dataclass
+class Contender:
+    """The new stem's model and its complexity against both baselines."""
+
+    spec: ModelSpec
+    complexity: dict[str, Any]
+    baselines: dict[str, dict[str, Any]]  # baseline name → complexity
+
+
+def absolute_ref(ref: str) -> str:
+    """`file.py:Class` with an absolute file path, so worker processes anywhere can import it."""
+    where, sep, attr = ref.rpartition(":")
+    if sep and where.endswith(".py"):
+        return f"{Path(where).resolve()}:{attr}"
+    return ref
+
+
+def default_name(ref: str, size: str) -> str:
+    """A model name from the stem's class name: `path.py:OverlapPatchStem` → `overlap_patch_stem_micro`."""
+    cls = ref.rpartition(":")[2] or ref
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower().replace("__", "_") + f"_{size}"
+
+
+def contender(stem: str, *, size: str, name: str | None = None, options: dict | None = None) -> Contender:
+    """Validate the stem at `size` and FLOP-match its trunk depth to the patchify baseline of that size."""
+    ref = absolute_ref(stem)
+    get_stem(ref)  # a clear error for a bad reference before anything else
+    spec = ModelSpec(name=name or default_name(ref, size), size=size, stem=ref, stem_options=options or {})
+    if spec.name in {f"vit_p_{size}", f"vit_c_{size}"}:
+        raise UserError(f"--name {spec.name!r} is a baseline's name; choose another")
+    validate_stem(spec)
+    cx = model_complexity(spec)
+    spec = spec.model_copy(update={"depth": cx["depth"]})
+    base = {n: model_complexity(ModelSpec.from_name(n)) for n in (f"vit_p_{size}", f"vit_c_{size}")}
+    return Contender(spec, cx, base)
+
+
+def study_for(study: str, preset: str | None, size: str | None) -> tuple[StudySpec, str]:
+    """The study to compare on, and the model size (default: the size of the study's built-in models)."""
+    spec = load_spec(study, preset)
+    sizes = sorted({m.size for m in spec.models if m.stem in ("patchify", "conv")})
+    size = size or (sizes[0] if sizes else None)
+    if size is None:
+        raise UserError(f"study {spec.name!r} has no built-in baseline to take a size from; pass --size")
+    return spec, size
+
+
+def run_contender(spec: StudySpec, new: Contender, **run_kw: Any) -> StudySummary:
+    """Run both baselines and the new stem on the study's points; stored baseline trials are reused."""
+    models = [ModelSpec.from_name(n) for n in new.baselines] + [new.spec]
+    return run_study(spec, models=models, **run_kw)
+
+
+def compare_stem(stem: str, *, study: str = "lr_wd_stability", preset: str | None = None, size: str | None = None,
+                 name: str | None = None, options: dict | None = None, **run_kw: Any) -> tuple[Contender, StudySummary]:
+    """Validate and FLOP-match `stem`, then run it on exactly the baselines' trial points (no report).
+
+    `run_kw` goes to `run_study`: runs_dir, storage, executor, workers, slurm, progress.
+    """
+    spec, size = study_for(study, preset, size)
+    new = contender(stem, size=size, name=name, options=options)
+    return new, run_contender(spec, new, **run_kw)
+
+
+def parse_options(text: str | None) -> dict:
+    """--options JSON as a dict (one clear error otherwise)."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UserError(f"--options {text!r}: not valid JSON ({e.msg}); e.g. '{{\"kernel_size\": 5}}'") from e
+    if not isinstance(value, dict):
+        raise UserError(f"--options {text!r}: expected a JSON object of stem options")
+    return value
+
+
+def summary_table(new: Contender) -> Table:
+    """Params, GMACs and FLOP ratios of the new stem and both baselines."""
+    t = Table(title=f"{new.spec.name}: FLOP-matched against the {new.spec.size} baselines")
+    for col in ("model", "stem", "depth", "params (M)", "GMACs", "FLOPs / patchify", "FLOPs / conv"):
+        t.add_column(col, justify="left" if col in ("model", "stem") else "right")
+    p, c = new.baselines.values()  # patchify first, then conv
+    rows = [(n, "patchify" if "_p_" in n else "conv", x) for n, x in new.baselines.items()]
+    for name, stem, x in rows + [(new.spec.name, new.spec.stem, new.complexity)]:
+        t.add_row(name, stem, str(x["depth"]), f"{x['params'] / 1e6:.3f}", f"{x['gmacs']:.4g}",
+                  f"{x['gmacs'] / p['gmacs']:.3f}", f"{x['gmacs'] / c['gmacs']:.3f}")
+    return t
+
+
+def compare_command(stem: str, *, study: str, preset: str | None, size: str | None, name: str | None,
+                    options: str | None, runs_dir: str, storage: str | None, executor: str, workers: int,
+                    data_root: str | None, slurm: dict, out: str | None, formats: str) -> int:
+    """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts."""
+    from robustbench_vit.analysis.frame import load_results
+    from robustbench_vit.analysis.metrics import comparisons, model_metrics
+    from robustbench_vit.analysis.report import build_report
+    from robustbench_vit.analysis.summary import verdict
+
+    spec, size = study_for(study, preset, size)
+    fmts = [f.strip() for f in formats.split(",") if f.strip()]
+    new = contender(stem, size=size, name=name, options=parse_options(options))
+    console = Console(stderr=True)
+    console.print(summary_table(new))
+    if data_root is not None:
+        spec = spec.model_copy(update={"data_root": data_root})
+    summary = run_contender(spec, new, runs_dir=runs_dir, storage=storage, executor=executor, workers=workers,
+                            slurm=slurm or None)
+    console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: {summary.storage}")
+    paths = build_report(spec.name, runs_dir=runs_dir, storage=storage, out_dir=out, formats=fmts)
+    df = load_results(spec.name, runs_dir=runs_dir, storage=storage)
+    df = df[df["model"].isin([*new.baselines, new.spec.name])]
+    mm, cmp = model_metrics(df), comparisons(df)
+    for _, r in cmp[cmp["model"] == new.spec.name].iterrows():
+        title, text = verdict(r, mm)
+        print(f"{title}: {text.split(':', 1)[0]}")
+    for fmt, path in paths.items():
+        print(f"{fmt}: {path}")
+    return 0

@@ -1,0 +1,100 @@
+"""`compare`: a user stem runs on exactly the baselines' stored trial points, then the report ranks all three."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from robustbench_vit.analysis.frame import load_results
+from robustbench_vit.cli import main
+from robustbench_vit.compare import compare_stem, default_name
+
+EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "overlap_stem.py") + ":OverlapPatchStem"
+
+STUDY = """\
+description: compare test, 3 lr points, 2 epochs
+models: [vit_p_micro, vit_c_micro]
+dataset: digits
+train: {epochs: 2, batch_size: 128, weight_decay: 0.05, threads: 1}
+space:
+  lr: {values: [3.0e-4, 1.0e-3, 3.0e-3]}
+design: {kind: grid, seeds: 1}
+"""
+
+BROKEN = '''
+from torch import nn
+
+class HalfRes(nn.Module):
+    """Downsamples by p/2 only: the wrong token grid."""
+    def __init__(self, in_chans, embed_dim, patch_size):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size // 2, stride=patch_size // 2)
+    def forward(self, x):
+        return self.proj(x)
+'''
+
+
+def _finished(url: str, name: str) -> dict[str, int]:
+    """Finished trials per Optuna study of a study, read with plain Optuna."""
+    return {s: sum(t.state.is_finished() for t in optuna.load_study(study_name=s, storage=url).trials)
+            for s in optuna.get_all_study_names(url) if s.startswith(f"{name}/")}
+
+
+@pytest.mark.slow
+def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsys):
+    study = tmp_path / "cmp.yaml"
+    study.write_text(STUDY)
+    runs, out = tmp_path / "runs", tmp_path / "report"
+    assert main(["study", "run", str(study), "--runs-dir", str(runs)]) == 0
+    url = f"sqlite:///{runs / 'cmp' / 'study.db'}"
+    baseline_trials = {s: n for s, n in _finished(url, "cmp").items()}
+    assert baseline_trials == {"cmp/vit_p_micro": 3, "cmp/vit_c_micro": 3}
+    capsys.readouterr()
+
+    assert main(["compare", "--stem", EXAMPLE, "--study", str(study), "--runs-dir", str(runs),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "3 trials ran now" in printed.err  # only the new stem's: the 6 baseline trials were reused
+    assert _finished(url, "cmp") == {**baseline_trials, "cmp/overlap_patch_stem_micro": 3}
+    assert "overlap_patch_stem_micro vs vit_p_micro" in printed.out
+    assert "overlap_patch_stem_micro vs vit_c_micro" in printed.out
+
+    df = load_results("cmp", runs_dir=runs)
+    points = {m: sorted(zip(g["point"], g["seed"], g["lr"])) for m, g in df.groupby("model")}
+    assert points["overlap_patch_stem_micro"] == points["vit_p_micro"] == points["vit_c_micro"]  # paired
+    html = (out / "report.html").read_text()
+    for model in ("vit_p_micro", "vit_c_micro", "overlap_patch_stem_micro"):
+        assert model in html
+    assert "overlap_patch_stem_micro vs vit_c_micro" in html
+
+    # Again: nothing left to run for anyone.
+    _, summary = compare_stem(EXAMPLE, study=str(study), runs_dir=runs, progress=False)
+    assert summary.ran == 0 and summary.done == 9
+
+
+def test_broken_stem_is_refused_before_anything_is_written(tmp_path, capsys):
+    study = tmp_path / "cmp.yaml"
+    study.write_text(STUDY)
+    stem = tmp_path / "half.py"
+    stem.write_text(BROKEN)
+    runs = tmp_path / "runs"
+    assert main(["compare", "--stem", f"{stem}:HalfRes", "--study", str(study), "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "output shape (2, 64, 8, 8), expected" in err and "(2, 64, 4, 4)" in err
+    assert not runs.exists()
+    assert main(["compare", "--stem", f"{stem}:Nope", "--study", str(study), "--runs-dir", str(runs)]) == 2
+    assert "no torch.nn.Module class named 'Nope'" in capsys.readouterr().err
+    assert main(["compare", "--stem", EXAMPLE, "--study", str(study), "--runs-dir", str(runs),
+                 "--options", "{kernel"]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert not runs.exists()
+
+
+def test_default_name_and_flop_matched_summary():
+    assert default_name("x.py:OverlapPatchStem", "micro") == "overlap_patch_stem_micro"
+    from robustbench_vit.compare import contender
+
+    new = contender(EXAMPLE, size="1gf")
+    assert new.spec.depth == new.complexity["depth"]
+    assert abs(new.complexity["flop_ratio"] - 1) < 0.05
+    assert set(new.baselines) == {"vit_p_1gf", "vit_c_1gf"}
