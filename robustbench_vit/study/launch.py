@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +68,17 @@ class Worker(submitit.helpers.Checkpointable):
 
 def slurm_parameters(spec: StudySpec, slurm: dict[str, Any] | None) -> dict[str, Any]:
     """submitit parameters from the YAML `slurm:` block updated by `slurm` (partition, timeout_min, ...)."""
-    merged = {"timeout_min": 240, "cpus_per_task": 4, **spec.slurm, **(slurm or {})}
+    cpus = spec.train.get("threads") or 4  # CPU presets train on one thread: ask SLURM for no more
+    merged = {"timeout_min": 240, "cpus_per_task": cpus, **spec.slurm, **(slurm or {})}
     merged.pop("folder", None)
     return {SLURM_NAMES.get(k, k): v for k, v in merged.items()}
+
+
+def error_line(text: str) -> str:
+    """The last `SomeError: message` line of a worker's traceback (else its last line)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Interrupt)\b", ln)]
+    return (errors or lines or ["(no message)"])[-1]
 
 
 def _executor(kind: str, folder: Path, spec: StudySpec, slurm: dict[str, Any] | None) -> submitit.Executor:
@@ -188,7 +197,7 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
                     crashes, last_done = (crashes + 1 if done == last_done else 1), done
                     if crashes >= MAX_CRASHES:
                         raise RuntimeError(f"{MAX_CRASHES} worker jobs failed in a row; the last one: "
-                                           f"{str(j.exception()).strip().splitlines()[-1]} (logs: {j.paths.folder})")
+                                           f"{error_line(str(j.exception()))} (logs: {j.paths.folder})")
             jobs = alive
             want = min(workers - len(alive), pending) if kind == "local" else pending - len(alive)
             if want > 0:
