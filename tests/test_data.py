@@ -81,7 +81,7 @@ def test_random_crop_translates_and_flip_mirrors():
 
 
 def test_digits_augmentation_translates_without_flip():
-    """Digits: the train loader translates by up to 1 px and never flips; val batches are the stored tensors unchanged."""
+    """Digits: the train loader translates by up to 1 px and never flips; val batches are the stored tensors."""
     b = load_dataset("digits")
     assert b.pad == 1 and not b.flip
     tl = b.train_loader(64, seed=0)
@@ -143,7 +143,8 @@ def test_imagefolder_pngs_with_timm_transforms(tmp_path):
         for cls in ("cat", "dog", "owl"):
             (tmp_path / split / cls).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
+                pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp_path / split / cls / f"{i}.png")
     b = load_dataset("imagefolder", str(tmp_path), img_size=32)
     assert (b.num_classes, b.in_chans, b.img_size, b.num_train, b.num_val) == (3, 3, 32, 18, 6)
     train = b.train_loader(8, seed=0, workers=0)

@@ -154,3 +154,21 @@ def test_cuda_bf16_and_compile():
     """On a GPU: data on the device, bf16 autocast and torch.compile train to a finite, useful result."""
     r = run_trial(cfg(epochs=3, device="cuda", amp=True, compile=True, threads=None))
     assert r.status == "complete" and r.device.startswith("cuda") and r.final_error < 80
+
+
+def test_benchmark_script_prints_ratio_and_flops():
+    """benchmarks/bench_trainer.py runs end to end (tiny settings) and prints both throughputs and the ratio."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_trainer.py"
+    p = subprocess.run([sys.executable, str(script), "--epochs", "2", "--repeats", "1", "--threads", "1"],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr
+    rates = [float(x) for x in re.findall(r"([\d.]+) images/s", p.stdout)]
+    ratio = float(re.search(r"ratio trainer / bare\s*:\s*([\d.]+)", p.stdout).group(1))
+    assert len(rates) == 2 and all(r > 0 for r in rates) and ratio == pytest.approx(rates[1] / rates[0], rel=1e-2)
+    assert re.search(r"fp32 matmul peak\s*:\s*[\d.]+ GFLOP/s", p.stdout) and "% of matmul peak" in p.stdout

@@ -14,7 +14,8 @@ from timm.utils import ModelEmaV3
 from robustbench_vit.data import DataBundle, check_dataset, epoch_seed, load_dataset
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import build_model, model_complexity, size_info
-from robustbench_vit.train.checkpoint import config_key, load_checkpoint, rng_state, save_checkpoint, seed_all, set_rng_state
+from robustbench_vit.train.checkpoint import (config_key, load_checkpoint, rng_state, save_checkpoint, seed_all,
+                                              set_rng_state)
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
 from robustbench_vit.train.optim import autocast, build_mixup, build_optimizer, build_scheduler, resolve_device
 
@@ -49,9 +50,10 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
     try:
         return train(config, data, device, cx["depth"], ckpt, state, progress, t0, meta, history)
     except Exception as e:  # noqa: BLE001 — a broken trial is a result, not a crash of the study
+        seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - t0
         return TrialResult(status="failed", final_error=100.0, min_error=min([h.val_error for h in history] + [100.0]),
-                           epochs_run=len(history), seconds=(state or {}).get("seconds", 0.0) + time.perf_counter() - t0,
-                           history=history, message=f"{type(e).__name__}: {e}", **meta)
+                           epochs_run=len(history), seconds=seconds, history=history,
+                           message=f"{type(e).__name__}: {e}", **meta)
 
 
 def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: int, ckpt: Path | None,
@@ -104,8 +106,10 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: in
         first_loss = train_loss if first_loss is None else first_loss
         if not math.isfinite(train_loss) or train_loss > config.diverge_factor * first_loss:
             status = "diverged"
-            message = f"epoch {epoch}: train loss {train_loss:.4g} (first epoch {first_loss:.4g}, factor {config.diverge_factor})"
-        val_error = 100.0 if status == "diverged" else evaluate(ema.module if ema else fwd, val_loader, device, config.amp)
+            message = (f"epoch {epoch}: train loss {train_loss:.4g} "
+                       f"(first epoch {first_loss:.4g}, factor {config.diverge_factor})")
+        eval_model = ema.module if ema else fwd
+        val_error = 100.0 if status == "diverged" else evaluate(eval_model, val_loader, device, config.amp)
         history.append(EpochRecord(epoch=epoch, train_loss=train_loss, val_error=val_error, lr=lr,
                                    seconds=time.perf_counter() - t))
         done = status == "diverged" or epoch == config.epochs - 1

@@ -1,0 +1,122 @@
+"""Benchmark: our trainer vs a bare PyTorch + timm loop (same model, data, batch, steps); FLOP/s vs matmul peak.
+
+    python benchmarks/bench_trainer.py [--model vit_c_micro] [--dataset digits] [--batch-size 128] [--epochs 6]
+
+Both sides run whole epochs of identical work: shuffled training steps (no augmentation) plus one pass over the
+validation set. Epoch 0 is a warm-up and is not timed; the sides run `--repeats` times each, alternating
+which goes first, and the median epoch time of each side is compared. FLOPs assume 1 multiply-add = 2 FLOPs
+and a training step = 3× the forward pass (forward + backward), from the model's counted GMACs (attention
+matmuls included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from robustbench_vit.data import load_dataset
+from robustbench_vit.models import ModelSpec, build_model, model_complexity, size_info
+from robustbench_vit.train import TrialConfig, run_trial
+from robustbench_vit.train.optim import autocast, resolve_device
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work (no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:
+    """This machine's fp32 matmul throughput (GFLOP/s): best of `reps` n×n×n products."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    best = float("inf")
+    for _ in range(reps + 2):
+        sync(device)
+        t = time.perf_counter()
+        a @ b
+        sync(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def bare_epochs(config: TrialConfig, data, device: torch.device) -> list[float]:
+    """Epoch times of a bare loop: randperm batches, timm ViT, torch AdamW, cross-entropy, then a val pass."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, data.num_classes).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    x_all, y_all, bs, times = data.train_x, data.train_y, config.batch_size, []
+    for _ in range(config.epochs):
+        sync(device)
+        t = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(x_all), device=device)
+        for i in range(len(x_all) // bs):
+            idx = perm[i * bs : (i + 1) * bs]
+            with autocast(device, config.amp):
+                loss = F.cross_entropy(model(x_all[idx]), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad(), autocast(device, config.amp):
+            wrong = sum((model(data.val_x[j : j + 256]).argmax(1) != data.val_y[j : j + 256]).sum()
+                        for j in range(0, len(data.val_x), 256))
+        wrong.item()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def trainer_epochs(config: TrialConfig) -> list[float]:
+    """Epoch times of our trainer (run_trial's per-epoch seconds: training steps + val pass)."""
+    return [h.seconds for h in run_trial(config).history]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Time both sides, print images/s, their ratio, matmul GFLOP/s and the trainer's fraction of it."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="vit_c_micro")
+    ap.add_argument("--dataset", default="digits")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=6, help="per run; the first is a warm-up")
+    ap.add_argument("--repeats", type=int, default=4, help="runs per side (alternating order)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    spec = ModelSpec.from_name(args.model)
+    config = TrialConfig(model=spec, dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size,
+                         epochs=args.epochs, augment=False, device=str(device), threads=args.threads)
+    data = load_dataset(args.dataset, args.data_root, device=device, img_size=size_info(spec.size)["img_size"])
+    gmacs = model_complexity(spec, data.num_classes)["gmacs"]
+    train_imgs = (data.num_train // args.batch_size) * args.batch_size
+    bare, ours = [], []
+    for r in range(args.repeats):  # alternate which side goes first, so neither profits from order
+        for side in ("bare", "ours") if r % 2 == 0 else ("ours", "bare"):
+            if side == "bare":
+                bare += bare_epochs(config, data, device)[1:]
+            else:
+                ours += trainer_epochs(config)[1:]
+    t_bare, t_ours = statistics.median(bare), statistics.median(ours)
+    peak = matmul_gflops(device)
+    achieved = (train_imgs * 3 + data.num_val) * 2 * gmacs / t_ours  # GFLOP/s
+    print(f"device {device} ({torch.get_num_threads()} threads), {args.model} on {args.dataset}, batch "
+          f"{args.batch_size}, {train_imgs} train + {data.num_val} val images per epoch, "
+          f"{len(ours)} timed epochs per side")
+    print(f"bare PyTorch + timm loop : {train_imgs / t_bare:10.1f} images/s  (median epoch {t_bare * 1e3:.1f} ms)")
+    print(f"robustbench-vit trainer  : {train_imgs / t_ours:10.1f} images/s  (median epoch {t_ours * 1e3:.1f} ms)")
+    print(f"ratio trainer / bare     : {t_bare / t_ours:10.3f}  (target >= 0.95)")
+    print(f"fp32 matmul peak         : {peak:10.1f} GFLOP/s")
+    print(f"trainer achieved         : {achieved:10.2f} GFLOP/s = {achieved / peak:.1%} of matmul peak "
+          f"({gmacs:.4g} GMACs/image; train = 3× forward, 2 FLOPs per MAC)")
+
+
+if __name__ == "__main__":
+    main()
