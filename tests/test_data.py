@@ -6,27 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from data_fixtures import write_cifar, write_image_folder
+
 from robustbench_vit.data import TensorLoader, load_dataset
 from robustbench_vit.data.loader import random_crop, random_flip
 from robustbench_vit.errors import UserError
-
-
-def write_cifar(root, name="cifar10", n=20, seed=0):
-    """Write tiny CIFAR pickles in torchvision's layout; returns the per-file (data, labels)."""
-    rng = np.random.default_rng(seed)
-    folder, files, key, classes = {
-        "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], "labels", 10),
-        "cifar100": ("cifar-100-python", ["train", "test"], "fine_labels", 100),
-    }[name]
-    (root / folder).mkdir(parents=True)
-    written = {}
-    for f in files:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, classes, n).tolist()
-        with open(root / folder / f, "wb") as fh:
-            pickle.dump({"data": data, key: labels, "batch_label": f}, fh)
-        written[f] = (data, labels)
-    return written
 
 
 def test_digits_split_is_fixed_stratified_and_normalised():
@@ -136,15 +120,7 @@ def test_unknown_dataset_lists_allowed():
 
 def test_imagefolder_pngs_with_timm_transforms(tmp_path):
     """A PNG folder loads with timm's transforms at the asked size; batches are normalised RGB tensors."""
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 6), ("val", 2)):
-        for cls in ("cat", "dog", "owl"):
-            (tmp_path / split / cls).mkdir(parents=True)
-            for i in range(n):
-                pixels = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(tmp_path / split / cls / f"{i}.png")
+    write_image_folder(tmp_path)
     b = load_dataset("imagefolder", str(tmp_path), img_size=32)
     assert (b.num_classes, b.in_chans, b.img_size, b.num_train, b.num_val) == (3, 3, 32, 18, 6)
     train = b.train_loader(8, seed=0, workers=0)

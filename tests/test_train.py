@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from data_fixtures import write_image_folder
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, build_model
@@ -147,6 +148,15 @@ def test_schedule_warms_up_linearly_then_cosine_to_min():
     assert all(b > a for a, b in zip(lrs[:10], lrs[1:11]))  # linear warmup rises every step
     assert all(b < a for a, b in zip(lrs[10:40], lrs[11:41]))  # cosine falls every step
     assert lrs[40] == pytest.approx(5e-6) and lrs[25] == pytest.approx((1e-3 + 5e-6) / 2, rel=1e-6)
+
+
+def test_image_folder_trial_through_dataloader_workers(tmp_path):
+    """PNG folders train through timm transforms and DataLoader workers, reproducibly (seeded per epoch)."""
+    write_image_folder(tmp_path / "data", classes=("a", "b"), n_train=8, n_val=3, size=(36, 36))
+    config = cfg(model=ModelSpec.from_name("vit_p_tiny"), dataset="imagefolder", data_root=str(tmp_path / "data"),
+                 batch_size=8, augment=True)
+    a, b = run_trial(config, tmp_path / "a"), run_trial(config, tmp_path / "b")
+    assert a.status == "complete" and a.epochs_run == 2 and losses(a) == losses(b)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (bf16 autocast, torch.compile)")
