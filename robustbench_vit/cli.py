@@ -163,8 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--wd", type=float, default=0.05, help="weight decay (default: 0.05)")
     p.add_argument("--optimizer", default="adamw", help="adamw or sgd (default: adamw)")
-    p.add_argument("--batch-size", type=int, default=64, help="default: 64 (more steps for short runs)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False,
+    p.add_argument("--batch-size", type=int, default=None, help="default: 64 (TrialConfig's)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="tensor crop/flip augmentation (default: off; it underfits 10-epoch runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")

@@ -1,5 +1,7 @@
 """The one-trial trainer on real tiny runs: determinism, resume, divergence, failure, optimizer and schedule."""
 
+import math
+
 import pytest
 import torch
 from data_fixtures import write_image_folder
@@ -74,10 +76,20 @@ def test_divergence_is_a_result_not_an_exception(tmp_path):
 
 
 def test_loss_growth_beyond_factor_counts_as_divergence():
-    """A finite loss above diverge_factor × the first epoch's also stops the trial (AdamW at lr 1)."""
-    r = run_trial(cfg(epochs=4, lr=1.0, diverge_factor=2.0))
-    assert r.status == "diverged" and r.final_error == 100.0 and r.epochs_run < 4
-    assert r.history[-1].train_loss > 2.0 * r.history[0].train_loss and r.history[-1].val_error == 100.0
+    """A finite loss above diverge_factor × the first epoch's stops the trial: AdamW at lr 1 after a slow warmup
+    trains calmly for two epochs (losses ~3.1, ~3.6), then blows up (~13 > 3 × 3.1)."""
+    r = run_trial(cfg(epochs=4, lr=1.0, warmup_epochs=3, warmup_lr_ratio=0.01, diverge_factor=3.0))
+    assert r.status == "diverged" and r.final_error == 100.0 and 1 < r.epochs_run < 4
+    assert r.history[-1].train_loss > 3.0 * r.history[0].train_loss and r.history[-1].val_error == 100.0
+    assert "first epoch" in r.message
+
+
+def test_first_epoch_is_held_to_the_loss_at_init():
+    """Epoch 0 has no earlier epoch to compare with: it is held to ln(10), the loss of the zero-initialised head
+    (AdamW at lr 1 without a slow warmup reaches ~11 > 3 × 2.30 in its first epoch)."""
+    r = run_trial(cfg(epochs=4, lr=1.0, diverge_factor=3.0))
+    assert r.status == "diverged" and r.epochs_run == 1
+    assert r.history[0].train_loss > 3.0 * math.log(10) and "at init" in r.message
 
 
 def test_exception_inside_training_is_a_failed_result(tmp_path):

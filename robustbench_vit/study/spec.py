@@ -19,7 +19,8 @@ DESIGNS = ("grid", "random", "quasirandom", "tpe")
 BASE_PRESETS: dict[str, dict[str, Any]] = {
     "cifar": {  # GPU: the tiny (32 px) models on CIFAR-10 (--data-root: the folder holding cifar-10-batches-py/)
         "models": ["vit_p_tiny", "vit_c_tiny"], "size": "tiny", "dataset": "cifar10",
-        "train": {"batch_size": 256, "epochs": 30, "warmup_epochs": 2, "device": "auto", "amp": True, "threads": None},
+        "train": {"batch_size": 256, "epochs": 30, "warmup_epochs": 2, "augment": True, "device": "auto", "amp": True,
+                  "threads": None},
         "slurm": {"gpus_per_node": 1, "cpus_per_task": 8, "timeout_min": 120},
     },
     "paper": {  # the paper's ImageNet recipe (DESIGN.md): 1GF and 4GF models at 224 px, --data-root: train/ and val/

@@ -67,7 +67,7 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: in
     sched = build_scheduler(opt, config, steps)
     ema = ModelEmaV3(model, decay=config.ema_decay) if config.ema_decay else None
     loss_fn = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    first_loss, before = None, 0.0
+    first_loss, before, init_loss = None, 0.0, math.log(data.num_classes)
     if state is not None:  # resume: everything the next epoch depends on
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -103,11 +103,12 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: in
             if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
                 break
         train_loss = loss_sum.item() / (i + 1)
+        # epoch 0 is held to the loss at init, ln(classes) (the zero-initialised head predicts uniformly)
+        ref, ref_name = (first_loss, "first epoch") if first_loss is not None else (init_loss, "at init")
         first_loss = train_loss if first_loss is None else first_loss
-        if not math.isfinite(train_loss) or train_loss > config.diverge_factor * first_loss:
+        if not math.isfinite(train_loss) or train_loss > config.diverge_factor * ref:
             status = "diverged"
-            message = (f"epoch {epoch}: train loss {train_loss:.4g} "
-                       f"(first epoch {first_loss:.4g}, factor {config.diverge_factor})")
+            message = f"epoch {epoch}: train loss {train_loss:.4g} ({ref_name} {ref:.4g}, factor {config.diverge_factor})"
         eval_model = ema.module if ema else fwd
         val_error = 100.0 if status == "diverged" else evaluate(eval_model, val_loader, device, config.amp)
         history.append(EpochRecord(epoch=epoch, train_loss=train_loss, val_error=val_error, lr=lr,
