@@ -122,3 +122,19 @@ def test_user_stem_from_file_is_validated_and_flop_matched(tmp_path):
             validate_stem(ModelSpec(name="x", size="micro", stem=f"{f}:{cls}"))
     with pytest.raises(UserError, match="does not exist"):
         get_stem(f"{tmp_path}/absent.py:Overlap")
+
+
+def test_stem_from_an_installed_package_entry_point(tmp_path, monkeypatch):
+    # A real (tiny) installed distribution: a module plus a dist-info folder declaring the entry point.
+    (tmp_path / "my_stem_pkg.py").write_text(USER_STEMS)
+    info = tmp_path / "my_stem_pkg-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-stem-pkg\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[robustbench_vit.stems]\noverlap = my_stem_pkg:Overlap\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from robustbench_vit.models import stem_names
+
+    assert "overlap" in stem_names()
+    spec = ModelSpec(name="overlap_micro", size="micro", stem="overlap")
+    validate_stem(spec)
+    assert build_model(spec)(torch.randn(1, 1, 16, 16)).shape == (1, 10)

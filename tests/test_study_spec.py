@@ -84,3 +84,5 @@ def test_local_studies_folder_and_user_stems(tmp_path, monkeypatch):
         ("vit_p_micro", "micro", "patchify", {}), ("my_stem", "micro", "stems.py:MyStem", {"width": 8})]
     assert spec.train == {"epochs": 30, "weight_decay": 0.1} and spec.preset == "long"
     assert Path(spec.source).resolve() == (tmp_path / "studies" / "mine.yaml").resolve()
+    (tmp_path / "studies" / "stems.py").write_text("")  # a stem file beside the study: found from anywhere
+    assert load_spec("mine").models[1].stem == f"{(tmp_path / 'studies' / 'stems.py').resolve()}:MyStem"

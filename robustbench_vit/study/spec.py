@@ -269,6 +269,16 @@ def _format_error(source: str, err: ValidationError) -> str:
     return f"{where}: {msg}" + (f" (got {e['input']!r})" if e["type"] not in ("value_error", "missing") else "")
 
 
+def _near(entry: Any, folder: Path) -> Any:
+    """A stem entry whose `file.py:Class` path is relative to the study file's folder, made absolute."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        return entry
+    where, sep, cls = entry["path"].rpartition(":")
+    if sep and where.endswith(".py") and not Path(where).is_absolute() and (folder / where).is_file():
+        return {**entry, "path": f"{(folder / where).resolve()}:{cls}"}
+    return entry
+
+
 def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | None = None) -> StudySpec:
     """Validate a loaded YAML document (with `preset` merged in) into a StudySpec; one-line UserError otherwise."""
     if not isinstance(raw, dict):
@@ -277,6 +287,7 @@ def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | Non
     presets = {k: deep_merge(BASE_PRESETS.get(k, {}), v or {}) for k, v in {**dict.fromkeys(BASE_PRESETS, {}),
                                                                              **(raw.get("presets") or {})}.items()}
     raw["presets"] = presets
+    raw["stems"] = [_near(e, Path(source).parent) for e in raw.get("stems") or []]
     if preset is not None:
         if preset not in presets:
             raise UserError(f"{source}: preset {preset!r} is not one of {choices(presets) or '(no presets)'}")
