@@ -38,21 +38,25 @@ class DataBundle:
         """Number of validation images."""
         return len(self.val_x) if self.val_x is not None else len(self.val_set)
 
-    def train_loader(self, batch_size: int, seed: int = 0, augment: bool = True, workers: int | None = None):
-        """Shuffled, augmented training batches (full batches only, when there are more images than one batch)."""
+    def train_loader(self, batch_size: int, seed: int = 0, augment: bool = True, workers: int | None = None,
+                     rank: int = 0, world: int = 1):
+        """Shuffled, augmented training batches (full batches only, when there are more images than one batch).
+
+        With `world` > 1 (DDP) `batch_size` is the global batch and this rank gets batch_size // world of each.
+        """
         if self.train_x is not None:
             return TensorLoader(self.train_x, self.train_y, batch_size, shuffle=True, seed=seed, drop_last=True,
-                                pad=self.pad if augment else 0, flip=self.flip and augment)
+                                pad=self.pad if augment else 0, flip=self.flip and augment, rank=rank, world=world)
         return FolderLoader(self.train_set, batch_size, shuffle=True, seed=seed, drop_last=True,
                             workers=default_workers() if workers is None else workers,
-                            pin_memory=torch.cuda.is_available())
+                            pin_memory=torch.cuda.is_available(), rank=rank, world=world)
 
-    def val_loader(self, batch_size: int, workers: int | None = None):
-        """Validation batches in a fixed order, no augmentation."""
+    def val_loader(self, batch_size: int, workers: int | None = None, rank: int = 0, world: int = 1):
+        """Validation batches in a fixed order, no augmentation (world > 1: this rank's strided share)."""
         if self.val_x is not None:
-            return TensorLoader(self.val_x, self.val_y, batch_size)
+            return TensorLoader(self.val_x, self.val_y, batch_size, rank=rank, world=world)
         return FolderLoader(self.val_set, batch_size, workers=default_workers() if workers is None else workers,
-                            pin_memory=torch.cuda.is_available())
+                            pin_memory=torch.cuda.is_available(), rank=rank, world=world)
 
 
 def default_workers() -> int:

@@ -14,6 +14,38 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + 12_345) % (2**63)
 
 
+def rank_seed(seed: int, epoch: int, rank: int) -> int:
+    """A DDP rank's own seed for one epoch's augmentation (and DataLoader worker seeds)."""
+    return (epoch_seed(seed, epoch) + 1 + rank) % (2**63)
+
+
+def rank_slice(idx: Tensor, rank: int, world: int, full_batch: int | None = None) -> Tensor:
+    """This rank's strided share of one global batch; cut to full_batch // world images when full_batch is given."""
+    return idx[rank::world][:full_batch // world if full_batch else None]
+
+
+class ShardedBatches(torch.utils.data.Sampler):
+    """DDP batch sampler: global batches of one permutation shared by all ranks, each cut to this rank's slice."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, drop_last: bool, rank: int, world: int):
+        """Batch `n` indices; `generator` is reseeded per epoch by the owner."""
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last and n > batch_size
+        self.rank, self.world, self.generator = rank, world, torch.Generator()
+
+    def __len__(self) -> int:
+        """Global batches per epoch."""
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """Yield this rank's index lists, one per global batch."""
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        for i in range(len(self)):
+            idx = rank_slice(order[i * self.batch_size:(i + 1) * self.batch_size], self.rank, self.world,
+                             self.batch_size if self.drop_last else None)
+            if len(idx):
+                yield idx.tolist()
+
+
 def random_crop(x: Tensor, pad: int, g: torch.Generator) -> Tensor:
     """Random translation: pad each image by `pad` (edge-replicate) and crop back at a random offset."""
     b, _, h, w = x.shape
@@ -36,10 +68,15 @@ class TensorLoader:
     """Batches of in-memory tensors (on any device): seeded per-epoch shuffling, then crop / flip on tensors."""
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 pad: int = 0, flip: bool = False, drop_last: bool = False):
-        """Hold the tensors and the batching / augmentation settings."""
+                 pad: int = 0, flip: bool = False, drop_last: bool = False, rank: int = 0, world: int = 1):
+        """Hold the tensors and the batching / augmentation settings.
+
+        With `world` > 1 (DDP) `batch_size` is the global batch: every rank draws the same permutation and
+        takes the rank-strided slice of each global batch (batch_size // world images with drop_last).
+        """
         self.x, self.y, self.batch_size, self.shuffle, self.seed = x, y, batch_size, shuffle, seed
         self.pad, self.flip, self.drop_last, self.epoch = pad, flip, drop_last and len(x) > batch_size, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose shuffling and augmentation the next iteration draws."""
@@ -55,9 +92,16 @@ class TensorLoader:
         g = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
         n = len(self.x)
         order = torch.randperm(n, generator=g).to(self.x.device) if self.shuffle else None
+        if self.world > 1:  # the permutation stays shared; augmentation draws its own numbers per rank
+            g = torch.Generator().manual_seed(rank_seed(self.seed, self.epoch, self.rank))
+            order = torch.arange(n, device=self.x.device) if order is None else order
         for i in range(len(self)):
             sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
             idx = order[sl] if order is not None else sl
+            if self.world > 1:
+                idx = rank_slice(idx, self.rank, self.world, self.batch_size if self.drop_last else None)
+                if not len(idx):
+                    continue
             xb, yb = self.x[idx], self.y[idx]
             if self.pad:
                 xb = random_crop(xb, self.pad, g)
@@ -70,12 +114,14 @@ class FolderLoader:
     """A torch DataLoader whose shuffling (and worker seeds) are reseeded from (seed, epoch)."""
 
     def __init__(self, dataset, batch_size: int, shuffle: bool = False, seed: int = 0, workers: int = 0,
-                 drop_last: bool = False, pin_memory: bool = False):
-        """Wrap `dataset` in a DataLoader driven by a private generator."""
-        self.seed, self.epoch, self.generator = seed, 0, torch.Generator()
-        self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers, generator=self.generator,
-            drop_last=drop_last and len(dataset) > batch_size, pin_memory=pin_memory)
+                 drop_last: bool = False, pin_memory: bool = False, rank: int = 0, world: int = 1):
+        """Wrap `dataset` in a DataLoader driven by a private generator (world > 1: a ShardedBatches sampler)."""
+        self.seed, self.epoch, self.generator, self.rank = seed, 0, torch.Generator(), rank
+        self.sampler = ShardedBatches(len(dataset), batch_size, shuffle, drop_last, rank, world) if world > 1 else None
+        batching = {"batch_sampler": self.sampler} if self.sampler else {
+            "batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last and len(dataset) > batch_size}
+        self.loader = torch.utils.data.DataLoader(dataset, num_workers=workers, generator=self.generator,
+                                                  pin_memory=pin_memory, **batching)
 
     def set_epoch(self, epoch: int) -> None:
         """Choose the epoch whose shuffling the next iteration draws."""
@@ -87,5 +133,9 @@ class FolderLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield (images, labels) batches on the CPU."""
-        self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        if self.sampler is None:
+            self.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+        else:  # shared shuffling, own worker seeds per rank
+            self.sampler.generator.manual_seed(epoch_seed(self.seed, self.epoch))
+            self.generator.manual_seed(rank_seed(self.seed, self.epoch, self.rank))
         return iter(self.loader)

@@ -17,6 +17,7 @@ from robustbench_vit.models import build_model, model_complexity, size_info
 from robustbench_vit.train.checkpoint import (config_key, load_checkpoint, rng_state, save_checkpoint, seed_all,
                                               set_rng_state)
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
+from robustbench_vit.train.dist import all_sum, barrier, broadcast_object, local_device, sync_buffers, world
 from robustbench_vit.train.optim import autocast, build_mixup, build_optimizer, build_scheduler, resolve_device
 
 NAN_CHECK_EVERY = 50  # steps between mid-epoch non-finite checks (each is one device sync)
@@ -28,10 +29,18 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
 
     Divergence is a result (status "diverged", error 100); any other exception while training is a result
     with status "failed" and the message. `progress` is called after each epoch's checkpoint is written.
+    Inside an initialised torch.distributed group of several ranks it trains with DDP (CUDA: the LOCAL_RANK
+    GPU): `batch_size` stays the global batch, rank 0 writes the checkpoint, every rank returns rank 0's result.
     """
     t0 = time.perf_counter()
     check_dataset(config.dataset)
     device = resolve_device(config.device)
+    ranks = world()[1]
+    if ranks > 1:
+        check_ddp_batch(config, ranks)
+        if device.type == "cuda":
+            device = local_device()
+            torch.cuda.set_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
     ckpt = Path(trial_dir) / "last.pt" if trial_dir is not None else None
@@ -45,10 +54,11 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
                         f"{config.dataset!r} has {data.in_chans}×{data.img_size}px; pick a model of size matching it")
     build_mixup(config, data.num_classes)  # raises UserError for an odd batch with mixup
     cx = model_complexity(config.model, data.num_classes)
-    meta = {"params": cx["params"], "gmacs": cx["gmacs"], "device": str(device)}
+    meta = {"params": cx["params"], "gmacs": cx["gmacs"],
+            "device": str(device) if ranks == 1 else f"{device.type} x{ranks} (DDP)"}
     history: list[EpochRecord] = []  # filled by train(), kept when it fails
     try:
-        return train(config, data, device, cx["depth"], ckpt, state, progress, t0, meta, history)
+        return broadcast_object(train(config, data, device, cx["depth"], ckpt, state, progress, t0, meta, history))
     except Exception as e:  # noqa: BLE001 — a broken trial is a result, not a crash of the study
         seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - t0
         return TrialResult(status="failed", final_error=100.0, min_error=min([h.val_error for h in history] + [100.0]),
@@ -60,8 +70,10 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: in
           state: dict | None, progress, t0: float, meta: dict, history: list[EpochRecord]) -> TrialResult:
     """The loop: epochs of (shuffle, forward, backward, step, schedule, EMA), then evaluate and checkpoint."""
     seed_all(config.seed)
+    rank, ranks = world()
     model = build_model(config.model, data.num_classes, depth=depth).to(device)
-    train_loader, val_loader = data.train_loader(config.batch_size, config.seed, config.augment), data.val_loader(256)
+    train_loader = data.train_loader(config.batch_size, config.seed, config.augment, rank=rank, world=ranks)
+    val_loader = data.val_loader(256, rank=rank, world=ranks)
     steps = len(train_loader)
     opt, mixup = build_optimizer(model, config), build_mixup(config, data.num_classes)
     sched = build_scheduler(opt, config, steps)
@@ -77,7 +89,9 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: in
         set_rng_state(state["rng"])
         history.extend(EpochRecord(**h) for h in state["history"])
         first_loss, before = state["first_loss"], state["seconds"]
-    fwd = torch.compile(model) if config.compile and device.type == "cuda" else model
+    fwd = model if ranks == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None)
+    fwd = torch.compile(fwd) if config.compile and device.type == "cuda" else fwd
     status, message = "complete", None
     for epoch in range(len(history), config.epochs):
         t, lr = time.perf_counter(), opt.param_groups[0]["lr"]
@@ -100,16 +114,17 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: in
             if ema:
                 ema.update(model, step=epoch * steps + i + 1)
             loss_sum += loss.detach()
-            if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(loss_sum):
+            if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(all_sum(loss_sum)):  # all ranks stop alike
                 break
-        train_loss = loss_sum.item() / (i + 1)
+        train_loss = all_sum(loss_sum).item() / (i + 1) / ranks
         # epoch 0 is held to the loss at init, ln(classes) (the zero-initialised head predicts uniformly)
         ref, ref_name = (first_loss, "first epoch") if first_loss is not None else (init_loss, "at init")
         first_loss = train_loss if first_loss is None else first_loss
         if not math.isfinite(train_loss) or train_loss > config.diverge_factor * ref:
             status = "diverged"
             message = f"epoch {epoch}: train loss {train_loss:.4g} ({ref_name} {ref:.4g}, factor {config.diverge_factor})"
-        eval_model = ema.module if ema else fwd
+        sync_buffers(model, ema.module if ema else None)  # rank 0's BatchNorm statistics everywhere
+        eval_model = ema.module if ema else fwd if ranks == 1 else model  # DDP's forward would sync buffers
         val_error = 100.0 if status == "diverged" else evaluate(eval_model, val_loader, device, config.amp)
         history.append(EpochRecord(epoch=epoch, train_loss=train_loss, val_error=val_error, lr=lr,
                                    seconds=time.perf_counter() - t))
@@ -117,17 +132,28 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: in
         result = TrialResult(status=status, final_error=100.0 if status == "diverged" else val_error,
                              min_error=min(h.val_error for h in history), epochs_run=len(history),
                              seconds=before + time.perf_counter() - t0, history=history, message=message, **meta)
-        if ckpt is not None:
+        if ckpt is not None and rank == 0:
             save_checkpoint(ckpt, {
                 "config": config_key(config), "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema else None, "rng": rng_state(),
                 "history": [h.model_dump() for h in history], "first_loss": first_loss, "seconds": result.seconds,
                 "result": result.model_dump() if done else None})
+        if ckpt is not None:
+            barrier()  # the other ranks wait for rank 0's checkpoint
         if progress is not None:
             progress(history[-1])
         if done:
             return result
     raise AssertionError("unreachable: the last epoch returns")  # pragma: no cover
+
+
+def check_ddp_batch(config: TrialConfig, ranks: int) -> None:
+    """UserError unless the global batch splits evenly over the ranks (and stays even per rank with mixup)."""
+    per_rank, mixing = config.batch_size // ranks, config.mixup > 0 or config.cutmix > 0
+    if config.batch_size % ranks or (mixing and per_rank % 2):
+        raise UserError(f"batch_size {config.batch_size} must split into equal{' even' if mixing else ''} "
+                        f"per-rank batches over {ranks} DDP ranks; allowed: multiples of "
+                        f"{ranks * (2 if mixing else 1)}")
 
 
 @torch.no_grad()
@@ -140,4 +166,6 @@ def evaluate(model: torch.nn.Module, loader, device: torch.device, amp: bool) ->
         with autocast(device, amp):
             wrong += (model(x).argmax(1) != y).sum()
         n += len(y)
-    return 100.0 * wrong.item() / n
+    if world()[1] > 1:  # each rank saw its share of the val set
+        wrong, n = all_sum(torch.stack([wrong, torch.tensor(n, device=device)])).tolist()
+    return 100.0 * int(wrong) / n
