@@ -63,10 +63,11 @@ def slurm_options(args: argparse.Namespace) -> dict:
     """The --slurm-* options that were given, as run_study's `slurm` dict."""
     from robustbench_vit.study.commands import parse_sbatch_options
 
-    return {k: v for k, v in {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min,
-                              "cpus_per_task": args.slurm_cpus, "gpus_per_node": args.slurm_gpus,
-                              "array_parallelism": args.slurm_array_parallelism,
-                              "additional_parameters": parse_sbatch_options(args.slurm_option)}.items() if v}
+    given = {k: v for k, v in {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min,
+                               "cpus_per_task": args.slurm_cpus, "gpus_per_node": args.slurm_gpus,
+                               "array_parallelism": args.slurm_array_parallelism,
+                               "additional_parameters": parse_sbatch_options(args.slurm_option)}.items() if v}
+    return given if args.slurm_ddp is None else {**given, "ddp": args.slurm_ddp}
 
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
@@ -81,6 +82,8 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--slurm-cpus", type=int, default=None, help="CPUs per trial job")
     r.add_argument("--slurm-gpus", type=int, default=None, help="GPUs per trial job")
     r.add_argument("--slurm-array-parallelism", type=int, default=None, help="array tasks running at once")
+    r.add_argument("--slurm-ddp", action=argparse.BooleanOptionalAction, default=None,
+                   help="one DDP rank per GPU: each trial trains on all --slurm-gpus of its job (paper preset: on)")
     r.add_argument("--slurm-option", action="append", metavar="KEY=VALUE", help="extra sbatch option (repeatable)")
     add_storage_options(r)
 

@@ -105,3 +105,61 @@ def test_two_process_gloo_trial_same_result_format_on_both_ranks(tmp_path):
     c, d = ddp_trial(tmp_path / "again", tmp_path / "out2")
     assert c == d and writes(tmp_path / "out2", 0) == [0, 1] and writes(tmp_path / "out2", 1) == []
     assert [(h.train_loss, h.val_error) for h in c.history] == [(h.train_loss, h.val_error) for h in a.history]
+
+
+SPEC_YAML = """\
+description: one DDP trial
+models: [vit_c_micro]
+dataset: digits
+train: {epochs: 2, batch_size: 64, threads: 1}
+space:
+  lr: {values: [0.001]}
+design: {kind: grid, seeds: 1}
+"""
+
+
+def test_ddp_is_on_from_the_slurm_block_and_in_the_paper_preset(tmp_path):
+    """`ddp: true` asks submitit for one task per GPU (DDPWorker jobs); without it nothing changes."""
+    from robustbench_vit.study.launch import is_ddp, slurm_parameters
+    from robustbench_vit.study.spec import load_spec
+
+    (tmp_path / "one.yaml").write_text(SPEC_YAML)
+    spec = load_spec(str(tmp_path / "one.yaml"))
+    assert slurm_parameters(spec, {"gpus_per_node": 4, "ddp": True})["tasks_per_node"] == 4
+    assert slurm_parameters(spec, {"gpus_per_node": 4, "ddp": True, "tasks_per_node": 2})["tasks_per_node"] == 2
+    plain = slurm_parameters(spec, {"gpus_per_node": 4})
+    assert "tasks_per_node" not in plain and "ddp" not in plain and not is_ddp(plain)
+    paper = slurm_parameters(load_spec("lr_wd_stability", preset="paper"), None)
+    assert is_ddp(paper) and paper["tasks_per_node"] == paper["gpus_per_node"] == 8 and "ddp" not in paper
+    assert not is_ddp(slurm_parameters(load_spec("lr_wd_stability", preset="paper"), {"ddp": False}))
+
+
+@pytest.mark.slow
+def test_ddp_job_claims_trains_and_stores_one_trial(tmp_path):
+    """A real 2-task submitit job (DDPWorker): rank 0 claims the one queued trial and stores it once; both ranks train."""
+    import optuna
+    import submitit
+
+    from robustbench_vit.study.launch import DDPWorker
+    from robustbench_vit.study.plan import plan
+    from robustbench_vit.study.spec import load_spec
+    from robustbench_vit.study.storage import enqueue_missing, open_studies, resolve_storage
+
+    (tmp_path / "one.yaml").write_text(SPEC_YAML)
+    spec, runs = load_spec(str(tmp_path / "one.yaml")), tmp_path / "runs"
+    url = resolve_storage(spec.name, runs)
+    study = open_studies(spec, url, spec.models)["vit_c_micro"]
+    enqueue_missing(study, plan(spec), spec.design.seed_list)
+    ex = submitit.AutoExecutor(folder=tmp_path / "logs", cluster="local")
+    ex.update_parameters(timeout_min=10, tasks_per_node=2)
+    job = ex.submit(DDPWorker(url, spec.name, ["vit_c_micro"], str(runs), threads=1))
+    assert job.results() == [1, 1]  # every rank trained the one trial
+
+    trials = optuna.load_study(study_name=f"{spec.name}/vit_c_micro", storage=url).trials
+    assert len(trials) == 1 and trials[0].state == optuna.trial.TrialState.COMPLETE
+    attrs = trials[0].user_attrs
+    assert (attrs["point"], attrs["seed"], attrs["status"], attrs["epochs_run"]) == (0, 0, "complete", 2)
+    assert trials[0].value == attrs["final_error"] < 90 and len(attrs["history"]) == 2
+    assert attrs["config"]["batch_size"] == 64 and trials[0].params == {"lr": 0.001}
+    ckpt = torch.load(runs / spec.name / "trials" / "vit_c_micro" / "p0-s0" / "last.pt", weights_only=True)
+    assert ckpt["result"]["device"] == "cpu x2 (DDP)" and ckpt["result"]["final_error"] == attrs["final_error"]

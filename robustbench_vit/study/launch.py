@@ -14,6 +14,7 @@ import submitit
 
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.plan import plan, quiet_optuna
 from robustbench_vit.study.progress import FINISHED, StudyProgress
 from robustbench_vit.study.runner import work
@@ -66,12 +67,28 @@ class Worker(submitit.helpers.Checkpointable):
         return work(**self.args)
 
 
+class DDPWorker(Worker):
+    """A job of several tasks (one per GPU): they form one torch.distributed group and train each trial together."""
+
+    def __call__(self) -> int:
+        """Join the group from the job's environment and work as one DDP trainer."""
+        export_job_env()
+        return ddp_work(**self.args)
+
+
 def slurm_parameters(spec: StudySpec, slurm: dict[str, Any] | None) -> dict[str, Any]:
     """submitit parameters from the YAML `slurm:` block updated by `slurm` (partition, timeout_min, ...)."""
     cpus = spec.train.get("threads") or 4  # CPU presets train on one thread: ask SLURM for no more
     merged = {"timeout_min": 240, "cpus_per_task": cpus, **spec.slurm, **(slurm or {})}
     merged.pop("folder", None)
+    if merged.pop("ddp", False):  # one task (DDP rank) per GPU
+        merged.setdefault("tasks_per_node", merged.get("gpus_per_node", 1))
     return {SLURM_NAMES.get(k, k): v for k, v in merged.items()}
+
+
+def is_ddp(params: dict[str, Any]) -> bool:
+    """True when submitit `params` ask for several tasks per job (then each trial is one DDP job)."""
+    return int(params.get("tasks_per_node", 1)) * int(params.get("nodes", 1)) > 1
 
 
 def error_line(text: str) -> str:
@@ -119,7 +136,8 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
             array task), or "auto" (local when workers > 1, else inline).
         workers: local worker processes; each gets its share of CPU threads, or one GPU where there are GPUs.
         slurm: submitit/SLURM settings over the YAML `slurm:` block: partition, timeout_min, cpus_per_task,
-            gpus_per_node, array_parallelism, additional_parameters (extra sbatch options), folder (logs).
+            gpus_per_node, array_parallelism, additional_parameters (extra sbatch options), folder (logs);
+            `ddp: true` makes each trial one job of gpus_per_node tasks (or `tasks_per_node`) training with DDP.
         models: the models to run (default: the spec's); each gets the same points and seeds.
         progress: draw a progress bar on stderr.
 
@@ -181,8 +199,9 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
     jobs: list[submitit.Job] = []
     crashes, last_done = 0, -1
     gpus = _gpus() if kind == "local" else 0
-    threads = max(1, (os.cpu_count() or 1) // workers) if kind == "local" else \
-        int(slurm_parameters(spec, slurm).get("cpus_per_task", 1))
+    params = slurm_parameters(spec, slurm) if kind == "slurm" else {}
+    threads = max(1, (os.cpu_count() or 1) // workers) if kind == "local" else int(params.get("cpus_per_task", 1))
+    job = DDPWorker if is_ddp(params) else Worker
     try:
         while True:
             counts = _counts(studies)
@@ -202,7 +221,7 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
             want = min(workers - len(alive), pending) if kind == "local" else pending - len(alive)
             if want > 0:
                 per_job = None if kind == "local" else 1
-                new = [Worker(url, spec.name, models, runs_dir, threads, per_job,
+                new = [job(url, spec.name, models, runs_dir, threads, per_job,
                               (len(jobs) + i) % gpus if gpus else None) for i in range(want)]
                 if kind == "slurm":
                     with ex.batch():

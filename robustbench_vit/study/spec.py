@@ -29,7 +29,7 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
                   "warmup_epochs": 5, "warmup_lr_ratio": 0.1, "min_lr_ratio": 0.005, "label_smoothing": 0.1,
                   "mixup": 0.8, "cutmix": 1.0, "ema_decay": 0.9999, "augment": True, "amp": True,
                   "compile": True, "device": "cuda", "threads": None},
-        "slurm": {"gpus_per_node": 1, "cpus_per_task": 10, "timeout_min": 24 * 60},
+        "slurm": {"gpus_per_node": 8, "ddp": True, "cpus_per_task": 10, "timeout_min": 24 * 60},  # 8-GPU DDP trials
     },
 }
 # TrialConfig fields a study may fix (`train:`) or search (`space:`); model, data and seed are set by the study.

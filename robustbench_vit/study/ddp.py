@@ -1,0 +1,45 @@
+"""DDP trial jobs: rank 0 claims each trial from storage and broadcasts it, every rank trains it, rank 0 stores it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from robustbench_vit.study.runner import TrialFn, default_trial_fn, work
+
+
+def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", threads: int | None = None,
+             max_trials: int | None = None, trial_fn: TrialFn | None = None) -> int:
+    """`work` as one torch.distributed job (env:// variables set): returns the trials this rank trained.
+
+    Only rank 0 touches the storage (claim, heartbeat, result); it broadcasts each claimed (config, folder) and
+    finally None, which ends the other ranks' loop. Every rank calls `trial_fn` (run_trial), which trains with DDP.
+    """
+    from robustbench_vit.train.dist import broadcast_object, init_from_env
+
+    rank, _ = init_from_env()
+    fn = trial_fn or default_trial_fn()
+    if rank == 0:
+        def shared(config, folder, on_epoch):
+            """Hand the claimed trial to the other ranks, then train it here too."""
+            broadcast_object((config, str(folder)))
+            return fn(config, folder, on_epoch)
+
+        done = work(url, name, models, runs_dir, threads, max_trials, trial_fn=shared)
+        broadcast_object(None)
+        return done
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    done = 0
+    while (job := broadcast_object()) is not None:
+        fn(job[0], job[1], None)
+        done += 1
+    return done
+
+
+def export_job_env() -> None:
+    """In a submitit job (SLURM or local) of several tasks: RANK, WORLD_SIZE, MASTER_*, LOCAL_RANK from its env."""
+    import submitit
+
+    if "RANK" not in os.environ:
+        submitit.helpers.TorchDistributedEnvironment().export()  # also CUDA_VISIBLE_DEVICES=LOCAL_RANK
