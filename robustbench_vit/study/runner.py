@@ -39,12 +39,41 @@ def result_attrs(result: TrialResult, config: TrialConfig) -> dict[str, Any]:
 
 
 def is_duplicate(study: optuna.Study, me: FrozenTrial) -> bool:
-    """True if another trial of the same (point, seed) is complete, or running with a lower number."""
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+    """True if another trial of the same (point, seed) is complete, or running or queued with a lower number.
+
+    Queued twins count too: two `study run` processes starting at once may both enqueue every slot.
+    """
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)):
         if t.number != me.number and "point" in t.user_attrs and slot(t) == slot(me):
             if t.state == TrialState.COMPLETE or t.number < me.number:
                 return True
     return False
+
+
+def release(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+    """Put a claimed trial back in the queue (unless it finished meanwhile, e.g. failed as stale)."""
+    try:
+        storage.set_trial_state_values(trial_id, TrialState.WAITING)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        pass
+
+
+def claim(study: optuna.Study, spec: StudySpec, name: str, model: str, url: str, runs_dir: str) -> TrialRun | None:
+    """Claim the next queued trial of `model` (Optuna's atomic claim, as in Study.ask) and heartbeat it at once.
+
+    The heartbeat right after the claim makes a worker that dies before training starts leave a stale trial
+    (failed and re-queued after the grace period), never one RUNNING forever; an exception puts it back.
+    """
+    tid = study._pop_waiting_trial_id()
+    if tid is None:
+        return None
+    try:
+        study._storage.record_heartbeat(tid)
+        number = study._storage.get_trial(tid).number
+        return TrialRun(open_for_trial(spec, name, model, url, number), tid, runs_dir)
+    except BaseException:
+        release(study._storage, tid)
+        raise
 
 
 def open_for_trial(spec: StudySpec, name: str, model: str, url: str, number: int) -> optuna.Study:
@@ -80,24 +109,25 @@ class TrialRun:
     def run(self, spec: StudySpec, threads: int | None = None, trial_fn: TrialFn | None = None,
             on_epoch: Callable[[EpochRecord], None] | None = None) -> str:
         """Train under a heartbeat and store the result; Ctrl-C puts the trial back in the queue. Returns the status."""
-        storage, frozen = self.study._storage, self.study._storage.get_trial(self.trial_id)
-        if is_duplicate(self.study, frozen):
-            storage.set_trial_user_attr(self.trial_id, "status", "duplicate")
-            storage.set_trial_state_values(self.trial_id, TrialState.FAIL)
-            return "duplicate"
-        point, seed = slot(frozen)
-        folder = trial_dir(self.runs_dir, spec.name, self.study.user_attrs["model"]["name"], point, seed)
+        storage = self.study._storage
         try:
-            config = self.config(spec, threads)
-        except ValidationError as e:  # a tpe sample the trainer cannot take: a failed trial
-            self.store(TrialResult(status="failed", final_error=100.0, min_error=100.0, epochs_run=0, seconds=0.0,
-                                   message=f"invalid config: {e.errors()[0]['msg']}"), None)
-            return "failed"
-        try:
+            frozen = storage.get_trial(self.trial_id)
+            if is_duplicate(self.study, frozen):
+                storage.set_trial_user_attr(self.trial_id, "status", "duplicate")
+                storage.set_trial_state_values(self.trial_id, TrialState.FAIL)
+                return "duplicate"
+            point, seed = slot(frozen)
+            folder = trial_dir(self.runs_dir, spec.name, self.study.user_attrs["model"]["name"], point, seed)
+            try:
+                config = self.config(spec, threads)
+            except ValidationError as e:  # a tpe sample the trainer cannot take: a failed trial
+                self.store(TrialResult(status="failed", final_error=100.0, min_error=100.0, epochs_run=0,
+                                       seconds=0.0, message=f"invalid config: {e.errors()[0]['msg']}"), None)
+                return "failed"
             with get_heartbeat_thread(self.trial_id, storage):
                 result = (trial_fn or default_trial_fn())(config, folder, on_epoch)
         except BaseException:  # Ctrl-C, preemption (SystemExit), a UserError: back in the queue, resumes from last.pt
-            storage.set_trial_state_values(self.trial_id, TrialState.WAITING)
+            release(storage, self.trial_id)
             raise
         self.store(result, config)
         return result.status
@@ -134,11 +164,9 @@ def work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", 
     while max_trials is None or done < max_trials:
         picked = None
         for model in models[done % len(models):] + models[:done % len(models)]:
-            study = load_study(name, model, url)
-            tid = study._pop_waiting_trial_id()  # Optuna's own atomic claim, as used by Study.ask
-            if tid is not None:
-                number = study._storage.get_trial(tid).number
-                picked = model, TrialRun(open_for_trial(spec, name, model, url, number), tid, str(runs_dir))
+            claimed = claim(load_study(name, model, url), spec, name, model, url, str(runs_dir))
+            if claimed is not None:
+                picked = model, claimed
                 break
         if picked is None:
             return done
