@@ -113,11 +113,13 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts."""
     from robustbench_vit.analysis.frame import load_results
     from robustbench_vit.analysis.metrics import comparisons, model_metrics
-    from robustbench_vit.analysis.report import build_report
+    from robustbench_vit.analysis.report import FORMATS, build_report
     from robustbench_vit.analysis.summary import verdict
 
     spec, size = study_for(study, preset, size)
     fmts = [f.strip() for f in formats.split(",") if f.strip()]
+    if not fmts or set(fmts) - set(FORMATS):  # checked before hours of trials, not after
+        raise UserError(f"--format {formats!r}: allowed formats are {', '.join(FORMATS)} (comma-separated)")
     new = contender(stem, size=size, name=name, options=parse_options(options))
     console = Console(stderr=True)
     console.print(summary_table(new))

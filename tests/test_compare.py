@@ -87,6 +87,8 @@ def test_broken_stem_is_refused_before_anything_is_written(tmp_path, capsys):
     assert main(["compare", "--stem", EXAMPLE, "--study", str(study), "--runs-dir", str(runs),
                  "--options", "{kernel"]) == 2
     assert "not valid JSON" in capsys.readouterr().err
+    assert main(["compare", "--stem", EXAMPLE, "--study", str(study), "--runs-dir", str(runs), "--format", "pdff"]) == 2
+    assert "allowed formats are html, pdf" in capsys.readouterr().err
     assert not runs.exists()
 
 

@@ -132,6 +132,14 @@ def test_imagefolder_pngs_with_timm_transforms(tmp_path):
     assert vx.shape == (6, 3, 32, 32) and sorted(vy.tolist()) == [0, 0, 1, 1, 2, 2]
     vx2, _ = next(iter(b.val_loader(6, workers=0)))
     assert torch.equal(vx, vx2)  # val transform is deterministic
+    # augment off: training images get the deterministic transform too; on: timm's random-resized crop etc.
+    plain = [next(iter(b.train_loader(8, seed=s, augment=False, workers=0)))[0][0] for s in (0, 0)]
+    assert torch.equal(*plain)
+    torch.manual_seed(1)
+    one = next(iter(b.train_loader(8, seed=0, augment=True, workers=0)))[0]
+    torch.manual_seed(2)
+    two = next(iter(b.train_loader(8, seed=0, augment=True, workers=0)))[0]
+    assert not torch.equal(one, two)  # same images in the same order, different random augmentation
 
 
 def test_imagefolder_errors(tmp_path):

@@ -138,3 +138,20 @@ def test_stem_from_an_installed_package_entry_point(tmp_path, monkeypatch):
     spec = ModelSpec(name="overlap_micro", size="micro", stem="overlap")
     validate_stem(spec)
     assert build_model(spec)(torch.randn(1, 1, 16, 16)).shape == (1, 10)
+
+
+def test_stem_that_needs_real_tensors_is_counted_on_the_cpu(tmp_path):
+    # .item() and a CPU constant cannot run on the meta device: counting falls back to a real CPU forward.
+    (tmp_path / "real.py").write_text(
+        "import torch\n"
+        "class NeedsData(torch.nn.Module):\n"
+        "    def __init__(self, in_chans, embed_dim, patch_size):\n"
+        "        super().__init__()\n"
+        "        self.proj = torch.nn.Conv2d(in_chans, embed_dim, patch_size, stride=patch_size)\n"
+        "        self.scale = torch.tensor(0.5)\n"
+        "    def forward(self, x):\n"
+        "        return self.proj(x) * self.scale * (1.0 if x.abs().max().item() >= 0 else 0.0)\n")
+    spec = ModelSpec(name="real_micro", size="micro", stem=f"{tmp_path / 'real.py'}:NeedsData")
+    validate_stem(spec)
+    c = model_complexity(spec)
+    assert c["gmacs"] == pytest.approx(model_complexity(ModelSpec.from_name("vit_p_micro"))["gmacs"], rel=1e-6)

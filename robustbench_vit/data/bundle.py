@@ -27,6 +27,7 @@ class DataBundle:
     val_set: torch.utils.data.Dataset | None = None
     pad: int = 0  # random-crop padding for tensor augmentation (0: none)
     flip: bool = False  # random horizontal flips for tensor augmentation
+    train_transforms: dict | None = None  # image folders: {augment: transform} for the training set
 
     @property
     def num_train(self) -> int:
@@ -47,6 +48,8 @@ class DataBundle:
         if self.train_x is not None:
             return TensorLoader(self.train_x, self.train_y, batch_size, shuffle=True, seed=seed, drop_last=True,
                                 pad=self.pad if augment else 0, flip=self.flip and augment, rank=rank, world=world)
+        if self.train_transforms is not None:
+            self.train_set.transform = self.train_transforms[bool(augment)]
         return FolderLoader(self.train_set, batch_size, shuffle=True, seed=seed, drop_last=True,
                             workers=default_workers() if workers is None else workers,
                             pin_memory=torch.cuda.is_available(), rank=rank, world=world)

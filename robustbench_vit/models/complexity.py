@@ -7,12 +7,13 @@ from functools import lru_cache
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from robustbench_vit.errors import UserError
 from robustbench_vit.models.sizes import size_info
 from robustbench_vit.models.spec import ModelSpec
 
 
-def count_gmacs(model: torch.nn.Module, img_size: int, in_chans: int) -> float:
-    """Multiply-adds (G) of one forward pass of one image, counted on the meta device.
+def count_gmacs(model: torch.nn.Module, img_size: int, in_chans: int, device: str = "meta") -> float:
+    """Multiply-adds (G) of one forward pass of one image, counted on `device` (meta: no memory, no compute).
 
     timm's fused attention (scaled_dot_product_attention) is switched to its explicit q·kᵀ and attn·v
     matmuls while counting, since torch's flop counter can miss the fused kernel on CPU.
@@ -21,9 +22,9 @@ def count_gmacs(model: torch.nn.Module, img_size: int, in_chans: int) -> float:
     for m in fused:
         m.fused_attn = False
     try:
-        x = torch.empty(1, in_chans, img_size, img_size, device="meta")
+        x = torch.zeros(1, in_chans, img_size, img_size, device=device)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
-            model.to("meta")(x)
+            model.to(device).eval()(x)
         return counter.get_total_flops() / 2 / 1e9
     finally:
         for m, v in fused.items():
@@ -42,10 +43,26 @@ def _measure_cached(spec_json: str, depth: int, num_classes: int) -> tuple[int, 
 
     spec = ModelSpec.model_validate_json(spec_json)
     info = size_info(spec.size)
-    with torch.device("meta"):
+    try:
+        with torch.device("meta"):
+            model = build_model(spec, num_classes=num_classes, depth=depth)
+        return _params(model), count_gmacs(model, info["img_size"], info["in_chans"])
+    except UserError:
+        raise
+    except Exception:  # a user stem that needs real data (.item(), CPU constants): count on the CPU instead
+        pass
+    try:
         model = build_model(spec, num_classes=num_classes, depth=depth)
-    params = sum(p.numel() for p in model.parameters())
-    return params, count_gmacs(model, info["img_size"], info["in_chans"])
+        return _params(model), count_gmacs(model, info["img_size"], info["in_chans"], device="cpu")
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(f"stem {spec.stem!r} ({spec.name}): counting its FLOPs failed: {type(e).__name__}: {e}") from e
+
+
+def _params(model: torch.nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def matched_depth(spec: ModelSpec, num_classes: int | None = None) -> int:

@@ -25,6 +25,7 @@ def register_stem(name: str):
     """Class decorator: make a stem available by name (as timm's register_model does for models)."""
 
     def wrap(cls: type[nn.Module]) -> type[nn.Module]:
+        """Add the class to the registry under `name`."""
         _REGISTRY[name] = cls
         return cls
 
@@ -36,6 +37,7 @@ class PatchifyStem(nn.Module):
     """The original ViT stem: one p×p stride-p convolution with bias."""
 
     def __init__(self, in_chans: int, embed_dim: int, patch_size: int, **options):
+        """One conv from in_chans to embed_dim with kernel and stride patch_size."""
         super().__init__()
         if options:
             raise UserError(f"patchify stem takes no options, got {choices(options)}")
@@ -51,6 +53,7 @@ class ConvStem(nn.Module):
     """The paper's conv stem: 3×3 convs (no bias) + BN + ReLU at the given strides, then a 1×1 conv to D."""
 
     def __init__(self, in_chans: int, embed_dim: int, patch_size: int, widths=(), strides=()):
+        """3×3 convs of the given widths and strides (which must multiply to patch_size), then 1×1 to embed_dim."""
         super().__init__()
         if not widths or len(widths) != len(strides):
             raise UserError(f"conv stem needs widths and strides of equal length, got {widths} / {strides}")
@@ -72,7 +75,7 @@ class ConvStem(nn.Module):
 
 
 def _load_file(path: Path):
-    """Import a Python file as a module (kept in sys.modules so worker processes can unpickle it)."""
+    """Import a Python file as a module, once per process (workers import it again from the same path)."""
     name = f"robustbench_vit_user_{abs(hash(str(path.resolve())))}"
     if name in sys.modules:
         return sys.modules[name]
