@@ -71,8 +71,6 @@ def test_ks_numbers():
     assert M.ks_critical(64, 64) == pytest.approx(0.2401, abs=1e-4)
     # trials per model for D = 0.24: 2·(1.3581/0.24)² = 64.04 → 65
     assert M.ks_needed(0.24) == 65
-    # DKW: √(ln(40)/200) = 0.13581 for n = 100
-    assert M.dkw_epsilon(100) == pytest.approx(0.13581, abs=1e-5)
 
 
 def test_ks_compare_direction():
@@ -132,15 +130,26 @@ def test_model_metrics_by_hand():
     assert one.at["vit_c_x", "lr_sensitivity"] == pytest.approx(2.5)
     # vit_p: 2, 3 (no lr for the failed trial): errors 3, 5, 8, min(100, 90) → mean 26.5 − 3 = 23.5
     assert one.at["vit_p_x", "lr_sensitivity"] == pytest.approx(23.5)
-    # expected best of min(5, n) draws: for vit_c (N = 4, n = 4) P(min = 2) = 1 − (3/4)^4 = 175/256, ...
-    e, probs = np.array([2, 3, 4, 9.0]), np.array([1 - (3 / 4) ** 4, (3 / 4) ** 4 - (2 / 4) ** 4,
-                                                   (2 / 4) ** 4 - (1 / 4) ** 4, (1 / 4) ** 4])
+    # expected best of 5 draws with replacement, even from 4 trials: P(min = 2) = 1 − (3/4)^5, ...
+    e, probs = np.array([2, 3, 4, 9.0]), np.array([1 - (3 / 4) ** 5, (3 / 4) ** 5 - (2 / 4) ** 5,
+                                                   (2 / 4) ** 5 - (1 / 4) ** 5, (1 / 4) ** 5])
     assert c["expected_best"] == pytest.approx(e @ probs)
 
 
+def test_pairs_only_within_a_size():
+    # the paper preset's models: baselines pair within a size, conv vs patchify only; a user stem of size m
+    # meets both m baselines; a user stem of unknown size meets none
+    models = ["vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf", "mine", "other"]
+    assert M.pairs(models, {"mine": "4gf"}) == [("vit_c_1gf", "vit_p_1gf"), ("vit_c_4gf", "vit_p_4gf"),
+                                                ("mine", "vit_p_4gf"), ("mine", "vit_c_4gf")]
+    # comparisons take the sizes from the frame's size column
+    df = pd.concat([_frame().assign(size="x"), _frame().assign(model="vit_c_y", size="y"),
+                    _frame().assign(model="mine", size="y")])
+    got = M.comparisons(df)[["model", "baseline"]].apply(tuple, axis=1).tolist()
+    assert got == [("vit_c_x", "vit_p_x"), ("mine", "vit_c_y")]
+
+
 def test_pairs_and_comparisons():
-    assert M.pairs(["mine", "vit_c_m", "vit_p_m"]) == [("vit_c_m", "vit_p_m"), ("mine", "vit_p_m"),
-                                                       ("mine", "vit_c_m")]
     c = M.comparisons(_frame()).iloc[0]
     assert (c["model"], c["baseline"], c["n_model"], c["n_baseline"]) == ("vit_c_x", "vit_p_x", 4, 5)
     # paired on (point, seed): vit_c wins at points 0..3 (2<3, 3<5, 4<8, 9<100); point 4 only exists for vit_p
@@ -163,3 +172,38 @@ def test_lr_sensitivity_per_optimizer():
     assert r["lr_sensitivity_adamw"] == pytest.approx(1.0)
     assert r["lr_sensitivity_sgd"] == pytest.approx(104 / 3 - 5)
     assert r["optimizer_gap"] == 3
+
+
+def test_sign_test_pairs_identical_settings_not_point_indices():
+    # TPE: the same point index holds different hyperparameters per model → nothing is paired
+    a = pd.DataFrame(dict(model="vit_p_x", point=[0, 1, 2], seed=0, lr=[1e-3, 1e-2, 1e-1], weight_decay=0.05,
+                          optimizer="adamw", status="complete", error=[10.0, 20, 30]))
+    b = a.assign(model="vit_c_x", lr=[2e-3, 3e-2, 4e-1], error=[5.0, 6, 7])
+    c = M.comparisons(pd.concat([a, b])).iloc[0]
+    assert (c["matched"], c["wins"], c["losses"]) == (0, 0, 0) and math.isnan(c["sign_p"])
+    # identical settings under different point indices do pair: lr 1e-2 (6 < 20) and 1e-1 (7 < 30); a searched
+    # column named in df.attrs must match too: at lr 1e-3 the warmup differs, so that one is not paired
+    b = a.assign(model="vit_c_x", point=[7, 8, 9], warmup=[1, 0, 0], error=[5.0, 6, 7])
+    df = pd.concat([a.assign(warmup=0), b])
+    df.attrs["searched"] = ["lr", "warmup"]
+    c = M.comparisons(df).iloc[0]
+    assert (c["matched"], c["wins"], c["losses"], c["ties"]) == (2, 2, 0, 0)
+    assert c["sign_p"] == pytest.approx(0.5)  # 2 of 2: 2·(1/2)²
+
+
+def test_lr_sensitivity_on_a_2d_random_design_bins_lr_and_takes_the_best_wd():
+    # every lr unique, weight decay varies too: log10 lr −3.9, −3.8 → bin −8; −2.9, −2.6 → bin −6; −1.9 → bin −4
+    lr = 10.0 ** np.array([-3.9, -3.8, -2.9, -2.6, -1.9])
+    wd = pd.DataFrame({"weight_decay": [1e-4, 1e-1, 1e-4, 1e-1, 1e-2]})
+    err = [50.0, 10, 20, 40, 100]
+    # best per bin: 10, 20, min(100, 90) = 90 → mean 40 − best 10 = 30
+    assert M.lr_sensitivity(lr, err, 90.0, wd) == pytest.approx(30)
+    # without the other column every lr is its own group: mean(50, 10, 20, 40, 90) − 10 = 32
+    assert M.lr_sensitivity(lr, err, 90.0) == pytest.approx(32)
+    # a grid lr × wd (lr values repeat): the minimum over wd at each exact lr, no binning
+    lr2, wd2 = [1e-3, 1e-3, 1e-2, 1e-2, 1e-1, 1e-1], pd.DataFrame({"weight_decay": [0.0, 0.1] * 3})
+    assert M.lr_sensitivity(lr2, [30, 10, 5, 50, 100, 60], 90.0, wd2) == pytest.approx((10 + 5 + 60) / 3 - 5)
+    # model_metrics passes the varying weight decay on
+    df = pd.DataFrame(dict(model="vit_c_x", point=range(5), seed=0, status="complete", num_classes=10,
+                           optimizer="adamw", lr=lr, weight_decay=wd["weight_decay"], error=err))
+    assert M.model_metrics(df).iloc[0]["lr_sensitivity"] == pytest.approx(30)

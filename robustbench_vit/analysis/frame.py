@@ -14,11 +14,12 @@ import pandas as pd
 from sqlalchemy.engine import make_url
 
 from robustbench_vit.errors import UserError
+from robustbench_vit.study.storage import STATES as STATUSES
+from robustbench_vit.study.storage import slot_states
 
 ERROR_CAP = 100.0  # diverged and failed trials count at this error (percent) everywhere
-STATUSES = ("complete", "diverged", "failed", "running", "pending")
 HYPERPARAMS = ("optimizer", "lr", "weight_decay", "epochs", "batch_size")  # always columns (from the config)
-NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "imagenet": 1000}
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}  # image folders: counted from data_root/train
 _STATE = {
     optuna.trial.TrialState.RUNNING: "running",
     optuna.trial.TrialState.WAITING: "pending",
@@ -162,20 +163,23 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
 
 
 def _effective(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[optuna.trial.FrozenTrial, int]]:
-    """One trial per (point, seed) slot with its attempt count: a finished attempt beats running, pending, failed.
+    """One trial per (point, seed) slot with its attempt count: the latest attempt in the slot's state.
 
     The harness retries failed and stale trials as new trials of the same slot, and marks losers of a race
-    `duplicate`; only the attempt that stands counts. Trials without a point (none in our studies) stay as is.
+    `duplicate`; the slot's state is the one `study status` shows (storage.slot_states), so status and report
+    agree. Trials without a point (none in our studies) stay as is.
     """
-    rank = {"complete": 0, "diverged": 0, "running": 1, "pending": 2, "failed": 3}
+    states = slot_states(trials)
     best: dict[tuple, tuple[optuna.trial.FrozenTrial, int]] = {}
     for t in trials:
-        if t.user_attrs.get("status") == "duplicate":
+        if "point" not in t.user_attrs:
+            best[("n", t.number)] = (t, 1)
             continue
-        key = (t.user_attrs["point"], t.user_attrs.get("seed")) if "point" in t.user_attrs else ("n", t.number)
-        state = _status(t)
+        key = (int(t.user_attrs["point"]), int(t.user_attrs["seed"]))
+        if key not in states or (t.user_attrs.get("status") == "duplicate" and _status(t) == "failed"):
+            continue
         old, n = best.get(key, (None, 0))
-        if old is None or (rank[state], -t.number) <= (rank[_status(old)], -old.number):
+        if _status(t) == states[key] and (old is None or _status(old) != states[key] or t.number > old.number):
             old = t
         best[key] = (old, n + 1)
     return list(best.values())
@@ -188,7 +192,7 @@ def _status(t: optuna.trial.FrozenTrial) -> str:
 
 def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
     """Build the trial table and the study attributes from opened Optuna studies."""
-    rows, models, spec, preset = [], {}, {}, None
+    rows, models, spec, preset, searched = [], {}, {}, None, set()
     for url, s in opened:
         attrs = s.user_attrs
         model = attrs.get("model") or {"name": s.study_name.split("/", 1)[1]}
@@ -196,14 +200,16 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
             models[model["name"]] = dict(model, depth=_depth(model))
         spec, preset = spec or attrs.get("spec") or {}, preset or attrs.get("preset")
         depth = models[model["name"]]["depth"]
-        rows += [_row(study, model, depth, t, url) | {"attempts": n}
-                 for t, n in _effective(s.get_trials(deepcopy=False))]
+        trials = s.get_trials(deepcopy=False)
+        searched |= {k for t in trials for k in t.params}
+        rows += [_row(study, model, depth, t, url) | {"attempts": n} for t, n in _effective(trials)]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=["study", "model", "status", "error", "history"])
     else:
         df = df.sort_values(["model", "point", "seed", "number"], na_position="last", kind="stable")
         df = df.reset_index(drop=True)
+    df.attrs["searched"] = sorted(searched)  # the searched hyperparameters: with seed, they define a setting
     urls = sorted({u for u, _ in opened})
     return StudyData(name=study, frame=df, storages=urls, spec=spec, preset=preset, models=models)
 

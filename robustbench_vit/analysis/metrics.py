@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robustbench_vit.analysis.frame import ERROR_CAP, is_baseline, model_order
+from robustbench_vit.analysis.frame import ERROR_CAP, HYPERPARAMS, is_baseline, model_order
+from robustbench_vit.study.progress import FINISHED
 
 DELTA_WINDOW = 10.0  # points of error: the Δ-EDF area is taken over Δ ∈ [0, DELTA_WINDOW]
 WITHIN = (1, 2, 5)  # fraction of trials within these many points of the best
 BUDGET = 5  # the expected best error after this many random trials goes into the metrics table
-FINISHED = ("complete", "diverged", "failed")
+LR_BIN = 0.5  # decades: random designs (every lr unique) group trials into log-lr bins of this width
 
 
 def finished(df: pd.DataFrame) -> pd.DataFrame:
@@ -57,13 +58,24 @@ def expected_best(errors, n) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(p @ e**2 - mean**2, 0.0))
 
 
-def lr_sensitivity(lr, errors, error_at_init: float) -> float:
+def lr_sensitivity(lr, errors, error_at_init: float, others: pd.DataFrame | None = None) -> float:
     """Wortsman et al. 2023: mean over the sampled lr values of min(error, error at init) − the best such value.
 
-    Trials sharing an lr (seeds, other hyperparameters) are averaged first; NaN with fewer than 3 lr values.
+    Trials sharing an lr (seeds) are averaged first. Where other hyperparameters vary too (`others`, one column
+    each), the error at an lr is the best over their settings: seed-averaged per setting, then the minimum per lr,
+    or per LR_BIN-decade bin of log10(lr) where every lr is unique (random designs). NaN with < 3 lr values/bins.
     """
-    key = np.round(np.log10(np.asarray(lr, float)), 9)  # trials without an lr (NaN) drop out of the groups
-    s = pd.Series(np.minimum(np.asarray(errors, float), error_at_init)).groupby(key).mean()
+    e = pd.Series(np.minimum(np.asarray(errors, float), error_at_init))
+    key = pd.Series(np.round(np.log10(np.asarray(lr, float)), 9))
+    cols = [] if others is None else [others[c].reset_index(drop=True) for c in others if others[c].nunique() > 1]
+    keep = key.notna()  # trials without an lr drop out
+    if not cols:
+        s = e[keep].groupby(key[keep]).mean()
+    else:
+        per = e[keep].groupby([key[keep], *(c[keep] for c in cols)], dropna=False).mean()
+        log_lr = pd.Series(per.index.get_level_values(0))
+        groups = np.floor(log_lr / LR_BIN) if log_lr.is_unique else log_lr
+        s = pd.Series(per.to_numpy()).groupby(groups.to_numpy()).min()
     return float(s.mean() - s.min()) if len(s) >= 3 else math.nan
 
 
@@ -93,11 +105,6 @@ def ks_critical(n: int, m: int, alpha: float = 0.05) -> float:
 def ks_needed(d: float, alpha: float = 0.05) -> int:
     """Trials per model at which an observed KS distance d would reach the critical D (equal sizes)."""
     return math.ceil(2 * (math.sqrt(-math.log(alpha / 2) / 2) / d) ** 2) if d > 0 else 0
-
-
-def dkw_epsilon(n: int, alpha: float = 0.05) -> float:
-    """Half-width of the DKW simultaneous (1 − α) band around an EDF of n samples: √(ln(2/α)/(2n))."""
-    return math.sqrt(math.log(2 / alpha) / (2 * n))
 
 
 def bootstrap_band(errors, grid, *, relative: bool = False, resamples: int = 1000, alpha: float = 0.05,
@@ -144,7 +151,8 @@ def _sensitivity(g: pd.DataFrame) -> dict:
     lr_lo, _, lr_hi = _log_range(g, "lr")
     wd_lo, _, wd_hi = _log_range(g, "weight_decay")
     chance = error_at_init(g["num_classes"].max() if "num_classes" in g else None)
-    return {"lr_sensitivity": lr_sensitivity(g["lr"], g["error"], chance) if "lr" in g else math.nan,
+    others = g[[c for c in setting_columns(g) if c not in ("lr", "seed", "optimizer")]]
+    return {"lr_sensitivity": lr_sensitivity(g["lr"], g["error"], chance, others) if "lr" in g else math.nan,
             "good_lr_decades": lr_hi - lr_lo, "good_lr_low": lr_lo, "good_lr_high": lr_hi,
             "good_wd_decades": wd_hi - wd_lo}
 
@@ -162,7 +170,7 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
         row = {"model": model, **first, "trials": len(e),
                **{s: int(counts.get(s, 0)) for s in ("complete", "diverged", "failed", "running", "pending")}}
         if len(e):
-            exp_best, exp_std = expected_best(e, min(BUDGET, len(e)))
+            exp_best, exp_std = expected_best(e, BUDGET)  # draws with replacement: no cap
             row |= {"best": e.min(), "median": float(np.median(e)), "mean": e.mean(),
                     "divergence_rate": row["diverged"] / len(e), "delta_auc": delta_auc(e, window),
                     **{f"within_{k}": fraction_within(e, k) for k in WITHIN},
@@ -183,26 +191,48 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
     return out
 
 
-def pairs(models) -> list[tuple[str, str]]:
-    """(model, baseline) pairs to compare: every model against every baseline listed before it in report order."""
+def model_size(model: str, sizes: dict[str, str | None] | None = None) -> str | None:
+    """A model's size: from `sizes` (model → size), else a baseline's name suffix (`vit_c_<size>`)."""
+    size = (sizes or {}).get(model)
+    if size is None and is_baseline(model):
+        size = model.split("_", 2)[2]
+    return size
+
+
+def pairs(models, sizes: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
+    """(model, baseline) pairs of one size: vit_c_s vs vit_p_s, and each other model vs both baselines of its size."""
     order = model_order(models)
-    return [(m, b) for i, b in enumerate(order) if is_baseline(b) for m in order[i + 1:]]
+    return [(m, b) for i, b in enumerate(order) if is_baseline(b) for m in order[i + 1:]
+            if model_size(m, sizes) is not None and model_size(m, sizes) == model_size(b, sizes)
+            and (not is_baseline(m) or (m.startswith("vit_c_") and b.startswith("vit_p_")))]
+
+
+def setting_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that define a trial's setting: seed, the config's hyperparameters, the searched params (df.attrs)."""
+    cols = ["seed", *HYPERPARAMS, *df.attrs.get("searched", ())]
+    return [c for c in dict.fromkeys(cols) if c in df and df[c].notna().any()]
 
 
 def _paired(a: pd.DataFrame, b: pd.DataFrame) -> dict:
-    """Wins / losses / ties of a over b on identical (point, seed) settings, with a two-sided sign-test p."""
-    keys = ["point", "seed"]
-    m = a[keys + ["error"]].merge(b[keys + ["error"]], on=keys, suffixes=("_a", "_b")).dropna()
+    """Wins / losses / ties of a over b on identical settings (seed and hyperparameters), two-sided sign-test p.
+
+    Point indices are not enough: TPE samples each model's points separately, so a point index means different
+    hyperparameters per model. Trials repeating one setting within a model are averaged first.
+    """
+    keys = [c for c in setting_columns(a) if c in setting_columns(b)]
+    a, b = (x.dropna(subset=keys + ["error"]).groupby(keys)["error"].mean().reset_index() for x in (a, b))
+    m = a.merge(b, on=keys, suffixes=("_a", "_b"))
     wins, losses = int((m["error_a"] < m["error_b"]).sum()), int((m["error_a"] > m["error_b"]).sum())
     p = stats.binomtest(wins, wins + losses).pvalue if wins + losses else math.nan
     return {"matched": len(m), "wins": wins, "losses": losses, "ties": len(m) - wins - losses, "sign_p": float(p)}
 
 
 def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFrame:
-    """For every model against each baseline: sample sizes, Δ-EDF areas, KS tests on Δ and absolute error."""
+    """For every model against each baseline of its size: sample sizes, Δ-EDF areas, KS tests on Δ and abs. error."""
     rows = []
     fin = finished(df)
-    for m, b in pairs(df["model"]):
+    sizes = df.dropna(subset=["size"]).groupby("model")["size"].first().to_dict() if "size" in df else {}
+    for m, b in pairs(df["model"], sizes):
         a_df, b_df = fin[fin["model"] == m], fin[fin["model"] == b]
         ea, eb = a_df["error"].to_numpy(float), b_df["error"].to_numpy(float)
         row = {"model": m, "baseline": b, "n_model": len(ea), "n_baseline": len(eb)}
@@ -211,7 +241,4 @@ def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFra
                     "auc_baseline": delta_auc(eb, window), **ks_compare(ea, eb, window=window), **_paired(a_df, b_df)}
             row["above"] = {"a": m, "b": b}.get(row["above"], row["above"])  # whose Δ-EDF lies above
         rows.append(row)
-    out = pd.DataFrame(rows)
-    if "delta_auc" in out and len(out) > 1:  # 1 = the most robust by Δ-EDF area
-        out["rank"] = out["delta_auc"].rank(ascending=False, method="min")
-    return out
+    return pd.DataFrame(rows)
