@@ -79,3 +79,47 @@ def test_queued_twin_with_lower_number_wins(tmp_path):
                                                   distributions=t.distributions, user_attrs=t.user_attrs))
     frozen = study.trials
     assert [runner.is_duplicate(study, t) for t in frozen] == [False, False, True, True]
+
+
+STEM = """import torch.nn as nn
+
+
+class S(nn.Module):
+    def __init__(self, in_chans, embed_dim, patch_size):
+        super().__init__()
+        self.proj = nn.Conv2d(in_chans, embed_dim, patch_size, patch_size)
+
+    def forward(self, x):
+        return self.proj(x)
+"""
+
+
+@pytest.mark.parametrize("body, args, message", [
+    ("stems: [{name: mine, path: 's.py:S', options: {width: 3}}]\n", [],
+     "stem '{stem}' (mine): building it failed: TypeError"),
+    ("dataset: cifar10\n", ["--workers", "2"], "dataset cifar10 needs --data-root"),
+    ("dataset: cifar10\n", ["--data-root", "{tmp}"], "data root {tmp}: no cifar-10-batches-py/ folder"),
+])
+def test_bad_stem_or_data_is_one_line_before_anything_is_written(body, args, message, tmp_path, capsys):
+    """A stem that cannot be built, or a dataset that cannot be loaded: exit 2, one line, no storage, no workers."""
+    from robustbench_vit.cli import main
+
+    (tmp_path / "s.py").write_text(STEM)
+    path, runs = tmp_path / "bad.yaml", tmp_path / "runs"
+    path.write_text("models: [vit_p_micro]\n" + body + "train: {epochs: 1}\nspace:\n  lr: {values: [0.001]}\n")
+    args = [a.format(tmp=tmp_path) for a in args]
+    assert main(["study", "run", str(path), "--runs-dir", str(runs), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    want = message.format(stem=f"{(tmp_path / 's.py').resolve()}:S", tmp=tmp_path)
+    assert len(err.splitlines()) == 1 and want in err, err
+    assert not runs.exists()
+
+
+def test_new_local_workers_get_the_least_used_gpus():
+    """After a worker crash, its replacement goes to the GPU no live worker uses, not to a busy one."""
+    from robustbench_vit.study.launch import pick_gpus
+
+    assert pick_gpus(2, 0, []) == [None, None]
+    assert pick_gpus(4, 4, []) == [0, 1, 2, 3]
+    assert pick_gpus(1, 4, [0, 2, 3]) == [1]  # the worker on GPU 1 crashed
+    assert pick_gpus(3, 2, [1]) == [0, 0, 1]  # more workers than GPUs: spread evenly

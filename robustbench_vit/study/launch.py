@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import submitit
 
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.checks import preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.plan import plan, quiet_optuna
 from robustbench_vit.study.progress import FINISHED, StudyProgress
@@ -115,6 +117,19 @@ def _gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def pick_gpus(n: int, gpus: int, busy: list[int]) -> list[int | None]:
+    """GPUs for `n` new local workers: the ones fewest live workers use (`busy`: theirs) first; None without GPUs."""
+    if not gpus:
+        return [None] * n
+    load = Counter(busy)
+    out: list[int | None] = []
+    for _ in range(n):
+        gpu = min(range(gpus), key=lambda g: (load[g], g))
+        load[gpu] += 1
+        out.append(gpu)
+    return out
+
+
 def _counts(studies: dict[str, optuna.Study]) -> dict[str, dict[str, int]]:
     """Fail stale trials (which re-queues them) and count slots by state, per model."""
     with quiet_optuna():
@@ -151,6 +166,7 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
     kind = ("local" if workers > 1 else "inline") if executor == "auto" else executor
     models = models or spec.models
     t0 = time.perf_counter()
+    preflight(spec, models)  # nothing is written or launched for a missing dataset or a broken stem
     url = resolve_storage(spec.name, runs_dir, storage)
     studies = open_studies(spec, url, models)
     points, seeds = plan(spec), spec.design.seed_list
@@ -199,6 +215,7 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
     jobs: list[submitit.Job] = []
     crashes, last_done = 0, -1
     gpus = _gpus() if kind == "local" else 0
+    gpu_of: dict[str, int] = {}  # local job id -> its GPU
     params = slurm_parameters(spec, slurm) if kind == "slurm" else {}
     threads = max(1, (os.cpu_count() or 1) // workers) if kind == "local" else int(params.get("cpus_per_task", 1))
     job = DDPWorker if is_ddp(params) else Worker
@@ -215,19 +232,20 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
                 if j.done() and j not in alive and j.exception() is not None:
                     crashes, last_done = (crashes + 1 if done == last_done else 1), done
                     if crashes >= MAX_CRASHES:
-                        raise RuntimeError(f"{MAX_CRASHES} worker jobs failed in a row; the last one: "
-                                           f"{error_line(str(j.exception()))} (logs: {j.paths.folder})")
+                        raise UserError(f"{MAX_CRASHES} worker jobs failed in a row; the last one: "
+                                        f"{error_line(str(j.exception()))} (logs: {j.paths.folder})")
             jobs = alive
             want = min(workers - len(alive), pending) if kind == "local" else pending - len(alive)
             if want > 0:
                 per_job = None if kind == "local" else 1
-                new = [job(url, spec.name, models, runs_dir, threads, per_job,
-                              (len(jobs) + i) % gpus if gpus else None) for i in range(want)]
+                new = [job(url, spec.name, models, runs_dir, threads, per_job, gpu)
+                       for gpu in pick_gpus(want, gpus, [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])]
                 if kind == "slurm":
                     with ex.batch():
                         jobs += [ex.submit(w) for w in new]
                 else:
                     jobs += [ex.submit(w) for w in new]
+                    gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs[-len(new):], new) if w.gpu is not None})
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         for j in jobs:

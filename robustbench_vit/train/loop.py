@@ -53,11 +53,11 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
         raise UserError(f"model {config.model.name!r} takes {info['in_chans']}×{info['img_size']}px images but dataset "
                         f"{config.dataset!r} has {data.in_chans}×{data.img_size}px; pick a model of size matching it")
     build_mixup(config, data.num_classes)  # raises UserError for an odd batch with mixup
-    cx = model_complexity(config.model, data.num_classes)
-    meta = {"params": cx["params"], "gmacs": cx["gmacs"],
-            "device": str(device) if ranks == 1 else f"{device.type} x{ranks} (DDP)"}
+    meta = {"params": None, "gmacs": None, "device": str(device) if ranks == 1 else f"{device.type} x{ranks} (DDP)"}
     history: list[EpochRecord] = []  # filled by train(), kept when it fails
     try:
+        cx = model_complexity(config.model, data.num_classes)  # a user stem may fail here: a failed trial
+        meta.update(params=cx["params"], gmacs=cx["gmacs"])
         return broadcast_object(train(config, data, device, cx["depth"], ckpt, state, progress, t0, meta, history))
     except Exception as e:  # noqa: BLE001 — a broken trial is a result, not a crash of the study
         seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - t0
