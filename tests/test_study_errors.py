@@ -123,3 +123,28 @@ def test_new_local_workers_get_the_least_used_gpus():
     assert pick_gpus(4, 4, []) == [0, 1, 2, 3]
     assert pick_gpus(1, 4, [0, 2, 3]) == [1]  # the worker on GPU 1 crashed
     assert pick_gpus(3, 2, [1]) == [0, 0, 1]  # more workers than GPUs: spread evenly
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+@pytest.mark.parametrize("url", ["notaurl", "postgresql+psycopg://me:s3cret@127.0.0.1:1/db"])
+def test_bad_or_unreachable_storage_is_one_masked_line(command, url, tmp_path, capsys):
+    """A malformed URL or a server that is not there: exit 2, one line naming the storage, password masked."""
+    from robustbench_vit.cli import main
+
+    path = tmp_path / "st.yaml"
+    path.write_text("models: [vit_p_micro]\ntrain: {epochs: 1}\nspace:\n  lr: {values: [0.001]}\n")
+    assert main(["study", command, str(path) if command == "run" else "st", "--storage", url,
+                 "--runs-dir", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot open it" in err and "s3cret" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_printed_storage_urls_hide_passwords():
+    """`study run` repeats --storage in its follow-up commands with the password masked."""
+    from robustbench_vit.study.commands import _location_flags
+    from robustbench_vit.study.storage import mask_url
+
+    assert _location_flags("runs", "postgresql://me:s3cret@db:5432/rbv") == " --storage 'postgresql://me:***@db:5432/rbv'"
+    assert mask_url("not a url://me:s3cret@host") == "not a url://me:***@host"
+    assert mask_url("sqlite:////tmp/x/study.db") == "sqlite:////tmp/x/study.db"

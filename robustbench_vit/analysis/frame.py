@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from sqlalchemy.engine import make_url
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.study.storage import STATES as STATUSES
-from robustbench_vit.study.storage import slot_states
+from robustbench_vit.study.storage import mask_url, slot_states
 
 ERROR_CAP = 100.0  # diverged and failed trials count at this error (percent) everywhere
 HYPERPARAMS = ("optimizer", "lr", "weight_decay", "epochs", "batch_size")  # always columns (from the config)
@@ -52,16 +51,6 @@ def model_order(models) -> list[str]:
 def is_baseline(model: str) -> bool:
     """Whether a model is one of the built-in baselines (`vit_p_*`, `vit_c_*`)."""
     return model.startswith(("vit_p_", "vit_c_"))
-
-
-def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by *** (also for strings SQLAlchemy cannot parse)."""
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
 def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> list[str]:

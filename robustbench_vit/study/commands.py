@@ -13,12 +13,12 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.spec import load_spec
 from robustbench_vit.study.status import list_studies, study_status
-from robustbench_vit.study.storage import STATES, resolve_storage
+from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
 
 
 def _location_flags(runs_dir: str, storage: str | None) -> str:
-    """The storage options to repeat in a follow-up command (none for the defaults)."""
-    return f" --storage '{storage}'" if storage else "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
+    """The storage options to repeat in a follow-up command (none for the defaults; any password masked)."""
+    return f" --storage '{mask_url(storage)}'" if storage else "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
 
 
 def parse_sbatch_options(items: list[str] | None) -> dict[str, str]:
@@ -50,7 +50,7 @@ def run_command(name: str, preset: str | None, runs_dir: str, storage: str | Non
     print(f"{spec.name}: {summary.done}/{summary.total} trials finished ({totals['complete']} complete, "
           f"{totals['diverged']} diverged, {totals['failed']} failed) for {', '.join(summary.models)}; "
           f"{summary.ran} ran now in {summary.seconds:.0f} s")
-    print(f"results: {summary.storage}")
+    print(f"results: {mask_url(summary.storage)}")
     print(f"next: robustbench-vit report {spec.name}{flags}")
     return 0 if totals["failed"] == 0 else 1
 
@@ -58,7 +58,7 @@ def run_command(name: str, preset: str | None, runs_dir: str, storage: str | Non
 def status_command(name: str, runs_dir: str, storage: str | None, as_json: bool) -> int:
     """`study status`: counts by model and status, and the storage location."""
     counts = study_status(name, runs_dir, storage)
-    url = resolve_storage(name, runs_dir, storage)
+    url = mask_url(resolve_storage(name, runs_dir, storage))
     if as_json:
         print(json.dumps(counts, indent=2))
         print(f"storage: {url}", file=sys.stderr)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,31 @@ def resolve_storage(study: str, runs_dir: str | Path = "runs", storage: str | No
     if storage:
         return storage
     return f"sqlite:///{(Path(runs_dir) / study / 'study.db').resolve()}"
+
+
+def mask_url(url: str) -> str:
+    """The storage URL with any password replaced by *** (also for strings SQLAlchemy cannot parse)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+@contextmanager
+def storage_errors(url: str, doing: str = "open") -> Iterator[None]:
+    """Turn an unreachable server, a malformed URL or a missing driver into one UserError line (password masked)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, ImportError) as e:
+        cause = e.__cause__ or e  # Optuna re-raises driver errors as generic ones
+        first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        hint = "; name an installed driver, e.g. postgresql+psycopg2://" if isinstance(cause, ImportError) else ""
+        raise UserError(f"storage {mask_url(url)}: cannot {doing} it ({first}{hint})") from None
 
 
 def study_name(study: str, model: str) -> str:
@@ -62,7 +90,7 @@ def open_storage(url: str, create: bool = True) -> RDBStorage:
     """The process's RDBStorage for `url`, with heartbeats (stale trials are failed and re-queued).
 
     SQLite files get WAL, a 60 s lock timeout and serialised writes. The grace period before a silent running trial
-    counts as stale is GRACE_S seconds, or $ROBUSTBENCH_VIT_GRACE_S.
+    counts as stale is GRACE_S seconds, or $ROBUSTBENCH_VIT_GRACE_S. A storage that cannot be opened is a UserError.
     """
     path = Path(url.split("///", 1)[1]) if url.startswith("sqlite") and "///" in url else None
     if path is not None and not path.exists():
@@ -76,11 +104,11 @@ def open_storage(url: str, create: bool = True) -> RDBStorage:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60, "isolation_level": None}}
-    with quiet_optuna():
+    with quiet_optuna(), storage_errors(url):
         storage = RDBStorage(url, heartbeat_interval=max(1, min(HEARTBEAT_S, grace // 3)), grace_period=grace,
                              heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=None), **kwargs)
-    if url.startswith("sqlite"):
-        _sqlite_serial_writes(storage.engine)
+        if url.startswith("sqlite"):
+            _sqlite_serial_writes(storage.engine)
     _STORAGES[url] = storage
     return storage
 
