@@ -115,3 +115,28 @@ def test_postgres_and_sqlite_read_together(postgres_url, url):
     pg = df[df["model"] == "mine<b>&"]
     assert len(pg) == 12 and pg["storage"].str.startswith("postgresql").all() and pg["history"].map(len).gt(0).all()
     assert not pg["storage"].str.contains(postgres_url.split("@")[0].split(":")[-1]).any()  # password masked
+
+
+def test_report_and_status_count_the_same_attempt_per_slot(tmp_path):
+    # slot (0, 0): failed, complete, then a later diverged twin; (1, 0): failed then running; (2, 0): a failed
+    # duplicate (loser of a race) beside a pending one. The report's row per slot is the state `study status`
+    # shows (storage.slot_states), the latest attempt in that state, and `attempts` counts the non-duplicates.
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from robustbench_vit.study.storage import count_states, slot_states
+
+    u = f"sqlite:///{tmp_path / 's.db'}"
+    s = optuna.create_study(study_name="st/vit_c_micro", storage=u)
+    for state, point, status, value in [(TrialState.FAIL, 0, "failed", None), (TrialState.COMPLETE, 0, "complete", 7.0),
+                                        (TrialState.COMPLETE, 0, "diverged", 100.0), (TrialState.FAIL, 1, "failed", None),
+                                        (TrialState.RUNNING, 1, None, None), (TrialState.FAIL, 2, "duplicate", None),
+                                        (TrialState.WAITING, 2, None, None)]:
+        attrs = {"point": point, "seed": 0} | ({"status": status} if status else {})
+        s.add_trial(create_trial(state=state, value=value, params={}, distributions={}, user_attrs=attrs))
+    df = load_results("st", storage=u).set_index("point")
+    states = slot_states(s.get_trials())
+    assert df["status"].to_dict() == {p: states[(p, 0)] for p in (0, 1, 2)} == {0: "complete", 1: "running",
+                                                                                  2: "pending"}
+    assert df.at[0, "error"] == 7.0 and df["attempts"].to_dict() == {0: 3, 1: 2, 2: 1}
+    assert df["status"].value_counts().to_dict() == {k: v for k, v in count_states(s).items() if v}

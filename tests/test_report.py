@@ -131,3 +131,40 @@ def test_report_of_a_real_trained_study(tmp_path, monkeypatch):
     assert main(["export", "tiny_real", "--runs-dir", "runs", "--out", "t.csv"]) == 0
     t = pd.read_csv(tmp_path / "t.csv")
     assert len(t) == 4 and set(t["status"]) <= {"complete", "diverged"} and t["history"].str.startswith("[").all()
+
+
+def _verdict_texts(df: pd.DataFrame) -> dict[str, str]:
+    """The report's verdict paragraphs by title for a hand-made trial table."""
+    from robustbench_vit.analysis import metrics as M
+    from robustbench_vit.analysis.summary import verdicts
+
+    return dict(verdicts(M.model_metrics(df), M.comparisons(df)))
+
+
+def test_significant_but_crossing_edfs_never_read_more_robust():
+    # vit_p: Δ = 0 ×20 and 9 ×20; vit_c: Δ = 0 once and 4.5 ×39. Δ-EDFs cross (vit_p above on (0, 4.5], vit_c above
+    # on (4.5, 9]); KS D = 0.5 − 1/40 = 0.475 with 40 vs 40 trials (critical ≈ 0.30): significant
+    p = [10.0] * 20 + [19.0] * 20
+    c = [10.0] + [14.5] * 39
+    df = pd.DataFrame(dict(model=["vit_p_x"] * 40 + ["vit_c_x"] * 40, seed=list(range(80)), status="complete",
+                           lr=1e-3, error=p + c))
+    (title, text), = _verdict_texts(df).items()
+    assert title == "vit_c_x vs vit_p_x"
+    assert "more robust" not in text and "differ significantly, but the Δerror EDFs cross" in text
+    assert "significant at the 5% level" in text
+    # the same gap with vit_c dominating (Δ = 0 ×20, 4.5 ×20 vs vit_p's 0 ×20, 9 ×20) does read "more robust"
+    df.loc[df["model"] == "vit_c_x", "error"] = [10.0] * 20 + [14.5] * 20
+    df.loc[df["model"] == "vit_p_x", "error"] = [10.0] * 5 + [19.0] * 35
+    (_, text), = _verdict_texts(df).items()
+    assert text.startswith("vit_c_x is more robust than vit_p_x: its Δerror EDF lies above")
+
+
+def test_tpe_points_are_not_paired_and_sizes_are_not_mixed():
+    # TPE: point k of each model holds different lr values → no "identical settings" claim; and a 4gf model is
+    # never compared with a 1gf one
+    rows = [dict(model=m, size=m.rsplit("_", 1)[1], point=k, seed=0, lr=lr * (2 if "_c_" in m else 1),
+                 status="complete", error=10.0 + k + (0 if "_c_" in m else 3))
+            for m in ("vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf") for k, lr in enumerate([1e-4, 1e-3, 1e-2])]
+    texts = _verdict_texts(pd.DataFrame(rows))
+    assert sorted(texts) == ["vit_c_1gf vs vit_p_1gf", "vit_c_4gf vs vit_p_4gf"]
+    assert all("(no identical settings to pair)" in t and "identical settings (" not in t for t in texts.values())

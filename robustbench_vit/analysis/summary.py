@@ -104,13 +104,18 @@ def verdict(r: pd.Series, mm: pd.DataFrame) -> tuple[str, str]:
     x = mm.set_index("model")
     lead, other = (m, b) if r["auc_model"] >= r["auc_baseline"] else (b, m)
     sig = r["ks_p"] < 0.05
-    head = (f"{lead} is more robust than {other}" if sig else
-            f"{lead} is ahead of {other} on robustness, but not significantly")
     above = {lead: f"its Δerror EDF lies above {other}'s over the whole 0–{DELTA_WINDOW:g} point window",
              other: f"yet {other}'s Δerror EDF lies above over the whole 0–{DELTA_WINDOW:g} point window",
              "crossing": f"the Δerror EDFs cross within 0–{DELTA_WINDOW:g} points (neither dominates)",
              "equal": "the Δerror EDFs are identical"}[r["above"]]
-    text = (f"{head}: {above}. Δ-EDF area {x.at[lead, 'delta_auc']:.2f} vs {x.at[other, 'delta_auc']:.2f}; "
+    if sig and r["above"] == lead:  # "more robust" only when significant and the lead's EDF dominates
+        claim = f"{lead} is more robust than {other}: {above}"
+    elif sig:
+        claim = (f"The Δerror distributions of {lead} and {other} differ significantly, but "
+                 f"{above.removeprefix('yet ')}")
+    else:
+        claim = f"{lead} is ahead of {other} on robustness, but not significantly: {above}"
+    text = (f"{claim}. Δ-EDF area {x.at[lead, 'delta_auc']:.2f} vs {x.at[other, 'delta_auc']:.2f}; "
             f"within 2 points of their best {fmt(x.at[lead, 'within_2'], '%')} vs {fmt(x.at[other, 'within_2'], '%')}"
             f" of trials; diverged {fmt(x.at[lead, 'divergence_rate'], '%')} vs "
             f"{fmt(x.at[other, 'divergence_rate'], '%')} ({lead} vs {other}). KS test on Δerror: D = {r['ks_d']:.2f}, "
@@ -147,7 +152,8 @@ def verdicts(mm: pd.DataFrame, cmp: pd.DataFrame) -> list[tuple[str, str]]:
         return [("Comparisons unavailable", f"Only one model in this study ({only}): comparisons against a "
                  "baseline are unavailable; the metrics and figures below describe it alone.")]
     if cmp.empty:
-        return [("Comparisons unavailable", "No baseline (vit_p_* or vit_c_*) in this study to compare against.")]
+        return [("Comparisons unavailable", "No baseline (vit_p_* or vit_c_*) of the same size as another model "
+                 "in this study to compare against (models are compared only within one size).")]
     return [verdict(r, mm) for _, r in cmp.iterrows()]
 
 
