@@ -148,3 +148,33 @@ def test_printed_storage_urls_hide_passwords():
     assert _location_flags("runs", "postgresql://me:s3cret@db:5432/rbv") == " --storage 'postgresql://me:***@db:5432/rbv'"
     assert mask_url("not a url://me:s3cret@host") == "not a url://me:***@host"
     assert mask_url("sqlite:////tmp/x/study.db") == "sqlite:////tmp/x/study.db"
+
+
+def test_failed_tpe_trial_is_retried_with_its_own_sample(tmp_path):
+    """A failed tpe trial's retry trains the same sampled params, so it can resume the failed attempt's checkpoint.
+
+    The failure is made by reporting a real 1-epoch trial (which wrote its last.pt) as failed.
+    """
+    from robustbench_vit.study.spec import load_spec
+    from robustbench_vit.train import run_trial
+
+    path, runs = tmp_path / "tpe_retry.yaml", tmp_path / "runs"
+    path.write_text("models: [vit_p_micro]\ntrain: {epochs: 1, batch_size: 256}\n"
+                    "space:\n  lr: {low: 1.0e-4, high: 1.0e-2, log: true}\ndesign: {kind: tpe, points: 2, seed: 3}\n")
+    spec = load_spec(str(path))
+    url = resolve_storage(spec.name, runs)
+    study = open_studies(spec, url)["vit_p_micro"]
+    enqueue_missing(study, plan(spec), spec.design.seed_list)
+
+    def fails(config, folder, on_epoch):
+        """Train for real, then report the trial as failed (its checkpoint stays)."""
+        return run_trial(config, folder, on_epoch).model_copy(update={"status": "failed"})
+
+    assert runner.work(url, spec.name, ["vit_p_micro"], runs, max_trials=1, trial_fn=fails) == 1
+    first = study.trials[0]
+    assert first.state == TrialState.FAIL and first.params
+    assert enqueue_missing(study, plan(spec), spec.design.seed_list) == 1
+    runner.work(url, spec.name, ["vit_p_micro"], runs)  # old code: "checkpoint of a different trial config"
+    retry = [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs["point"] == 0]
+    assert len(retry) == 1 and retry[0].params == first.params
+    assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 2

@@ -177,18 +177,34 @@ def count_states(study: optuna.Study) -> dict[str, int]:
     return {s: counts.get(s, 0) for s in STATES}
 
 
+def _retry_params(trials: list[FrozenTrial]) -> dict[tuple[int, int], FrozenTrial]:
+    """Per (point, seed): its latest failed attempt with sampled params the trainer could take (tpe retries reuse them).
+
+    A retry must train the same config, or it could not resume the failed attempt's checkpoint.
+    """
+    out = {}
+    for t in trials:
+        if t.state == TrialState.FAIL and t.params and "point" in t.user_attrs and \
+                not str(t.user_attrs.get("message") or "").startswith("invalid config"):
+            out[slot(t)] = t
+    return out
+
+
 def enqueue_missing(study: optuna.Study, points: list[Point], seeds: list[int]) -> int:
     """Queue every planned (point, seed) that is not done, running or queued (failed ones are retried); returns how many."""
     added = 0
     with quiet_optuna():
         optuna.storages.fail_stale_trials(study)
-        have = slot_states(study.get_trials(deepcopy=False))
+        trials = study.get_trials(deepcopy=False)
+        have, failed = slot_states(trials), _retry_params(trials)
         for p in points:
             for s in seeds:
                 if have.get((p.index, s), "failed") == "failed":
-                    study.add_trial(optuna.trial.create_trial(
-                        state=TrialState.WAITING, params=p.params,
-                        distributions={k: p.distributions[k] for k in p.params},  # tpe slots: filled when claimed
-                        user_attrs={"point": p.index, "seed": s}))
+                    prev = failed.get((p.index, s)) if not p.params else None  # tpe slots: the failed sample
+                    params = prev.params if prev else p.params  # else filled when claimed
+                    dists = prev.distributions if prev else {k: p.distributions[k] for k in p.params}
+                    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=params,
+                                                              distributions=dists,
+                                                              user_attrs={"point": p.index, "seed": s}))
                     added += 1
     return added
