@@ -58,14 +58,35 @@ def test_capped_trials_are_drawn_not_dropped(frames):
     assert y[np.searchsorted(x, 99.0)] == pytest.approx(1 - (p["error"] == 100).mean())
 
 
+def _rgbs(fig: Figure) -> set[tuple]:
+    """Every colour drawn in a figure (lines, markers, patches, bars, titles), as rounded RGB."""
+    out = []
+    for ax in fig.axes:
+        out += [ln.get_color() for ln in ax.get_lines()] + [ax.title.get_color()]
+        for c in ax.collections:
+            out += list(c.get_facecolor()) + list(c.get_edgecolor())
+        for p in ax.patches:
+            out += [p.get_facecolor(), p.get_edgecolor()]
+    return {tuple(np.round(to_rgb(c), 3)) for c in out if not isinstance(c, str) or c != "none"}
+
+
 def test_one_colour_per_model_in_every_figure(frames):
     df = frames["lrwd"]
     colors = F.palette(df["model"])
+    labelled = 0
     for item in F.make_figures(df):
-        for ln in item.figure.axes[0].get_lines():
-            model = next((m for m in colors if ln.get_label().startswith(m)), None)
-            if model:
-                assert to_rgb(ln.get_color()) == pytest.approx(colors[model]), (item.id, model)
+        drawn = _rgbs(item.figure)
+        # every model appears in its own colour in every figure
+        for m, c in colors.items():
+            assert tuple(np.round(c, 3)) in drawn, (item.id, m)
+        # and a line labelled with a model, on any axes, has that model's colour
+        for ax in item.figure.axes:
+            for ln in ax.get_lines():
+                model = next((m for m in colors if ln.get_label().startswith(m)), None)
+                if model:
+                    labelled += 1
+                    assert to_rgb(ln.get_color()) == pytest.approx(colors[model]), (item.id, model)
+    assert labelled >= 2 * len(colors)  # something was checked: at least the EDF lines of every model
 
 
 def test_one_trial_still_draws(tmp_path):
