@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from study_contract import MODELS, small_spec
 
+from robustbench_vit.errors import UserError
 from robustbench_vit.study import runner
 from robustbench_vit.study.plan import plan
 from robustbench_vit.study.storage import enqueue_missing, open_studies, resolve_storage
@@ -145,7 +146,8 @@ def test_printed_storage_urls_hide_passwords():
     from robustbench_vit.study.commands import _location_flags
     from robustbench_vit.study.storage import mask_url
 
-    assert _location_flags("runs", "postgresql://me:s3cret@db:5432/rbv") == " --storage 'postgresql://me:***@db:5432/rbv'"
+    flags = _location_flags("runs", "postgresql://me:s3cret@db:5432/rbv")
+    assert flags == " --storage 'postgresql://me:***@db:5432/rbv'"
     assert mask_url("not a url://me:s3cret@host") == "not a url://me:***@host"
     assert mask_url("sqlite:////tmp/x/study.db") == "sqlite:////tmp/x/study.db"
 
@@ -178,3 +180,15 @@ def test_failed_tpe_trial_is_retried_with_its_own_sample(tmp_path):
     retry = [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs["point"] == 0]
     assert len(retry) == 1 and retry[0].params == first.params
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 2
+
+
+def test_changed_model_on_the_same_storage_is_refused(tmp_path):
+    """Same spec, but a model with other stem options (or depth): refused, not silently mixed with the old trials."""
+    spec = small_spec(tmp_path, "model_change")
+    url = resolve_storage(spec.name, tmp_path / "runs")
+    conv = spec.models[1]
+    open_studies(spec, url, [conv])
+    assert open_studies(spec, url, [conv.model_copy(update={"depth": 3})])  # depth filled in later: same model
+    for change in ({"stem_options": {"width": 16}}, {"stem": "patchify"}):
+        with pytest.raises(UserError, match="was made from a different spec"):
+            open_studies(spec, url, [conv.model_copy(update=change)])

@@ -113,6 +113,14 @@ def open_storage(url: str, create: bool = True) -> RDBStorage:
     return storage
 
 
+def same_model(stored: dict[str, Any], model: ModelSpec) -> bool:
+    """True if a stored model trains like `model`: same size, stem and stem options (and depth where both set)."""
+    now = model.model_dump(mode="json")
+    if any(stored.get(k) != now[k] for k in ("size", "stem", "stem_options")):
+        return False
+    return stored.get("depth") is None or now["depth"] is None or stored["depth"] == now["depth"]
+
+
 def open_studies(spec: StudySpec, url: str, models: list[ModelSpec] | None = None) -> dict[str, optuna.Study]:
     """Create or load the Optuna study of each model, checking that stored ones were made by the same spec."""
     storage = open_storage(url)
@@ -124,10 +132,10 @@ def open_studies(spec: StudySpec, url: str, models: list[ModelSpec] | None = Non
         attrs = study.user_attrs
         if attrs.get("spec") is not None:
             stored = StudySpec.model_validate(attrs["spec"]).fingerprint()
-            if stored != spec.fingerprint():
+            if stored != spec.fingerprint() or not same_model(attrs.get("model") or {}, model):
                 was = f" (preset {attrs.get('preset')})" if attrs.get("preset") else ""
-                raise UserError(f"{url}: study {name!r} was made from a different spec{was}; run the changed study "
-                                f"under another name or --runs-dir, or delete the old storage")
+                raise UserError(f"{mask_url(url)}: study {name!r} was made from a different spec{was}; run the "
+                                f"changed study under another name or --runs-dir, or delete the old storage")
         else:
             for key, value in {"schema": SCHEMA, "study": spec.name, "model": model.model_dump(mode="json"),
                                "spec": spec.model_dump(mode="json"), "preset": spec.preset}.items():
