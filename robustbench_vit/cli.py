@@ -112,7 +112,6 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     add_storage_options(s)
     ls = ssub.add_parser("list", help="the studies available by name")
     ls.add_argument("--json", action="store_true")
-    add_storage_options(ls)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ between the claim and the start of training), it patches the one function runnin
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -192,3 +193,34 @@ def test_changed_model_on_the_same_storage_is_refused(tmp_path):
     for change in ({"stem_options": {"width": 16}}, {"stem": "patchify"}):
         with pytest.raises(UserError, match="was made from a different spec"):
             open_studies(spec, url, [conv.model_copy(update=change)])
+
+
+def ddp_rank(rank: int, port: int, url: str, out: str) -> None:
+    """One rank of a 2-process gloo DDP job whose rank 0 fails at once (its storage does not exist)."""
+    from test_ddp import join
+
+    from robustbench_vit.study.ddp import ddp_work
+
+    join(rank, 2, port)
+    try:
+        result = str(ddp_work(url, "missing", ["vit_c_micro"], threads=1))
+    except UserError as e:
+        result = f"UserError: {e}"
+    Path(out, f"rank{rank}").write_text(result)
+
+
+def test_ddp_job_ends_on_every_rank_when_rank_0_fails(tmp_path):
+    """Rank 0 failing before its first trial still releases the other ranks (they would wait for a trial forever)."""
+    import torch.multiprocessing as mp
+    from test_ddp import free_port
+
+    url = f"sqlite:///{tmp_path / 'none' / 'study.db'}"
+    ctx = mp.spawn(ddp_rank, args=(free_port(), url, str(tmp_path)), nprocs=2, join=False)
+    end = time.time() + 60
+    while not ctx.join(timeout=1) and time.time() < end:
+        pass
+    for p in ctx.processes:
+        if p.is_alive():
+            p.kill()
+    assert (tmp_path / "rank0").read_text().startswith("UserError: no study storage")
+    assert (tmp_path / "rank1").read_text() == "0"

@@ -86,3 +86,11 @@ def test_local_studies_folder_and_user_stems(tmp_path, monkeypatch):
     assert Path(spec.source).resolve() == (tmp_path / "studies" / "mine.yaml").resolve()
     (tmp_path / "studies" / "stems.py").write_text("")  # a stem file beside the study: found from anywhere
     assert load_spec("mine").models[1].stem == f"{(tmp_path / 'studies' / 'stems.py').resolve()}:MyStem"
+
+
+def test_study_list_takes_no_storage_options(capsys):
+    """`study list` lists study files, not storages: --runs-dir / --storage are refused instead of ignored."""
+    for option in ("--runs-dir", "--storage"):
+        with pytest.raises(SystemExit) as e:
+            main(["study", "list", option, "x"])
+        assert e.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err

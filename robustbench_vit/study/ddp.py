@@ -25,9 +25,10 @@ def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "run
             broadcast_object((config, str(folder)))
             return fn(config, folder, on_epoch)
 
-        done = work(url, name, models, runs_dir, threads, max_trials, trial_fn=shared)
-        broadcast_object(None)
-        return done
+        try:
+            return work(url, name, models, runs_dir, threads, max_trials, trial_fn=shared)
+        finally:  # also when rank 0 fails: the other ranks must not wait for a trial forever
+            broadcast_object(None)
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     done = 0
