@@ -128,10 +128,11 @@ def test_report_and_status_count_the_same_attempt_per_slot(tmp_path):
 
     u = f"sqlite:///{tmp_path / 's.db'}"
     s = optuna.create_study(study_name="st/vit_c_micro", storage=u)
-    for state, point, status, value in [(TrialState.FAIL, 0, "failed", None), (TrialState.COMPLETE, 0, "complete", 7.0),
-                                        (TrialState.COMPLETE, 0, "diverged", 100.0), (TrialState.FAIL, 1, "failed", None),
-                                        (TrialState.RUNNING, 1, None, None), (TrialState.FAIL, 2, "duplicate", None),
-                                        (TrialState.WAITING, 2, None, None)]:
+    for state, point, status, value in [
+            (TrialState.FAIL, 0, "failed", None), (TrialState.COMPLETE, 0, "complete", 7.0),
+            (TrialState.COMPLETE, 0, "diverged", 100.0), (TrialState.FAIL, 1, "failed", None),
+            (TrialState.RUNNING, 1, None, None), (TrialState.FAIL, 2, "duplicate", None),
+            (TrialState.WAITING, 2, None, None)]:
         attrs = {"point": point, "seed": 0} | ({"status": status} if status else {})
         s.add_trial(create_trial(state=state, value=value, params={}, distributions={}, user_attrs=attrs))
     df = load_results("st", storage=u).set_index("point")

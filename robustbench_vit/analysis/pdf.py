@@ -124,9 +124,10 @@ def _text_part(layout: Layout, c, toc: list[tuple[str, int]] | None, first: bool
         layout.para(f"EDF F(e) = fraction of finished trials with error below e; Δerror = error − the model's best; "
                     f"95% pointwise bootstrap bands. Δ-EDF area = mean(max(0, 1 − Δ/D)), D = {DELTA_WINDOW:g} points."
                     " Expected best after n trials: Dodge et al. 2019. LR sensitivity: Wortsman et al. 2023, error "
-                    "at initialisation = chance, best over other varying hyperparameters per lr (0.5-decade log-lr bins "
-                    "where every lr is unique), ≥ 3 lr values, per optimizer where several ran. Comparisons only "
-                    "within one size; the sign test pairs identical settings (seed + hyperparameters). Good lr/wd range: "
+                    "at initialisation = chance, best over other varying hyperparameters per lr (0.5-decade "
+                    "log-lr bins where every lr is unique), ≥ 3 lr values, per optimizer where several ran. "
+                    "Comparisons only within one size; the sign test pairs identical settings (seed + "
+                    "hyperparameters). Good lr/wd range: "
                     "pycls bootstrap (2,500 subsamples of 25%, 95% range of the best trial's log10 value; from 16 "
                     "trials on). KS test: with 64 vs 64 trials the 5% critical D is ≈ 0.24. Diverged and failed "
                     "trials count at 100% error.")

@@ -110,9 +110,12 @@ def verdict(r: pd.Series, mm: pd.DataFrame) -> tuple[str, str]:
              "equal": "the Δerror EDFs are identical"}[r["above"]]
     if sig and r["above"] == lead:  # "more robust" only when significant and the lead's EDF dominates
         claim = f"{lead} is more robust than {other}: {above}"
-    elif sig:
-        claim = (f"The Δerror distributions of {lead} and {other} differ significantly, but "
-                 f"{above.removeprefix('yet ')}")
+    elif sig:  # the head (before the colon) is what `compare` prints
+        why = {"crossing": "the EDFs cross", other: f"the EDFs do not favour {lead}"}.get(r["above"],
+                                                                                         "neither EDF dominates")
+        detail = (f"neither Δerror EDF lies above the other over the whole 0–{DELTA_WINDOW:g} point window"
+                  if r["above"] == "crossing" else above.removeprefix("yet "))
+        claim = f"The Δerror distributions of {lead} and {other} differ significantly, but {why}: {detail}"
     else:
         claim = f"{lead} is ahead of {other} on robustness, but not significantly: {above}"
     text = (f"{claim}. Δ-EDF area {x.at[lead, 'delta_auc']:.2f} vs {x.at[other, 'delta_auc']:.2f}; "
