@@ -73,29 +73,21 @@ def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> 
 
 def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
     """Every Optuna study named `<study>/<model>` in the storages (UserError naming the ones present if none)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from robustbench_vit.study.plan import quiet_optuna
+    from robustbench_vit.study.storage import storage_errors
 
     found, present = [], set()
     for url in urls:
         # read-only use: no table creation, and plain transactions (the harness's writers take BEGIN IMMEDIATE;
         # a reader doing the same would queue behind a running study for every query)
         kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        try:
-            with quiet_optuna():
-                storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=kwargs)
-                for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
-                    name = s.study_name
-                    present.add(name.split("/", 1)[0])
-                    if name.startswith(f"{study}/"):
-                        found.append((mask_url(url), optuna.load_study(study_name=name, storage=storage)))
-        except (SQLAlchemyError, optuna.exceptions.StorageInternalError, ValueError, ImportError) as e:
-            # unreachable server, bad URL, missing driver; Optuna re-raises these as generic errors
-            cause = e.__cause__ or e
-            first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-            hint = "; name an installed driver, e.g. postgresql+psycopg2://" if isinstance(cause, ImportError) else ""
-            raise UserError(f"storage {mask_url(url)}: cannot read it ({first}{hint})") from None
+        with storage_errors(url, "read"), quiet_optuna():
+            storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=kwargs)
+            for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
+                name = s.study_name
+                present.add(name.split("/", 1)[0])
+                if name.startswith(f"{study}/"):
+                    found.append((mask_url(url), optuna.load_study(study_name=name, storage=storage)))
     if not found:
         where = ", ".join(mask_url(u) for u in urls)
         raise UserError(f"unknown study {study!r} in {where} (studies there: {', '.join(sorted(present)) or 'none'})")
