@@ -98,10 +98,10 @@ def summary_table(new: Contender) -> Table:
     """Params, GMACs and FLOP ratios of the new stem and both baselines."""
     t = Table(title=f"{new.spec.name}: FLOP-matched against the {new.spec.size} baselines")
     for col in ("model", "stem", "depth", "params (M)", "GMACs", "FLOPs / patchify", "FLOPs / conv"):
-        t.add_column(col, justify="left" if col in ("model", "stem") else "right")
+        t.add_column(col, justify="left" if col in ("model", "stem") else "right", no_wrap=col in ("model", "stem"))
     p, c = new.baselines.values()  # patchify first, then conv
     rows = [(n, "patchify" if "_p_" in n else "conv", x) for n, x in new.baselines.items()]
-    for name, stem, x in rows + [(new.spec.name, new.spec.stem, new.complexity)]:
+    for name, stem, x in rows + [(new.spec.name, Path(new.spec.stem).name, new.complexity)]:
         t.add_row(name, stem, str(x["depth"]), f"{x['params'] / 1e6:.3f}", f"{x['gmacs']:.4g}",
                   f"{x['gmacs'] / p['gmacs']:.3f}", f"{x['gmacs'] / c['gmacs']:.3f}")
     return t

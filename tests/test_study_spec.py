@@ -83,6 +83,7 @@ def test_local_studies_folder_and_user_stems(tmp_path, monkeypatch):
     assert [(m.name, m.size, m.stem, m.stem_options) for m in spec.models] == [
         ("vit_p_micro", "micro", "patchify", {}), ("my_stem", "micro", "stems.py:MyStem", {"width": 8})]
     assert spec.train == {"epochs": 30, "weight_decay": 0.1} and spec.preset == "long"
+    assert (spec.name, load_spec("mine").name) == ("mine-long", "mine")  # a preset's results live beside the default's
     assert Path(spec.source).resolve() == (tmp_path / "studies" / "mine.yaml").resolve()
     (tmp_path / "studies" / "stems.py").write_text("")  # a stem file beside the study: found from anywhere
     assert load_spec("mine").models[1].stem == f"{(tmp_path / 'studies' / 'stems.py').resolve()}:MyStem"

@@ -293,6 +293,7 @@ def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | Non
             raise UserError(f"{source}: preset {preset!r} is not one of {choices(presets) or '(no presets)'}")
         raw = deep_merge(raw, presets[preset] or {})
         raw["preset"] = preset
+        raw["name"] = f"{raw['name']}-{preset}"  # its own results: `report NAME-PRESET`, beside the default's
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as e:
