@@ -13,6 +13,7 @@ from rich.table import Table
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, get_stem, model_complexity, validate_stem
+from robustbench_vit.models.stems import absolute_ref
 from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.spec import StudySpec, load_spec
 
@@ -24,14 +25,6 @@ class Contender:
     spec: ModelSpec
     complexity: dict[str, Any]
     baselines: dict[str, dict[str, Any]]  # baseline name → complexity
-
-
-def absolute_ref(ref: str) -> str:
-    """`file.py:Class` with an absolute file path, so worker processes anywhere can import it."""
-    where, sep, attr = ref.rpartition(":")
-    if sep and where.endswith(".py"):
-        return f"{Path(where).resolve()}:{attr}"
-    return ref
 
 
 def default_name(ref: str, size: str) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 from scipy import stats
 
 from robustbench_vit.analysis.frame import ERROR_CAP, HYPERPARAMS, is_baseline, model_order
-from robustbench_vit.study.progress import FINISHED
+from robustbench_vit.study.storage import FINISHED
 
 DELTA_WINDOW = 10.0  # points of error: the Δ-EDF area is taken over Δ ∈ [0, DELTA_WINDOW]
 WITHIN = (1, 2, 5)  # fraction of trials within these many points of the best

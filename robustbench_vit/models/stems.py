@@ -122,6 +122,20 @@ def get_stem(ref: str) -> type[nn.Module]:
     return cls
 
 
+def absolute_ref(ref: str, base: Path | None = None) -> str:
+    """`file.py:Class` with its file made absolute, so worker processes started anywhere can import it.
+
+    Without `base` the file is taken from the working folder; with `base` (a study file's folder) only a file
+    found there is rewritten. Other references are returned as they are.
+    """
+    where, sep, attr = ref.rpartition(":")
+    if not (sep and where.endswith(".py")) or Path(where).is_absolute():
+        return ref
+    if base is None:
+        return f"{Path(where).resolve()}:{attr}"
+    return f"{(base / where).resolve()}:{attr}" if (base / where).is_file() else ref
+
+
 def stem_names() -> list[str]:
     """Registered and installed stem names."""
     return sorted({*_REGISTRY, *_entry_points()})

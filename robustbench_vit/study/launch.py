@@ -18,10 +18,10 @@ from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.study.checks import preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.plan import plan, quiet_optuna
-from robustbench_vit.study.progress import FINISHED, StudyProgress
+from robustbench_vit.study.progress import StudyProgress
 from robustbench_vit.study.runner import work
 from robustbench_vit.study.spec import StudySpec
-from robustbench_vit.study.storage import count_states, enqueue_missing, open_studies, resolve_storage
+from robustbench_vit.study.storage import FINISHED, count_states, enqueue_missing, open_studies, resolve_storage
 
 EXECUTORS = ("auto", "inline", "local", "slurm")
 POLL_S = 1.0

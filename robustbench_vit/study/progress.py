@@ -7,9 +7,9 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from robustbench_vit.study.storage import FINISHED
 from robustbench_vit.train.config import EpochRecord
 
-FINISHED = ("complete", "diverged", "failed")
 
 
 class StudyProgress:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 import robustbench_vit
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.models.stems import absolute_ref
 from robustbench_vit.train.config import TrialConfig
 
 DESIGNS = ("grid", "random", "quasirandom", "tpe")
@@ -34,6 +35,13 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
 }
 # TrialConfig fields a study may fix (`train:`) or search (`space:`); model, data and seed are set by the study.
 SETTINGS = tuple(f for f in TrialConfig.model_fields if f not in ("model", "dataset", "data_root", "seed"))
+
+
+def _only_settings(keys, what: str) -> None:
+    """ValueError naming the first key that is not a TrialConfig setting a study may fix or search."""
+    bad = sorted(set(keys) - set(SETTINGS))
+    if bad:
+        raise ValueError(f"{what} {bad[0]!r}; allowed: {choices(SETTINGS)}")
 
 
 class Dim(BaseModel):
@@ -136,18 +144,14 @@ class StudySpec(BaseModel):
     @classmethod
     def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
         """Only TrialConfig settings can be fixed."""
-        bad = sorted(set(v) - set(SETTINGS))
-        if bad:
-            raise ValueError(f"unknown training setting {bad[0]!r}; allowed: {choices(SETTINGS)}")
+        _only_settings(v, "unknown training setting")
         return v
 
     @field_validator("space")
     @classmethod
     def _space(cls, v: dict[str, Dim]) -> dict[str, Dim]:
         """Only TrialConfig settings can be searched."""
-        bad = sorted(set(v) - set(SETTINGS))
-        if bad:
-            raise ValueError(f"cannot search {bad[0]!r}; allowed: {choices(SETTINGS)}")
+        _only_settings(v, "cannot search")
         if not v:
             raise ValueError("the search space is empty")
         return v
@@ -269,16 +273,6 @@ def _format_error(source: str, err: ValidationError) -> str:
     return f"{where}: {msg}" + (f" (got {e['input']!r})" if e["type"] not in ("value_error", "missing") else "")
 
 
-def _near(entry: Any, folder: Path) -> Any:
-    """A stem entry whose `file.py:Class` path is relative to the study file's folder, made absolute."""
-    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
-        return entry
-    where, sep, cls = entry["path"].rpartition(":")
-    if sep and where.endswith(".py") and not Path(where).is_absolute() and (folder / where).is_file():
-        return {**entry, "path": f"{(folder / where).resolve()}:{cls}"}
-    return entry
-
-
 def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | None = None) -> StudySpec:
     """Validate a loaded YAML document (with `preset` merged in) into a StudySpec; one-line UserError otherwise."""
     if not isinstance(raw, dict):
@@ -287,7 +281,8 @@ def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | Non
     presets = {k: deep_merge(BASE_PRESETS.get(k, {}), v or {}) for k, v in {**dict.fromkeys(BASE_PRESETS, {}),
                                                                              **(raw.get("presets") or {})}.items()}
     raw["presets"] = presets
-    raw["stems"] = [_near(e, Path(source).parent) for e in raw.get("stems") or []]
+    raw["stems"] = [{**e, "path": absolute_ref(e["path"], Path(source).parent)}
+                    if isinstance(e, dict) and isinstance(e.get("path"), str) else e for e in raw.get("stems") or []]
     if preset is not None:
         if preset not in presets:
             raise UserError(f"{source}: preset {preset!r} is not one of {choices(presets) or '(no presets)'}")

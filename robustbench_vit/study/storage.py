@@ -23,6 +23,7 @@ SCHEMA = 1
 HEARTBEAT_S = 5  # a running trial records a heartbeat this often ...
 GRACE_S = 30  # ... and is failed as stale (then retried from its checkpoint) after this long without one
 STATES = ("complete", "diverged", "failed", "running", "pending")
+FINISHED = STATES[:3]  # what counts as done
 
 
 def resolve_storage(study: str, runs_dir: str | Path = "runs", storage: str | None = None) -> str:
