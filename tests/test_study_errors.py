@@ -6,6 +6,9 @@ between the claim and the start of training), it patches the one function runnin
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,13 +19,14 @@ from study_contract import MODELS, small_spec
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.study import runner
+from robustbench_vit.study.launch import guard_preemption_handler
 from robustbench_vit.study.plan import plan
 from robustbench_vit.study.storage import enqueue_missing, open_studies, resolve_storage
 
 
-def queued(tmp_path, prefix: str):
+def queued(tmp_path, prefix: str, epochs: int = 1):
     """A small study with every slot queued in fresh SQLite storage: (spec, url, {model: study})."""
-    spec = small_spec(tmp_path, prefix)
+    spec = small_spec(tmp_path, prefix, epochs)
     url = resolve_storage(spec.name, tmp_path / "runs")
     studies = open_studies(spec, url)
     for s in studies.values():
@@ -47,6 +51,31 @@ def test_interrupt_between_claim_and_training_requeues(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         runner.work(url, spec.name, list(MODELS), tmp_path / "runs", trial_fn=lambda *a: pytest.fail("trained"))
     assert all(s == TrialState.WAITING for st in studies.values() for s in states(st))
+
+
+def test_failing_preemption_handler_requeues_the_trial(tmp_path):
+    """submitit's requeue failing inside its signal handler mid-training must put the trial back in the queue.
+
+    On a real SLURM node the preemption's SIGTERM killed the `scontrol requeue` that submitit's USR2 handler runs,
+    and its CalledProcessError surfaced inside the trainer as a "failed" trial. The real trainer runs here; the
+    handler stands in for submitit's (no SLURM job) and raises what submitit's raised there.
+    """
+    spec, url, studies = queued(tmp_path, "preempt_handler", epochs=2)
+
+    def requeue_killed(signum, frame):
+        raise subprocess.CalledProcessError(-signal.SIGTERM, ["scontrol", "requeue", "1"])
+
+    previous = signal.signal(signal.SIGUSR2, requeue_killed)
+    try:
+        guard_preemption_handler()
+        with pytest.raises(SystemExit):  # the preemption arrives after epoch 0's checkpoint
+            runner.work(url, spec.name, [MODELS[1]], tmp_path / "runs", threads=1,
+                        on_epoch=lambda model, record: os.kill(os.getpid(), signal.SIGUSR2))
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
+    study = studies[MODELS[1]]
+    assert states(study) == [TrialState.WAITING, TrialState.WAITING]  # released, not failed; nothing else ran
+    assert (tmp_path / "runs" / spec.name / "trials" / MODELS[1] / "p0-s0" / "last.pt").is_file()
 
 
 def test_claimed_trial_is_heartbeated_at_once(tmp_path, monkeypatch):

@@ -81,11 +81,14 @@ def test_preempted_trial_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
         for sig in ("SIGTERM", "USR2"):  # what submitit's SlurmJob._interrupt sends for a preemption
             subprocess.run(["scancel", "--signal", sig, job], check=True)
         summary = future.result(timeout=300)
-    assert summary.counts["vit_c_micro"]["complete"] == 1 and 1 <= len(before) < 6
+    assert summary.counts["vit_c_micro"] == {**dict.fromkeys(summary.counts["vit_c_micro"], 0), "complete": 1}, \
+        summary.counts
+    assert 1 <= len(before) < 6
     history = optuna.load_study(study_name=f"{spec.name}/vit_c_micro", storage=summary.storage).best_trial \
         .user_attrs["history"]
     assert [h["epoch"] for h in history] == list(range(6))
     assert history[:len(before)] == before  # the epochs before the preemption were kept, not trained again
     states = subprocess.run(["sacct", "-n", "-X", "-D", "-P", f"--name=rbv-{spec.name}", "-o", "State"],
                             capture_output=True, text=True, check=True).stdout.split()
-    assert "REQUEUED" in states or "PREEMPTED" in states
+    # requeued by submitit; or, when the SIGTERM killed its `scontrol requeue`, ended (FAILED) and replaced by a new job
+    assert len(states) >= 2 and {"REQUEUED", "PREEMPTED", "FAILED"} & set(states), states

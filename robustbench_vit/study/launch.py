@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -53,6 +55,33 @@ class StudySummary:
         return sum(c[s] for c in self.counts.values() for s in FINISHED)
 
 
+def guard_preemption_handler() -> None:
+    """Make a failure inside submitit's preemption handler end the job instead of failing the trial it interrupts.
+
+    submitit requeues a preempted or timed-out job from its signal handler (`scontrol requeue`), which runs in the
+    middle of the training loop. A preemption also sends SIGTERM to every process of the job, and when that kills
+    the `scontrol` child, the handler raises CalledProcessError there: the trainer would record an ordinary
+    exception, a "failed" trial. As SystemExit instead, the trial goes back to the queue (resuming from its
+    checkpoint) and the job ends; the study submits a new job for the trial.
+    """
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    sig = getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
+    original = signal.getsignal(sig) if sig is not None else None
+    if not callable(original) or getattr(original, "guarded", False):
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            original(signum, frame)
+        except Exception as e:
+            logging.getLogger(__name__).warning("preemption handler failed (%s: %s); ending the job, the trial "
+                                                "goes back to the queue", type(e).__name__, e)
+            raise SystemExit(-1) from e
+
+    handler.guarded = True  # type: ignore[attr-defined]
+    signal.signal(sig, handler)
+
+
 class Worker(submitit.helpers.Checkpointable):
     """A submitit job: run queued trials; on preemption or timeout submitit requeues it and it claims again."""
 
@@ -64,6 +93,7 @@ class Worker(submitit.helpers.Checkpointable):
 
     def __call__(self) -> int:
         """Pin the GPU (if any) and work; returns the number of trials run."""
+        guard_preemption_handler()
         if self.gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
         return work(**self.args)
@@ -74,6 +104,7 @@ class DDPWorker(Worker):
 
     def __call__(self) -> int:
         """Join the group from the job's environment and work as one DDP trainer."""
+        guard_preemption_handler()
         export_job_env()
         return ddp_work(**self.args)
 

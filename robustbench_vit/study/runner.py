@@ -126,10 +126,10 @@ class TrialRun:
                 return "failed"
             with get_heartbeat_thread(self.trial_id, storage):
                 result = (trial_fn or default_trial_fn())(config, folder, on_epoch)
+            self.store(result, config)
         except BaseException:  # Ctrl-C, preemption (SystemExit), a UserError: back in the queue, resumes from last.pt
-            release(storage, self.trial_id)
+            release(storage, self.trial_id)  # (a no-op once stored: the retry would read the result from last.pt)
             raise
-        self.store(result, config)
         return result.status
 
     def store(self, result: TrialResult, config: TrialConfig | None) -> None:
