@@ -125,10 +125,12 @@ def test_ddp_is_on_from_the_slurm_block_and_in_the_paper_preset(tmp_path):
 
     (tmp_path / "one.yaml").write_text(SPEC_YAML)
     spec = load_spec(str(tmp_path / "one.yaml"))
-    assert slurm_parameters(spec, {"gpus_per_node": 4, "ddp": True})["tasks_per_node"] == 4
+    ddp = slurm_parameters(spec, {"gpus_per_node": 4, "ddp": True, "partition": "gpu"})
+    assert ddp["tasks_per_node"] == 4 and ddp["slurm_srun_args"] == ["--kill-on-bad-exit=1"]
+    assert ddp["slurm_partition"] == "gpu" and "partition" not in ddp  # SLURM-only keys get submitit's prefix
     assert slurm_parameters(spec, {"gpus_per_node": 4, "ddp": True, "tasks_per_node": 2})["tasks_per_node"] == 2
     plain = slurm_parameters(spec, {"gpus_per_node": 4})
-    assert "tasks_per_node" not in plain and "ddp" not in plain and not is_ddp(plain)
+    assert not {"tasks_per_node", "ddp", "slurm_srun_args"} & set(plain) and not is_ddp(plain)
     paper = slurm_parameters(load_spec("lr_wd_stability", preset="paper"), None)
     assert is_ddp(paper) and paper["tasks_per_node"] == paper["gpus_per_node"] == 8 and "ddp" not in paper
     assert not is_ddp(slurm_parameters(load_spec("lr_wd_stability", preset="paper"), {"ddp": False}))

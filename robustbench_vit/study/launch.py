@@ -22,14 +22,12 @@ from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.plan import plan, quiet_optuna
 from robustbench_vit.study.progress import StudyProgress
 from robustbench_vit.study.runner import work
-from robustbench_vit.study.spec import StudySpec
+from robustbench_vit.study.spec import SLURM_KEYS, SLURM_ONLY, StudySpec
 from robustbench_vit.study.storage import FINISHED, count_states, enqueue_missing, open_studies, resolve_storage
 
 EXECUTORS = ("auto", "inline", "local", "slurm")
 POLL_S = 1.0
 MAX_CRASHES = 3  # worker jobs that fail in a row, with no trial finishing in between, stop the study
-SLURM_NAMES = {"partition": "slurm_partition", "array_parallelism": "slurm_array_parallelism",
-               "additional_parameters": "slurm_additional_parameters"}
 
 
 @dataclass
@@ -116,7 +114,8 @@ def slurm_parameters(spec: StudySpec, slurm: dict[str, Any] | None) -> dict[str,
     merged.pop("folder", None)
     if merged.pop("ddp", False):  # one task (DDP rank) per GPU
         merged.setdefault("tasks_per_node", merged.get("gpus_per_node", 1))
-    return {SLURM_NAMES.get(k, k): v for k, v in merged.items()}
+        merged.setdefault("srun_args", ["--kill-on-bad-exit=1"])  # a crashed rank ends its peers at once
+    return {f"slurm_{k}" if k in SLURM_ONLY else k: v for k, v in merged.items()}
 
 
 def is_ddp(params: dict[str, Any]) -> bool:
@@ -194,6 +193,8 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
         raise UserError(f"executor {executor!r} is not one of {choices(EXECUTORS)}")
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
+    if bad := sorted(set(slurm or {}) - set(SLURM_KEYS)):
+        raise UserError(f"unknown SLURM setting {bad[0]!r}; allowed: {choices(SLURM_KEYS)}")
     kind = ("local" if workers > 1 else "inline") if executor == "auto" else executor
     models = models or spec.models
     t0 = time.perf_counter()

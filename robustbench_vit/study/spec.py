@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -42,6 +43,14 @@ def _only_settings(keys, what: str) -> None:
     bad = sorted(set(keys) - set(SETTINGS))
     if bad:
         raise ValueError(f"{what} {bad[0]!r}; allowed: {choices(SETTINGS)}")
+
+
+# submitit's cluster-independent job settings, then SLURM-only ones (passed to submitit as slurm_<key>), and ours
+SLURM_GENERIC = ("timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node")
+SLURM_ONLY = ("partition", "account", "qos", "constraint", "exclude", "nodelist", "gres", "mem_per_gpu",
+              "mem_per_cpu", "cpus_per_gpu", "comment", "signal_delay_s", "array_parallelism", "exclusive",
+              "additional_parameters", "srun_args", "setup", "wckey", "mail_type", "mail_user")
+SLURM_KEYS = SLURM_GENERIC + SLURM_ONLY + ("ddp", "folder")
 
 
 class Dim(BaseModel):
@@ -147,6 +156,15 @@ class StudySpec(BaseModel):
         _only_settings(v, "unknown training setting")
         return v
 
+    @field_validator("slurm")
+    @classmethod
+    def _slurm(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Only job settings submitit passes to SLURM (a typo must not surface after the trials are queued)."""
+        bad = sorted(set(v) - set(SLURM_KEYS))
+        if bad:
+            raise ValueError(f"unknown SLURM setting {bad[0]!r}; allowed: {choices(SLURM_KEYS)}")
+        return v
+
     @field_validator("space")
     @classmethod
     def _space(cls, v: dict[str, Dim]) -> dict[str, Dim]:
@@ -223,8 +241,10 @@ def deep_merge(base: dict, override: dict) -> dict:
 
 
 def study_dirs() -> list[Path]:
-    """Where study names are looked up: ./studies, then the repository's studies folder."""
-    dirs = [Path.cwd() / "studies", Path(robustbench_vit.__file__).resolve().parents[1] / "studies"]
+    """Where study names are looked up: ./studies, then the built-ins (the repository's studies folder for an
+    editable install, else the copy a wheel installs under <prefix>/share)."""
+    dirs = [Path.cwd() / "studies", Path(robustbench_vit.__file__).resolve().parents[1] / "studies",
+            Path(sys.prefix) / "share" / "robustbench-vit" / "studies"]
     return list(dict.fromkeys(d.resolve() for d in dirs))
 
 
