@@ -224,6 +224,20 @@ def test_changed_model_on_the_same_storage_is_refused(tmp_path):
             open_studies(spec, url, [conv.model_copy(update=change)])
 
 
+def test_edited_stem_file_on_the_same_storage_is_refused(tmp_path):
+    """A user stem's file edited after its trials were stored: refused (the old trials trained another stem)."""
+    stem_file = tmp_path / "my_stem.py"
+    stem_file.write_text((Path(__file__).parents[1] / "examples" / "overlap_stem.py").read_text())
+    spec = small_spec(tmp_path, "stem_edit")
+    url = resolve_storage(spec.name, tmp_path / "runs")
+    mine = spec.models[0].model_copy(update={"name": "mine", "stem": f"{stem_file}:OverlapPatchStem"})
+    open_studies(spec, url, [mine])
+    assert open_studies(spec, url, [mine])  # unchanged: reopened
+    stem_file.write_text(stem_file.read_text() + "\n# tuned\n")
+    with pytest.raises(UserError, match=f"stem file {stem_file} changed since study"):
+        open_studies(spec, url, [mine])
+
+
 def ddp_rank(rank: int, port: int, url: str, out: str) -> None:
     """One rank of a 2-process gloo DDP job whose rank 0 fails at once (its storage does not exist)."""
     from test_ddp import join

@@ -6,9 +6,11 @@ whose forward maps B×C×H×W to a B×embed_dim×(H/p)×(W/p) feature map.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 
@@ -134,6 +136,22 @@ def absolute_ref(ref: str, base: Path | None = None) -> str:
     if base is None:
         return f"{Path(where).resolve()}:{attr}"
     return f"{(base / where).resolve()}:{attr}" if (base / where).is_file() else ref
+
+
+def stem_source(ref: str) -> dict[str, str] | None:
+    """The file defining a user stem's class and the SHA-256 of its bytes; None for the built-in stems.
+
+    Stored with a study, it tells an edited stem file from the one its trials were trained with.
+    """
+    if ref in _REGISTRY:
+        return None
+    try:
+        path = inspect.getsourcefile(get_stem(ref))
+    except TypeError:  # defined without a source file
+        return None
+    if not path or not Path(path).is_file():
+        return None
+    return {"file": str(Path(path).resolve()), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
 def stem_names() -> list[str]:

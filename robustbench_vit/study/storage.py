@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.models.stems import stem_source
 from robustbench_vit.study.plan import Point, quiet_optuna
 from robustbench_vit.study.spec import StudySpec
 
@@ -137,9 +138,15 @@ def open_studies(spec: StudySpec, url: str, models: list[ModelSpec] | None = Non
                 was = f" (preset {attrs.get('preset')})" if attrs.get("preset") else ""
                 raise UserError(f"{mask_url(url)}: study {name!r} was made from a different spec{was}; run the "
                                 f"changed study under another name or --runs-dir, or delete the old storage")
+            stored_source = attrs.get("stem_source")
+            if stored_source and stem_source(model.stem) != stored_source:
+                raise UserError(f"{mask_url(url)}: stem file {stored_source['file']} changed since study {name!r} "
+                                f"stored its trials; run the edited stem under another name (compare --name), "
+                                f"or delete the old storage")
         else:
             for key, value in {"schema": SCHEMA, "study": spec.name, "model": model.model_dump(mode="json"),
-                               "spec": spec.model_dump(mode="json"), "preset": spec.preset}.items():
+                               "spec": spec.model_dump(mode="json"), "preset": spec.preset,
+                               "stem_source": stem_source(model.stem)}.items():
                 study.set_user_attr(key, value)
         out[model.name] = study
     return out
