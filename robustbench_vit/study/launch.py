@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -64,7 +65,9 @@ def guard_preemption_handler() -> None:
     """
     name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
     sig = getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
-    original = signal.getsignal(sig) if sig is not None else None
+    if sig is None or threading.current_thread() is not threading.main_thread():  # handlers live in the main thread
+        return
+    original = signal.getsignal(sig)
     if not callable(original) or getattr(original, "guarded", False):
         return
 
