@@ -56,7 +56,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.study_command == "status":
         return commands.status_command(args.name, args.runs_dir, args.storage, args.json)
     return commands.run_command(args.name, args.preset, args.runs_dir, args.storage, args.executor, args.workers,
-                                args.data_root, slurm_options(args))
+                                args.data_root, slurm_options(args), args.detach)
 
 
 def slurm_options(args: argparse.Namespace) -> dict:
@@ -106,6 +106,8 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r = ssub.add_parser("run", help="run what is left of a study (again: continues where it stopped)")
     r.add_argument("name", help="a study name (studies/NAME.yaml) or a YAML path")
     add_run_options(r)
+    r.add_argument("--detach", action="store_true",
+                   help="slurm: submit the jobs and return (run again later to wait, retry and collect)")
     s = ssub.add_parser("status", help="trial counts by model and status, and where the storage is")
     s.add_argument("name")
     s.add_argument("--json", action="store_true", help="print {model: {status: count}}")

@@ -146,6 +146,17 @@ def test_bad_stem_or_data_is_one_line_before_anything_is_written(body, args, mes
     assert not runs.exists()
 
 
+def test_detach_without_slurm_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """Local and inline trials cannot outlive the command: --detach is refused before anything is written."""
+    from robustbench_vit.cli import main
+
+    spec, runs = small_spec(tmp_path, "detach"), tmp_path / "runs"
+    assert main(["study", "run", spec.source, "--runs-dir", str(runs), "--workers", "2", "--detach"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--detach needs --executor slurm" in err and "'local'" in err, err
+    assert not runs.exists()
+
+
 def test_new_local_workers_get_the_least_used_gpus():
     """After a worker crash, its replacement goes to the GPU no live worker uses, not to a busy one."""
     from robustbench_vit.study.launch import pick_gpus

@@ -12,6 +12,7 @@ import pytest
 import torch
 from study_contract import assert_stored, small_spec
 
+from robustbench_vit.cli import main
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.spec import load_spec
 
@@ -35,15 +36,21 @@ def slurm_options(cluster: dict, folder, **extra) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_study_runs_through_slurm(slurm_cluster, tmp_path):
-    """Every trial runs in its own SLURM job, accounting records them, the storage holds the contract."""
+def test_study_runs_through_slurm(slurm_cluster, tmp_path, capsys):
+    """`study run --detach` submits one SLURM job per trial and returns; running again waits for those jobs
+    (submitting none twice); accounting records them, the storage holds the contract."""
     spec, runs = small_spec(tmp_path, "slurm"), tmp_path / "runs"
-    summary = run_study(spec, runs_dir=runs, executor="slurm", slurm=slurm_options(slurm_cluster, tmp_path / "jobs"),
-                        progress=False)
-    assert summary.ran == 4 and summary.storage.startswith("sqlite:///")
+    assert main(["study", "run", spec.source, "--runs-dir", str(runs), "--executor", "slurm", "--detach",
+                 "--slurm-partition", slurm_cluster["partition"], "--slurm-cpus", "1", "--slurm-timeout-min", "10",
+                 "--slurm-array-parallelism", "2", "--slurm-option", "mem=1G"]) == 0
+    out = capsys.readouterr().out
+    assert "submitted 4 SLURM job(s) for 4 unfinished trial(s)" in out and f"study status {spec.name}" in out
+    summary = run_study(spec, runs_dir=runs, executor="slurm", slurm=slurm_options(slurm_cluster, runs / spec.name /
+                        "submitit"), progress=False)
+    assert summary.done == 4 and summary.storage.startswith("sqlite:///")
     assert_stored(summary.storage, spec, runs)
     states = job_states(f"rbv-{spec.name}")
-    assert states.count("COMPLETED") >= 4 and not {"FAILED", "TIMEOUT", "OUT_OF_MEMORY"} & set(states)
+    assert states.count("COMPLETED") == 4 and not {"FAILED", "TIMEOUT", "OUT_OF_MEMORY"} & set(states), states
 
 
 PREEMPT_YAML = """\

@@ -33,19 +33,25 @@ def parse_sbatch_options(items: list[str] | None) -> dict[str, str]:
 
 
 def run_command(name: str, preset: str | None, runs_dir: str, storage: str | None, executor: str, workers: int,
-                data_root: str | None = None, slurm: dict[str, Any] | None = None) -> int:
+                data_root: str | None = None, slurm: dict[str, Any] | None = None, detach: bool = False) -> int:
     """`study run`: run what is left of a study, then say where the results are and what comes next."""
     spec = load_spec(name, preset)
     if data_root is not None:
         spec = spec.model_copy(update={"data_root": data_root})
     flags = _location_flags(runs_dir, storage)
+    again = f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}{flags}"
     try:
         summary = run_study(spec, runs_dir=runs_dir, storage=storage, executor=executor, workers=workers,
-                            slurm=slurm or None, progress=True)
+                            slurm=slurm or None, progress=not detach, detach=detach)
     except KeyboardInterrupt:
-        print(f"stopped; finished trials are stored. Resume with: robustbench-vit study run {name}"
-              f"{f' --preset {preset}' if preset else ''}{flags}", file=sys.stderr)
+        print(f"stopped; finished trials are stored. Resume with: {again}", file=sys.stderr)
         raise
+    if detach:
+        print(f"{spec.name}: submitted {len(summary.jobs)} SLURM job(s) for {summary.total - summary.done} "
+              f"unfinished trial(s){f' ({summary.jobs[0]} ...)' if summary.jobs else ''}")
+        print(f"follow: robustbench-vit study status {spec.name}{flags}")
+        print(f"later: {again}   (waits for running trials, re-runs failed or lost ones)")
+        return 0
     totals = {s: sum(c[s] for c in summary.counts.values()) for s in STATES}
     print(f"{spec.name}: {summary.done}/{summary.total} trials finished ({totals['complete']} complete, "
           f"{totals['diverged']} diverged, {totals['failed']} failed) for {', '.join(summary.models)}; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -29,6 +30,7 @@ from robustbench_vit.study.storage import FINISHED, count_states, enqueue_missin
 EXECUTORS = ("auto", "inline", "local", "slurm")
 POLL_S = 1.0
 MAX_CRASHES = 3  # worker jobs that fail in a row, with no trial finishing in between, stop the study
+DETACHED_FILE = "detached_jobs.json"  # in the submitit folder: the SLURM jobs a detached run left running
 
 
 @dataclass
@@ -42,6 +44,7 @@ class StudySummary:
     ran: int  # trials that finished during this call
     seconds: float
     models: list[str] = field(default_factory=list)
+    jobs: list[str] = field(default_factory=list)  # SLURM job ids submitted and left running (detach=True)
 
     @property
     def total(self) -> int:
@@ -173,7 +176,7 @@ def _counts(studies: dict[str, optuna.Study]) -> dict[str, dict[str, int]]:
 
 def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | None = None, executor: str = "auto",
               workers: int = 1, slurm: dict[str, Any] | None = None, models: list[ModelSpec] | None = None,
-              progress: bool = True) -> StudySummary:
+              progress: bool = True, detach: bool = False) -> StudySummary:
     """Run every planned (model, point, seed) trial of `spec` that is not finished yet, and store the results.
 
     Args:
@@ -188,6 +191,8 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
             `ddp: true` makes each trial one job of gpus_per_node tasks (or `tasks_per_node`) training with DDP.
         models: the models to run (default: the spec's); each gets the same points and seeds.
         progress: draw a progress bar on stderr.
+        detach: (slurm only) submit one job per unfinished trial and return without waiting; the jobs' ids are in
+            the summary. Running the study again later waits for them and re-runs failed or lost trials.
 
     Running again is safe: finished trials are kept, failed and interrupted ones are run again (from their
     checkpoints), trials running elsewhere are waited for (and re-run if their heartbeat stops).
@@ -199,6 +204,9 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
     if bad := sorted(set(slurm or {}) - set(SLURM_KEYS)):
         raise UserError(f"unknown SLURM setting {bad[0]!r}; allowed: {choices(SLURM_KEYS)}")
     kind = ("local" if workers > 1 else "inline") if executor == "auto" else executor
+    if detach and kind != "slurm":
+        raise UserError(f"--detach needs --executor slurm (local and inline trials run inside this process), "
+                        f"got executor {kind!r}")
     models = models or spec.models
     t0 = time.perf_counter()
     preflight(spec, models)  # nothing is written or launched for a missing dataset or a broken stem
@@ -212,15 +220,16 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
     counts = _counts(studies)
     before = sum(c[s] for c in counts.values() for s in FINISHED)
     bar = StudyProgress(spec.name, {m: len(points) * len(seeds) for m in names}, enabled=progress)
+    jobs: list[str] = []
     with bar:
         bar.update(counts)
         if kind == "inline":
             counts = _run_inline(studies, url, spec.name, names, str(runs_dir), bar)
         else:
             counts = _run_jobs(kind, _executor(kind, folder, spec, slurm), studies, url, spec, names,
-                               str(runs_dir), workers, slurm, bar)
+                               str(runs_dir), workers, slurm, bar, jobs if detach else None)
     ran = sum(c[s] for c in counts.values() for s in FINISHED) - before
-    return StudySummary(spec.name, url, str(runs_dir), counts, ran, time.perf_counter() - t0, names)
+    return StudySummary(spec.name, url, str(runs_dir), counts, ran, time.perf_counter() - t0, names, jobs)
 
 
 def _unfinished(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
@@ -243,15 +252,30 @@ def _run_inline(studies: dict[str, optuna.Study], url: str, name: str, models: l
             return counts
 
 
+def left_jobs(folder: Path, params: dict[str, Any]) -> list[submitit.Job]:
+    """The still unfinished SLURM jobs that a detached run recorded in `folder`."""
+    path = folder / DETACHED_FILE
+    if not path.is_file():
+        return []
+    tasks = range(int(params.get("tasks_per_node", 1)) * int(params.get("nodes", 1)))
+    jobs = [submitit.SlurmJob(folder=folder, job_id=jid, tasks=tasks) for jid in json.loads(path.read_text())]
+    return [j for j in jobs if not j.done()]
+
+
 def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study], url: str, spec: StudySpec,
               models: list[str], runs_dir: str, workers: int, slurm: dict[str, Any] | None,
-              bar: StudyProgress) -> dict[str, dict[str, int]]:
-    """Keep worker jobs going while trials are queued; Ctrl-C cancels them (their trials go back to the queue)."""
-    jobs: list[submitit.Job] = []
+              bar: StudyProgress, detached: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """Keep worker jobs going while trials are queued; Ctrl-C cancels them (their trials go back to the queue).
+
+    With `detached` (a list), submit once for the queued trials, put the job ids there and return at once. SLURM
+    jobs an earlier detached run left (listed in the submitit folder) count as alive workers until they end, so
+    trials waiting for them are not submitted twice.
+    """
+    params = slurm_parameters(spec, slurm) if kind == "slurm" else {}
+    jobs: list[submitit.Job] = left_jobs(ex.folder, params) if kind == "slurm" else []
     crashes, last_done = 0, -1
     gpus = _gpus() if kind == "local" else 0
     gpu_of: dict[str, int] = {}  # local job id -> its GPU
-    params = slurm_parameters(spec, slurm) if kind == "slurm" else {}
     threads = max(1, (os.cpu_count() or 1) // workers) if kind == "local" else int(params.get("cpus_per_task", 1))
     job = DDPWorker if is_ddp(params) else Worker
     try:
@@ -281,6 +305,10 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
                 else:
                     jobs += [ex.submit(w) for w in new]
                     gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs[-len(new):], new) if w.gpu is not None})
+            if detached is not None:  # leave the jobs running
+                detached += [j.job_id for j in jobs]
+                (ex.folder / DETACHED_FILE).write_text(json.dumps(detached))
+                return counts
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         for j in jobs:
