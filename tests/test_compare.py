@@ -1,5 +1,6 @@
 """`compare`: a user stem runs on exactly the baselines' stored trial points, then the report ranks all three."""
 
+import hashlib
 from pathlib import Path
 
 import optuna
@@ -66,6 +67,8 @@ def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsy
     for model in ("vit_p_micro", "vit_c_micro", "overlap_patch_stem_micro"):
         assert model in html
     assert "overlap_patch_stem_micro vs vit_c_micro" in html
+    digest = hashlib.sha256(Path(EXAMPLE.rpartition(":")[0]).read_bytes()).hexdigest()[:12]
+    assert "stem source of overlap_patch_stem_micro" in html and digest in html  # which file the trials trained
 
     # Again: nothing left to run for anyone.
     _, summary = compare_stem(EXAMPLE, study=str(study), runs_dir=runs, progress=False)

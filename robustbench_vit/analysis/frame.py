@@ -36,7 +36,7 @@ class StudyData:
     storages: list[str]  # URLs, passwords masked
     spec: dict[str, Any] = field(default_factory=dict)
     preset: str | None = None
-    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # model name -> ModelSpec dump
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> ModelSpec dump + depth, stem_source
 
 
 def model_order(models) -> list[str]:
@@ -178,7 +178,7 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
         attrs = s.user_attrs
         model = attrs.get("model") or {"name": s.study_name.split("/", 1)[1]}
         if model["name"] not in models:
-            models[model["name"]] = dict(model, depth=_depth(model))
+            models[model["name"]] = dict(model, depth=_depth(model), stem_source=attrs.get("stem_source"))
         spec, preset = spec or attrs.get("spec") or {}, preset or attrs.get("preset")
         depth = models[model["name"]]["depth"]
         trials = s.get_trials(deepcopy=False)

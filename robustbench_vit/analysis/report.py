@@ -72,8 +72,11 @@ def _provenance(data: StudyData) -> list[tuple[str, str]]:
         return ", ".join(f"{k} ({v})" for k, v in fin[col].dropna().astype(str).value_counts().items())
 
     start, end = df.get("datetime_start"), df.get("datetime_complete")
+    stems = [(f"stem source of {name}", f"{src['file']} (sha256 {src['sha256'][:12]})")
+             for name, m in data.models.items() if (src := m.get("stem_source"))]
     return [("report made with commit", git_commit() or "unknown"),
             ("package versions", ", ".join(f"{k} {v}" for k, v in package_versions(VERSIONS).items() if v)),
+            *stems,
             ("storage", ", ".join(data.storages)),
             ("preset", str(data.preset or "default")),
             ("trials run with commit", values("commit")),
