@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -154,6 +155,18 @@ def test_detach_without_slurm_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert main(["study", "run", spec.source, "--runs-dir", str(runs), "--workers", "2", "--detach"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--detach needs --executor slurm" in err and "'local'" in err, err
+    assert not runs.exists()
+
+
+def test_slurm_executor_without_slurm_is_one_line(tmp_path, capsys, monkeypatch):
+    """No sbatch/sinfo/sacct on PATH (a laptop, not a login node): refused before anything is written."""
+    from robustbench_vit.cli import main
+
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # the venv's scripts only
+    spec, runs = small_spec(tmp_path, "noslurm"), tmp_path / "runs"
+    assert main(["study", "run", spec.source, "--runs-dir", str(runs), "--executor", "slurm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "sbatch, sinfo, sacct not found on PATH" in err, err
     assert not runs.exists()
 
 

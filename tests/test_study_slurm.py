@@ -53,6 +53,27 @@ def test_study_runs_through_slurm(slurm_cluster, tmp_path, capsys):
     assert states.count("COMPLETED") == 4 and not {"FAILED", "TIMEOUT", "OUT_OF_MEMORY"} & set(states), states
 
 
+@pytest.mark.slurm
+def test_slurm_refusals_are_one_line(slurm_cluster, tmp_path, capsys):
+    """The real controller's answers: an unknown partition is refused before anything is written; a submission
+    sbatch rejects (an unknown node feature) is one line too, and its queued trials stay queued for the next run."""
+    spec, runs = small_spec(tmp_path, "refused"), tmp_path / "runs"
+    base = ["study", "run", spec.source, "--runs-dir", str(runs), "--executor", "slurm"]
+    assert main([*base, "--slurm-partition", "gpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f"SLURM partition 'gpu' does not exist; allowed: {slurm_cluster['partition']}"), err
+    assert not runs.exists()
+    assert main([*base, "--slurm-partition", slurm_cluster["partition"], "--slurm-option", "constraint=nonexistent"]) \
+        == 2
+    err = capsys.readouterr().err.strip()  # after the progress bar had started: the last line, no traceback
+    assert "Traceback" not in err and err.splitlines()[-1].startswith("robustbench-vit: error: SLURM refused the job "
+                                                                       "submission"), err
+    assert "Invalid feature specification" in err.splitlines()[-1], err
+    url = f"sqlite:///{runs / spec.name / 'study.db'}"
+    queued = optuna.load_study(study_name=f"{spec.name}/vit_c_micro", storage=url).get_trials(deepcopy=False)
+    assert [t.state for t in queued] == [optuna.trial.TrialState.WAITING] * 2
+
+
 PREEMPT_YAML = """\
 models: [vit_c_micro]
 dataset: digits

@@ -1,8 +1,12 @@
-"""Checks run before a study writes anything: its dataset loads, and every user stem builds at every size."""
+"""Checks run before a study writes anything: its dataset loads, every user stem builds at every size, and (for
+the slurm executor) the cluster answers and has the partition."""
 
 from __future__ import annotations
 
-from robustbench_vit.errors import UserError
+import shutil
+import subprocess
+
+from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.study.spec import StudySpec
 
@@ -45,3 +49,21 @@ def check_stems(models: list[ModelSpec], num_classes: int) -> None:
 def preflight(spec: StudySpec, models: list[ModelSpec]) -> None:
     """Everything that can be checked before storage is written and trials are launched."""
     check_stems(models, check_data(spec, models))
+
+
+def check_slurm(partition: str | None) -> None:
+    """SLURM's commands are on PATH, its controller answers `sinfo`, and `partition` (if given) exists."""
+    missing = [c for c in ("sbatch", "sinfo", "sacct") if shutil.which(c) is None]
+    if missing:
+        raise UserError(f"--executor slurm: {', '.join(missing)} not found on PATH; run from a SLURM login node "
+                        f"(tests/cluster/slurm-local.sh starts a single-node cluster on this machine)")
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise UserError("--executor slurm: the SLURM controller did not answer `sinfo` within 60 s") from None
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit code {proc.returncode}"]
+        raise UserError(f"--executor slurm: the SLURM controller did not answer: {lines[-1]}")
+    partitions = [p.rstrip("*") for p in proc.stdout.split()]
+    if partition and partition not in partitions:
+        raise UserError(f"SLURM partition {partition!r} does not exist; allowed: {choices(partitions)}")

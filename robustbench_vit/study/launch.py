@@ -19,7 +19,7 @@ import submitit
 
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
-from robustbench_vit.study.checks import preflight
+from robustbench_vit.study.checks import check_slurm, preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.plan import plan, quiet_optuna
 from robustbench_vit.study.progress import StudyProgress
@@ -209,6 +209,8 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
                         f"got executor {kind!r}")
     models = models or spec.models
     t0 = time.perf_counter()
+    if kind == "slurm":
+        check_slurm({**spec.slurm, **(slurm or {})}.get("partition"))
     preflight(spec, models)  # nothing is written or launched for a missing dataset or a broken stem
     url = resolve_storage(spec.name, runs_dir, storage)
     studies = open_studies(spec, url, models)
@@ -300,8 +302,11 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
                 new = [job(url, spec.name, models, runs_dir, threads, per_job, gpu)
                        for gpu in pick_gpus(want, gpus, [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])]
                 if kind == "slurm":
-                    with ex.batch():
-                        jobs += [ex.submit(w) for w in new]
+                    try:
+                        with ex.batch():
+                            jobs += [ex.submit(w) for w in new]
+                    except submitit.core.utils.FailedJobError as e:  # queued trials stay queued for the next run
+                        raise UserError(f"SLURM refused the job submission: {error_line(str(e))}") from None
                 else:
                     jobs += [ex.submit(w) for w in new]
                     gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs[-len(new):], new) if w.gpu is not None})
