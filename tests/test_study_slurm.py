@@ -44,7 +44,8 @@ def test_study_runs_through_slurm(slurm_cluster, tmp_path, capsys):
                  "--slurm-partition", slurm_cluster["partition"], "--slurm-cpus", "1", "--slurm-timeout-min", "10",
                  "--slurm-array-parallelism", "2", "--slurm-option", "mem=1G"]) == 0
     out = capsys.readouterr().out
-    assert "submitted 4 SLURM job(s) for 4 unfinished trial(s)" in out and f"study status {spec.name}" in out
+    assert "4 SLURM job(s) queued or running for 4 unfinished trial(s)" in out and f"study status {spec.name}" in out
+    assert "--executor slurm (and the same --slurm-* options)" in out  # a plain rerun would train on this node
     summary = run_study(spec, runs_dir=runs, executor="slurm", slurm=slurm_options(slurm_cluster, runs / spec.name /
                         "submitit"), progress=False)
     assert summary.done == 4 and summary.storage.startswith("sqlite:///")

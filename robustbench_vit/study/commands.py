@@ -47,10 +47,11 @@ def run_command(name: str, preset: str | None, runs_dir: str, storage: str | Non
         print(f"stopped; finished trials are stored. Resume with: {again}", file=sys.stderr)
         raise
     if detach:
-        print(f"{spec.name}: submitted {len(summary.jobs)} SLURM job(s) for {summary.total - summary.done} "
+        print(f"{spec.name}: {len(summary.jobs)} SLURM job(s) queued or running for {summary.total - summary.done} "
               f"unfinished trial(s){f' ({summary.jobs[0]} ...)' if summary.jobs else ''}")
         print(f"follow: robustbench-vit study status {spec.name}{flags}")
-        print(f"later: {again}   (waits for running trials, re-runs failed or lost ones)")
+        print(f"later: {again} --executor slurm{' (and the same --slurm-* options)' if slurm else ''}"
+              f"   (waits for these jobs, re-runs failed or lost trials)")
         return 0
     totals = {s: sum(c[s] for c in summary.counts.values()) for s in STATES}
     print(f"{spec.name}: {summary.done}/{summary.total} trials finished ({totals['complete']} complete, "

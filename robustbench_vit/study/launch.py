@@ -312,6 +312,7 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
                     gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs[-len(new):], new) if w.gpu is not None})
             if detached is not None:  # leave the jobs running
                 detached += [j.job_id for j in jobs]
+                ex.folder.mkdir(parents=True, exist_ok=True)
                 (ex.folder / DETACHED_FILE).write_text(json.dumps(detached))
                 return counts
             time.sleep(POLL_S)
