@@ -24,7 +24,7 @@ from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.plan import plan, quiet_optuna
 from robustbench_vit.study.progress import StudyProgress
 from robustbench_vit.study.runner import work
-from robustbench_vit.study.spec import SLURM_KEYS, SLURM_ONLY, StudySpec
+from robustbench_vit.study.spec import SLURM_ONLY, StudySpec, check_slurm_keys
 from robustbench_vit.study.storage import FINISHED, count_states, enqueue_missing, open_studies, resolve_storage
 
 EXECUTORS = ("auto", "inline", "local", "slurm")
@@ -201,8 +201,10 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
         raise UserError(f"executor {executor!r} is not one of {choices(EXECUTORS)}")
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
-    if bad := sorted(set(slurm or {}) - set(SLURM_KEYS)):
-        raise UserError(f"unknown SLURM setting {bad[0]!r}; allowed: {choices(SLURM_KEYS)}")
+    try:
+        check_slurm_keys(slurm or {})
+    except ValueError as e:
+        raise UserError(str(e)) from None
     kind = ("local" if workers > 1 else "inline") if executor == "auto" else executor
     if detach and kind != "slurm":
         raise UserError(f"--detach needs --executor slurm (local and inline trials run inside this process), "
@@ -210,7 +212,7 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
     models = models or spec.models
     t0 = time.perf_counter()
     if kind == "slurm":
-        check_slurm({**spec.slurm, **(slurm or {})}.get("partition"))
+        check_slurm(slurm_parameters(spec, slurm).get("slurm_partition"))
     preflight(spec, models)  # nothing is written or launched for a missing dataset or a broken stem
     url = resolve_storage(spec.name, runs_dir, storage)
     studies = open_studies(spec, url, models)
@@ -222,14 +224,14 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
     counts = _counts(studies)
     before = sum(c[s] for c in counts.values() for s in FINISHED)
     bar = StudyProgress(spec.name, {m: len(points) * len(seeds) for m in names}, enabled=progress)
-    jobs: list[str] = []
+    jobs: list[str] = []  # left running (detach)
     with bar:
         bar.update(counts)
         if kind == "inline":
             counts = _run_inline(studies, url, spec.name, names, str(runs_dir), bar)
         else:
-            counts = _run_jobs(kind, _executor(kind, folder, spec, slurm), studies, url, spec, names,
-                               str(runs_dir), workers, slurm, bar, jobs if detach else None)
+            counts, jobs = _run_jobs(kind, _executor(kind, folder, spec, slurm), studies, url, spec, names,
+                                     str(runs_dir), workers, slurm, bar, detach)
     ran = sum(c[s] for c in counts.values() for s in FINISHED) - before
     return StudySummary(spec.name, url, str(runs_dir), counts, ran, time.perf_counter() - t0, names, jobs)
 
@@ -266,12 +268,12 @@ def left_jobs(folder: Path, params: dict[str, Any]) -> list[submitit.Job]:
 
 def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study], url: str, spec: StudySpec,
               models: list[str], runs_dir: str, workers: int, slurm: dict[str, Any] | None,
-              bar: StudyProgress, detached: list[str] | None = None) -> dict[str, dict[str, int]]:
+              bar: StudyProgress, detach: bool = False) -> tuple[dict[str, dict[str, int]], list[str]]:
     """Keep worker jobs going while trials are queued; Ctrl-C cancels them (their trials go back to the queue).
 
-    With `detached` (a list), submit once for the queued trials, put the job ids there and return at once. SLURM
-    jobs an earlier detached run left (listed in the submitit folder) count as alive workers until they end, so
-    trials waiting for them are not submitted twice.
+    Returns the final counts and, with `detach`, the ids of the jobs left running: then it submits once for the
+    queued trials and returns at once. SLURM jobs an earlier detached run left (listed in the submitit folder)
+    count as alive workers until they end, so trials waiting for them are not submitted twice.
     """
     params = slurm_parameters(spec, slurm) if kind == "slurm" else {}
     jobs: list[submitit.Job] = left_jobs(ex.folder, params) if kind == "slurm" else []
@@ -287,7 +289,7 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
             pending, running = _unfinished(counts)
             done = sum(c[s] for c in counts.values() for s in FINISHED)
             if not pending and not running:
-                return counts
+                return counts, []
             alive = [j for j in jobs if not j.done()]
             for j in jobs:
                 if j.done() and j not in alive and j.exception() is not None:
@@ -310,11 +312,11 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
                 else:
                     jobs += [ex.submit(w) for w in new]
                     gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs[-len(new):], new) if w.gpu is not None})
-            if detached is not None:  # leave the jobs running
-                detached += [j.job_id for j in jobs]
+            if detach:  # leave the jobs running
+                ids = [j.job_id for j in jobs]
                 ex.folder.mkdir(parents=True, exist_ok=True)
-                (ex.folder / DETACHED_FILE).write_text(json.dumps(detached))
-                return counts
+                (ex.folder / DETACHED_FILE).write_text(json.dumps(ids))
+                return counts, ids
             time.sleep(POLL_S)
     except KeyboardInterrupt:
         for j in jobs:

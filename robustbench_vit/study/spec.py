@@ -53,6 +53,13 @@ SLURM_ONLY = ("partition", "account", "qos", "constraint", "exclude", "nodelist"
 SLURM_KEYS = SLURM_GENERIC + SLURM_ONLY + ("ddp", "folder")
 
 
+def check_slurm_keys(keys) -> None:
+    """ValueError naming the first key that is not a SLURM job setting (a typo must not surface after queueing)."""
+    bad = sorted(set(keys) - set(SLURM_KEYS))
+    if bad:
+        raise ValueError(f"unknown SLURM setting {bad[0]!r}; allowed: {choices(SLURM_KEYS)}")
+
+
 class Dim(BaseModel):
     """One searched hyperparameter: a range (`low`/`high`, `log`, `num` grid values), explicit `values`, or `choices`."""
 
@@ -159,10 +166,8 @@ class StudySpec(BaseModel):
     @field_validator("slurm")
     @classmethod
     def _slurm(cls, v: dict[str, Any]) -> dict[str, Any]:
-        """Only job settings submitit passes to SLURM (a typo must not surface after the trials are queued)."""
-        bad = sorted(set(v) - set(SLURM_KEYS))
-        if bad:
-            raise ValueError(f"unknown SLURM setting {bad[0]!r}; allowed: {choices(SLURM_KEYS)}")
+        """Only job settings submitit passes to SLURM."""
+        check_slurm_keys(v)
         return v
 
     @field_validator("space")
