@@ -50,11 +50,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     """`study run|status|list`: run a study, show its progress, list the available studies."""
     from robustbench_vit.study import commands
+    from robustbench_vit.study.spec import study_name
 
     if args.study_command == "list":
         return commands.list_command(args.json)
     if args.study_command == "status":
-        return commands.status_command(args.name, args.runs_dir, args.storage, args.json)
+        return commands.status_command(study_name(args.name), args.runs_dir, args.storage, args.json)
     return commands.run_command(args.name, args.preset, args.runs_dir, args.storage, args.executor, args.workers,
                                 args.data_root, slurm_options(args), args.detach)
 
@@ -75,7 +76,9 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--preset", default=None, help="a preset of the study (e.g. cifar, paper)")
     r.add_argument("--executor", default="auto", choices=["auto", "inline", "local", "slurm"],
                    help="auto: local when --workers > 1, else inline")
-    r.add_argument("--workers", type=int, default=1, help="local worker processes (default 1)")
+    r.add_argument("--workers", type=int, default=None,
+                   help="local worker processes (default: one per GPU, else as many as the study's pinned CPU "
+                        "threads fit on this machine, else 1)")
     r.add_argument("--data-root", default=None, help="dataset folder (cifar10/100, imagefolder)")
     r.add_argument("--slurm-partition", default=None)
     r.add_argument("--slurm-timeout-min", type=int, default=None, help="time limit per trial job (minutes)")
@@ -109,7 +112,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--detach", action="store_true",
                    help="slurm: submit the jobs and return (run again later to wait, retry and collect)")
     s = ssub.add_parser("status", help="trial counts by model and status, and where the storage is")
-    s.add_argument("name")
+    s.add_argument("name", help="a study name or the YAML path it was run from")
     s.add_argument("--json", action="store_true", help="print {model: {status: count}}")
     add_storage_options(s)
     ls = ssub.add_parser("list", help="the studies available by name")
@@ -119,9 +122,10 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """`report NAME`: write the study's HTML (and PDF) report and print where."""
     from robustbench_vit.analysis.report import build_report
+    from robustbench_vit.study.spec import study_name
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    paths = build_report(args.name, runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out, formats=formats)
+    paths = build_report(study_name(args.name), runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out, formats=formats)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     return 0
@@ -130,21 +134,22 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """`export NAME --out FILE`: the study's trial table as CSV or Parquet."""
     from robustbench_vit.analysis.frame import export_results
+    from robustbench_vit.study.spec import study_name
 
-    print(export_results(args.name, args.out, runs_dir=args.runs_dir, storage=args.storage))
+    print(export_results(study_name(args.name), args.out, runs_dir=args.runs_dir, storage=args.storage))
     return 0
 
 
 def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
     """The `report` and `export` commands."""
     p = sub.add_parser("report", help="write a study's report (HTML, PDF) with metrics, tests and figures")
-    p.add_argument("name", help="the study name")
+    p.add_argument("name", help="a study name or the YAML path it was run from")
     p.add_argument("--format", default="html", help="comma-separated: html, pdf (default: html)")
     p.add_argument("--out", default=None, help="output folder (default: reports/NAME/)")
     add_storage_options(p)
     p.set_defaults(func=cmd_report)
     e = sub.add_parser("export", help="write a study's trials as a table (.csv or .parquet)")
-    e.add_argument("name", help="the study name")
+    e.add_argument("name", help="a study name or the YAML path it was run from")
     e.add_argument("--out", required=True, help="output file; the extension picks the format (.csv, .parquet)")
     add_storage_options(e)
     e.set_defaults(func=cmd_export)

@@ -123,7 +123,8 @@ def test_report_of_a_real_trained_study(tmp_path, monkeypatch):
         design: {kind: grid, seeds: 1}
     """))
     assert main(["study", "run", "tiny.yaml", "--runs-dir", "runs"]) == 0
-    assert main(["report", "tiny_real", "--runs-dir", "runs", "--format", "html,pdf"]) == 0
+    assert main(["study", "status", "tiny.yaml", "--runs-dir", "runs"]) == 0  # by its YAML path, as it ran
+    assert main(["report", "tiny.yaml", "--runs-dir", "runs", "--format", "html,pdf"]) == 0
     html = (tmp_path / "reports" / "tiny_real" / "report.html").read_text()
     assert "<strong>vit_c_micro vs vit_p_micro.</strong>" in html and "(partial)" not in html
     assert html.count("<svg ") == int(re.search(r'data-figures="(\d+)"', html).group(1)) >= 4

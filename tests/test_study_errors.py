@@ -180,6 +180,24 @@ def test_new_local_workers_get_the_least_used_gpus():
     assert pick_gpus(3, 2, [1]) == [0, 0, 1]  # more workers than GPUs: spread evenly
 
 
+def test_default_workers_fill_the_cpu_only_when_the_study_pins_threads(tmp_path):
+    """--workers' default: cores // pinned threads (the built-in CPU studies pin 1), else 1; inline/slurm: 1."""
+    import torch
+
+    from robustbench_vit.study.launch import auto_workers
+    from robustbench_vit.study.spec import load_spec
+
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU the default is one worker per GPU")
+    cores, spec = os.cpu_count() or 1, small_spec(tmp_path, "workers")
+    pinned = spec.model_copy(update={"train": {**spec.train, "threads": 1}})
+    assert auto_workers(spec) == 1  # threads not pinned: one worker uses every core
+    assert auto_workers(pinned) == auto_workers(pinned, "local") == cores
+    assert auto_workers(pinned.model_copy(update={"train": {**spec.train, "threads": 2}})) == max(1, cores // 2)
+    assert auto_workers(pinned, "inline") == auto_workers(pinned, "slurm") == 1
+    assert auto_workers(load_spec("lr_sensitivity")) == cores
+
+
 @pytest.mark.parametrize("command", ["run", "status"])
 @pytest.mark.parametrize("url", ["notaurl", "postgresql+psycopg://me:s3cret@127.0.0.1:1/db"])
 def test_bad_or_unreachable_storage_is_one_masked_line(command, url, tmp_path, capsys):

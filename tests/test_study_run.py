@@ -23,7 +23,7 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.spec import load_spec
 from robustbench_vit.study.status import study_status
-from robustbench_vit.study.storage import resolve_storage
+from robustbench_vit.study.storage import FINISHED, resolve_storage
 
 DONE = optuna.trial.TrialState.COMPLETE
 
@@ -89,10 +89,10 @@ def test_local_workers_run_the_same_plan_as_inline(tmp_path):
     assert configs == {max(1, (os.cpu_count() or 1) // 2)}  # each worker its share of the CPU threads
 
 
-def _start(path: Path, runs: Path, *extra: str) -> subprocess.Popen:
-    """`robustbench-vit study run` in its own process group."""
-    return subprocess.Popen([sys.executable, "-m", "robustbench_vit.cli", "study", "run", str(path),
-                             "--runs-dir", str(runs), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def _start(path: Path, runs: Path, workers: int = 1) -> subprocess.Popen:
+    """`robustbench-vit study run` in its own process group (one worker: it trains inline, in the process)."""
+    return subprocess.Popen([sys.executable, "-m", "robustbench_vit.cli", "study", "run", str(path), "--runs-dir",
+                             str(runs), "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
 
 
@@ -157,6 +157,34 @@ def test_interrupted_study_resumes_only_the_rest(how, tmp_path):
     assert resumed.user_attrs["history"][:len(before)] == before  # resumed from last.pt, not restarted
     if how == "sigkill":  # the stale attempt was failed and retried in a new trial
         assert any(t.state == optuna.trial.TrialState.FAIL for t in trials(url, path.stem, model))
+
+
+@pytest.mark.slow
+def test_local_workers_of_a_killed_study_run_finish_their_trial_and_stop(tmp_path):
+    """SIGKILL of `study run` alone (its workers live on): each worker stores the trial it trains, claims no other.
+
+    Then `study run` again runs the rest with workers of its own: every slot ends with exactly one result.
+    """
+    path, runs = tmp_path / "orphans.yaml", tmp_path / "runs"
+    path.write_text(SLOW_YAML.replace("epochs: 6", "epochs: 15"))  # 4 trials, each long enough to be caught
+    proc = _start(path, runs, workers=2)
+    _wait_for_checkpoint(runs, proc)
+    proc.kill()  # the launcher only; its two workers keep running
+    try:
+        proc.communicate(timeout=180)  # returns once the workers, which hold its pipes, have exited too
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise AssertionError("the workers of the killed study run kept going") from None
+    counts = study_status(path.stem, runs)
+    assert sum(c["running"] for c in counts.values()) == 0
+    assert sum(c[s] for c in counts.values() for s in FINISHED) <= 2  # the two they were training, no more
+    assert sum(c["pending"] for c in counts.values()) >= 2
+    again = subprocess.run([sys.executable, "-m", "robustbench_vit.cli", "study", "run", str(path), "--runs-dir",
+                            str(runs)], capture_output=True, text=True, timeout=400)
+    assert again.returncode == 0, again.stderr
+    url = resolve_storage(path.stem, runs)
+    for m in MODELS:
+        assert sorted(t.user_attrs["point"] for t in trials(url, path.stem, m) if t.state == DONE) == [0, 1]
 
 
 @pytest.mark.slow

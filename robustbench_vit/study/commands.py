@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.study.launch import run_study
+from robustbench_vit.study.launch import auto_workers, run_study
 from robustbench_vit.study.spec import load_spec
 from robustbench_vit.study.status import list_studies, study_status
 from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
@@ -32,12 +32,14 @@ def parse_sbatch_options(items: list[str] | None) -> dict[str, str]:
     return out
 
 
-def run_command(name: str, preset: str | None, runs_dir: str, storage: str | None, executor: str, workers: int,
-                data_root: str | None = None, slurm: dict[str, Any] | None = None, detach: bool = False) -> int:
+def run_command(name: str, preset: str | None, runs_dir: str, storage: str | None, executor: str,
+                workers: int | None, data_root: str | None = None, slurm: dict[str, Any] | None = None,
+                detach: bool = False) -> int:
     """`study run`: run what is left of a study, then say where the results are and what comes next."""
     spec = load_spec(name, preset)
     if data_root is not None:
         spec = spec.model_copy(update={"data_root": data_root})
+    workers = auto_workers(spec, executor) if workers is None else workers
     flags = _location_flags(runs_dir, storage)
     again = f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}{flags}"
     try:

@@ -90,17 +90,20 @@ class Worker(submitit.helpers.Checkpointable):
     """A submitit job: run queued trials; on preemption or timeout submitit requeues it and it claims again."""
 
     def __init__(self, url: str, name: str, models: list[str], runs_dir: str, threads: int | None,
-                 max_trials: int | None = None, gpu: int | None = None) -> None:
-        """Everything the job needs; the trials themselves come from the storage."""
+                 max_trials: int | None = None, gpu: int | None = None, launcher: int | None = None) -> None:
+        """Everything the job needs; the trials themselves come from the storage.
+
+        `launcher`: for local workers, the `study run` process; they claim no new trial once it is gone.
+        """
         self.args = dict(url=url, name=name, models=models, runs_dir=runs_dir, threads=threads, max_trials=max_trials)
-        self.gpu = gpu
+        self.gpu, self.launcher = gpu, launcher
 
     def __call__(self) -> int:
         """Pin the GPU (if any) and work; returns the number of trials run."""
         guard_preemption_handler()
         if self.gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
-        return work(**self.args)
+        return work(**self.args, launcher=self.launcher)
 
 
 class DDPWorker(Worker):
@@ -151,6 +154,20 @@ def _gpus() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def auto_workers(spec: StudySpec, executor: str = "auto") -> int:
+    """The default worker count: one per GPU, else as many as the study's pinned CPU threads fit here, else 1.
+
+    Only the auto and local executors use it: inline runs in this process, SLURM submits one job per trial.
+    """
+    if executor not in ("auto", "local"):
+        return 1
+    gpus = _gpus() if spec.train.get("device", "auto") != "cpu" else 0
+    if gpus:
+        return gpus
+    threads = spec.train.get("threads")
+    return max(1, (os.cpu_count() or 1) // int(threads)) if threads else 1
 
 
 def pick_gpus(n: int, gpus: int, busy: list[int]) -> list[int | None]:
@@ -300,8 +317,8 @@ def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study]
             jobs = alive
             want = min(workers - len(alive), pending) if kind == "local" else pending - len(alive)
             if want > 0:
-                per_job = None if kind == "local" else 1
-                new = [job(url, spec.name, models, runs_dir, threads, per_job, gpu)
+                per_job, launcher = (None, os.getpid()) if kind == "local" else (1, None)
+                new = [job(url, spec.name, models, runs_dir, threads, per_job, gpu, launcher)
                        for gpu in pick_gpus(want, gpus, [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])]
                 if kind == "slurm":
                     try:

@@ -148,20 +148,36 @@ class TrialRun:
             pass  # failed as stale meanwhile: its retry finds the finished checkpoint and stores the same result
 
 
+def alive(pid: int) -> bool:
+    """True while process `pid` runs: it exists and is not a zombie (killed, its parent not yet told)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):  # no procfs (macOS): existence is all we know
+        return True
+
+
 def work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", threads: int | None = None,
          max_trials: int | None = None, trial_fn: TrialFn | None = None,
          on_trial: Callable[[str, str], None] | None = None,
-         on_epoch: Callable[[str, EpochRecord], None] | None = None) -> int:
+         on_epoch: Callable[[str, EpochRecord], None] | None = None, launcher: int | None = None) -> int:
     """Run queued trials of `models` (round-robin, so paired trials progress together) until none is left.
 
     A pure function of the storage contents: the spec, model and point of each trial come from the storage.
-    Returns the number of trials run (at most `max_trials`).
+    With `launcher` (a local worker's `study run` process id), it claims no new trial once that process is gone:
+    a killed study run leaves no workers behind beyond the trials they were training. Returns the number of
+    trials run (at most `max_trials`).
     """
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     spec = StudySpec.model_validate(load_study(name, models[0], url).user_attrs["spec"])
     done = 0
-    while max_trials is None or done < max_trials:
+    while (max_trials is None or done < max_trials) and (launcher is None or alive(launcher)):
         picked = None
         for model in models[done % len(models):] + models[:done % len(models)]:
             claimed = claim(load_study(name, model, url), spec, name, model, url, str(runs_dir))

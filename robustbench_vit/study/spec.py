@@ -346,6 +346,11 @@ def load_spec(name_or_path: str, preset: str | None = None) -> StudySpec:
     return spec
 
 
+def study_name(name_or_path: str) -> str:
+    """The study a command argument names: a YAML path's study (its `name:`, else the file's stem), else itself."""
+    return load_spec(name_or_path).name if name_or_path.endswith((".yaml", ".yml")) else name_or_path
+
+
 def list_specs() -> list[Path]:
     """All study files reachable by name (./studies shadows the built-ins)."""
     seen: dict[str, Path] = {}
