@@ -28,9 +28,13 @@ class Contender:
 
 
 def default_name(ref: str, size: str) -> str:
-    """A model name from the stem's class name: `path.py:OverlapPatchStem` → `overlap_patch_stem_micro`."""
+    """A model name from the stem's class name: `path.py:OverlapPatchStem` → `overlap_patch_stem_micro`.
+
+    Acronyms stay whole: `GNStem` → `gn_stem_micro`; pass --name for anything else.
+    """
     cls = ref.rpartition(":")[2] or ref
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", cls).lower().replace("__", "_") + f"_{size}"
+    words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", cls)
+    return "_".join(w.lower() for w in words) + f"_{size}"
 
 
 def contender(stem: str, *, size: str, name: str | None = None, options: dict | None = None) -> Contender:
@@ -88,14 +92,14 @@ def parse_options(text: str | None) -> dict:
 
 
 def summary_table(new: Contender) -> Table:
-    """Params, GMACs and FLOP ratios of the new stem and both baselines."""
-    t = Table(title=f"{new.spec.name}: FLOP-matched against the {new.spec.size} baselines")
-    for col in ("model", "stem", "depth", "params (M)", "GMACs", "FLOPs / patchify", "FLOPs / conv"):
-        t.add_column(col, justify="left" if col in ("model", "stem") else "right", no_wrap=col in ("model", "stem"))
+    """Params, GMACs and FLOP ratios of the new stem and both baselines (fits 80 columns)."""
+    t = Table(title=f"{new.spec.name} ({Path(new.spec.stem).name}): FLOP-matched against the {new.spec.size} "
+                    f"baselines", caption="FLOPs/P, FLOPs/C: FLOP ratio to the patchify (P) and conv-stem (C) baseline")
+    for col in ("model", "depth", "params M", "GMACs", "FLOPs/P", "FLOPs/C"):
+        t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     p, c = new.baselines.values()  # patchify first, then conv
-    rows = [(n, "patchify" if "_p_" in n else "conv", x) for n, x in new.baselines.items()]
-    for name, stem, x in rows + [(new.spec.name, Path(new.spec.stem).name, new.complexity)]:
-        t.add_row(name, stem, str(x["depth"]), f"{x['params'] / 1e6:.3f}", f"{x['gmacs']:.4g}",
+    for name, x in [*new.baselines.items(), (new.spec.name, new.complexity)]:
+        t.add_row(name, str(x["depth"]), f"{x['params'] / 1e6:.3f}", f"{x['gmacs']:.4g}",
                   f"{x['gmacs'] / p['gmacs']:.3f}", f"{x['gmacs'] / c['gmacs']:.3f}")
     return t
 

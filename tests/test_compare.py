@@ -97,6 +97,7 @@ def test_broken_stem_is_refused_before_anything_is_written(tmp_path, capsys):
 
 def test_default_name_and_flop_matched_summary():
     assert default_name("x.py:OverlapPatchStem", "micro") == "overlap_patch_stem_micro"
+    assert default_name("pkg.mod:GNConv3x3Stem", "tiny") == "gn_conv3x3_stem_tiny"
     from robustbench_vit.compare import contender
 
     new = contender(EXAMPLE, size="1gf")
