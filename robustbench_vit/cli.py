@@ -125,7 +125,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from robustbench_vit.study.spec import study_name
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
-    paths = build_report(study_name(args.name), runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out, formats=formats)
+    paths = build_report(study_name(args.name), runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out,
+                         formats=formats)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     return 0
