@@ -14,7 +14,7 @@ from rich.table import Table
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, get_stem, model_complexity, validate_stem
 from robustbench_vit.models.stems import absolute_ref
-from robustbench_vit.study.launch import StudySummary, auto_workers, run_study
+from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.spec import StudySpec, load_spec
 
 
@@ -122,7 +122,6 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     console.print(summary_table(new))
     if data_root is not None:
         spec = spec.model_copy(update={"data_root": data_root})
-    workers = auto_workers(spec, executor) if workers is None else workers
     summary = run_contender(spec, new, runs_dir=runs_dir, storage=storage, executor=executor, workers=workers,
                             slurm=slurm or None)
     console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: {summary.storage}")

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.study.launch import auto_workers, run_study
+from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.spec import load_spec
 from robustbench_vit.study.status import list_studies, study_status
 from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
@@ -39,7 +39,6 @@ def run_command(name: str, preset: str | None, runs_dir: str, storage: str | Non
     spec = load_spec(name, preset)
     if data_root is not None:
         spec = spec.model_copy(update={"data_root": data_root})
-    workers = auto_workers(spec, executor) if workers is None else workers
     flags = _location_flags(runs_dir, storage)
     again = f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}{flags}"
     try:

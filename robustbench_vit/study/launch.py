@@ -192,7 +192,7 @@ def _counts(studies: dict[str, optuna.Study]) -> dict[str, dict[str, int]]:
 
 
 def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | None = None, executor: str = "auto",
-              workers: int = 1, slurm: dict[str, Any] | None = None, models: list[ModelSpec] | None = None,
+              workers: int | None = 1, slurm: dict[str, Any] | None = None, models: list[ModelSpec] | None = None,
               progress: bool = True, detach: bool = False) -> StudySummary:
     """Run every planned (model, point, seed) trial of `spec` that is not finished yet, and store the results.
 
@@ -203,6 +203,7 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
         executor: "inline" (this process), "local" (`workers` processes), "slurm" (job arrays, one trial per
             array task), or "auto" (local when workers > 1, else inline).
         workers: local worker processes; each gets its share of CPU threads, or one GPU where there are GPUs.
+            None: `auto_workers` (one per GPU, else as many as the study's pinned threads fit on the cores).
         slurm: submitit/SLURM settings over the YAML `slurm:` block: partition, timeout_min, cpus_per_task,
             gpus_per_node, array_parallelism, additional_parameters (extra sbatch options), folder (logs);
             `ddp: true` makes each trial one job of gpus_per_node tasks (or `tasks_per_node`) training with DDP.
@@ -216,6 +217,7 @@ def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | 
     """
     if executor not in EXECUTORS:
         raise UserError(f"executor {executor!r} is not one of {choices(EXECUTORS)}")
+    workers = auto_workers(spec, executor) if workers is None else workers
     if workers < 1:
         raise UserError(f"workers must be >= 1, got {workers}")
     try:
