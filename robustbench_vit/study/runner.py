@@ -35,7 +35,8 @@ def result_attrs(result: TrialResult, config: TrialConfig) -> dict[str, Any]:
     return {"status": result.status, "final_error": result.final_error, "min_error": result.min_error,
             "epochs_run": result.epochs_run, "seconds": result.seconds,
             "history": [h.model_dump() for h in result.history], "config": config.model_dump(mode="json"),
-            "message": result.message, **provenance(), "params_count": result.params, "gmacs": result.gmacs}
+            "message": result.message, **provenance(), "params_count": result.params, "gmacs": result.gmacs,
+            "num_classes": result.num_classes}
 
 
 def is_duplicate(study: optuna.Study, me: FrozenTrial) -> bool:

@@ -73,3 +73,4 @@ class TrialResult(BaseModel):
     params: int | None = None
     gmacs: float | None = None
     device: str | None = None
+    num_classes: int | None = None  # of the dataset: chance error is 100·(1 − 1/num_classes)

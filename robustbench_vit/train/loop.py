@@ -53,7 +53,8 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
         raise UserError(f"model {config.model.name!r} takes {info['in_chans']}×{info['img_size']}px images but dataset "
                         f"{config.dataset!r} has {data.in_chans}×{data.img_size}px; pick a model of size matching it")
     build_mixup(config, data.num_classes)  # raises UserError for an odd batch with mixup
-    meta = {"params": None, "gmacs": None, "device": str(device) if ranks == 1 else f"{device.type} x{ranks} (DDP)"}
+    meta = {"params": None, "gmacs": None, "device": str(device) if ranks == 1 else f"{device.type} x{ranks} (DDP)",
+            "num_classes": data.num_classes}
     history: list[EpochRecord] = []  # filled by train(), kept when it fails
     try:
         cx = model_complexity(config.model, data.num_classes)  # a user stem may fail here: a failed trial
