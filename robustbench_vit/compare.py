@@ -111,7 +111,7 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     from robustbench_vit.analysis.frame import load_results
     from robustbench_vit.analysis.metrics import comparisons, model_metrics
     from robustbench_vit.analysis.report import FORMATS, build_report
-    from robustbench_vit.analysis.summary import verdict
+    from robustbench_vit.analysis.verdict import verdict
 
     spec, size = study_for(study, preset, size)
     fmts = [f.strip() for f in formats.split(",") if f.strip()]
@@ -130,8 +130,13 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     df = df[df["model"].isin([*new.baselines, new.spec.name])]
     mm, cmp = model_metrics(df), comparisons(df)
     for _, r in cmp[cmp["model"] == new.spec.name].iterrows():
-        title, text = verdict(r, mm)
-        print(f"{title}: {text.split(':', 1)[0]}")
+        v = verdict(r, mm)
+        print(f"{v.title}: {v.headline}")
+    failed = int((df["status"] == "failed").sum())
+    if failed:  # no result: left out of every verdict until re-run
+        print(f"incomplete: {failed} trial{'s' if failed > 1 else ''} failed without a result and "
+              f"{'are' if failed > 1 else 'is'} left out; run the same compare again to re-run "
+              f"{'them' if failed > 1 else 'it'}")
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     return 0

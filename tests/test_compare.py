@@ -34,6 +34,20 @@ class HalfRes(nn.Module):
         return self.proj(x)
 '''
 
+BLIND = '''
+import torch
+from torch import nn
+
+class Blind(nn.Module):
+    """Right shape, finite, trainable, and blind: its tokens do not depend on the image."""
+    def __init__(self, in_chans, embed_dim, patch_size):
+        super().__init__()
+        self.p = patch_size
+        self.tokens = nn.Parameter(torch.randn(1, embed_dim, 1, 1))
+    def forward(self, x):
+        return self.tokens.expand(len(x), -1, x.shape[2] // self.p, x.shape[3] // self.p) + 0 * x.mean()
+'''
+
 
 def _finished(url: str, name: str) -> dict[str, int]:
     """Finished trials per Optuna study of a study, read with plain Optuna."""
@@ -73,6 +87,17 @@ def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsy
     # Again: nothing left to run for anyone.
     _, summary = compare_stem(EXAMPLE, study=str(study), runs_dir=runs, progress=False)
     assert summary.ran == 0 and summary.done == 9
+
+    # A stem that passes every check but cannot learn (its output ignores the image) trains to chance at every
+    # setting: its Δerror is ≈ 0 everywhere, which once read "more robust than both baselines"
+    (tmp_path / "blind.py").write_text(BLIND)
+    assert main(["compare", "--stem", f"{tmp_path / 'blind.py'}:Blind", "--study", str(study), "--runs-dir",
+                 str(runs), "--out", str(tmp_path / "blind_report")]) == 0
+    printed = capsys.readouterr().out
+    for base in ("vit_p_micro", "vit_c_micro"):
+        line = next(ln for ln in printed.splitlines() if ln.startswith(f"blind_micro vs {base}: "))
+        assert "blind_micro did not learn in this range: none of its 3 trials beat chance" in line
+        assert "more robust" not in line
 
 
 def test_broken_stem_is_refused_before_anything_is_written(tmp_path, capsys):

@@ -45,16 +45,16 @@ def test_capped_trials_are_drawn_not_dropped(frames):
     colors = F.palette(df["model"])
     fig = F.fig_hparam(df, colors, "lr")
     ax = fig.axes[0]
-    # every finished trial with an lr is a point; those at the cap sit at 100
+    # every result with an lr is a point (failed trials are none); those that did not train sit at 100
     pts = np.concatenate([c.get_offsets() for c in ax.collections])
-    fin = df[df["status"].isin(["complete", "diverged", "failed"])].dropna(subset=["lr"])
+    fin = df[df["status"].isin(["complete", "collapsed", "diverged"])].dropna(subset=["lr"])
     assert len(pts) == len(fin)
     assert (pts[:, 1] == 100).sum() == (fin["error"] == 100).sum() > 0
     # the EDF of vit_p plateaus at 1 − (share at the cap) below 100% error
     edf = F.fig_edf(df, colors)
     line = next(ln for ln in edf.axes[0].get_lines() if ln.get_label().startswith("vit_p_micro"))
     x, y = line.get_xdata(), line.get_ydata()
-    p = df[(df["model"] == "vit_p_micro") & df["status"].isin(["complete", "diverged", "failed"])]
+    p = df[(df["model"] == "vit_p_micro") & df["status"].isin(["complete", "collapsed", "diverged"])]
     assert y[np.searchsorted(x, 99.0)] == pytest.approx(1 - (p["error"] == 100).mean())
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from robustbench_vit.analysis import metrics as M
+from robustbench_vit.analysis.frame import chance_error, collapsed
 
 
 def test_edf_is_strictly_below():
@@ -48,7 +49,9 @@ def test_lr_sensitivity_wortsman():
     # fewer than 3 lr values: undefined
     assert math.isnan(M.lr_sensitivity([1e-3, 1e-2], [10, 20], 90.0))
     # chance for 10 classes is 90 %; unknown class count → the cap
-    assert M.error_at_init(10) == pytest.approx(90) and M.error_at_init(None) == 100
+    assert chance_error(10) == pytest.approx(90) and chance_error(None) == 100
+    # collapsed: within 5 points of chance (85 % for 10 classes, 94 % for 100)
+    assert collapsed(85.0, 10) and collapsed(89.7, 10) and not collapsed(84.9, 10) and collapsed(94.0, 100)
 
 
 def test_good_range_bootstrap():
@@ -66,20 +69,20 @@ def test_good_range_bootstrap():
     assert (lo, hi) == (0.0, 9.0)
 
 
-def test_ks_numbers():
-    # c(0.05) = √(−ln(0.025)/2) = 1.3581; 64 vs 64: 1.3581·√(128/4096) = 0.2401 (DESIGN.md: ≈ 0.24)
-    assert M.ks_critical(64, 64) == pytest.approx(0.2401, abs=1e-4)
-    # trials per model for D = 0.24: 2·(1.3581/0.24)² = 64.04 → 65
-    assert M.ks_needed(0.24) == 65
+def test_dominance():
+    # Δa = 0, 1, 2, 3 and Δb = 0, 5, 6, 7: F_a ≥ F_b everywhere on [0, 10], strictly on (0, 7] → a lies above
+    assert M.dominance([10, 11, 12, 13.0], [20, 25, 26, 27.0]) == "a"
+    assert M.dominance([20, 25, 26, 27.0], [10, 11, 12, 13.0]) == "b"
+    # Δa = 0, 4 vs Δb = 0, 1, 9, 9: F_a − F_b = 1/2 − 1/4 on (0, 1], 0 on (1, 4], 1 − 1/2 on (4, 9] → a above
+    assert M.dominance([0, 4.0], [0, 1, 9, 9.0]) == "a"
+    # Δa = 0, 6 vs Δb = 0, 3, 3, 20: (3, 6] F_a = 1/2 < 3/4, (6, 10] F_a = 1 > 3/4 → crossing
+    assert M.dominance([0, 6.0], [0, 3, 3, 20.0]) == "crossing"
+    assert M.dominance([1, 2.0], [5, 6.0]) == "equal"  # the same Δ = 0, 1
 
 
-def test_ks_compare_direction():
-    # Δa = 0, 1, 2, 3 and Δb = 0, 5, 6, 7: on (3, 5] F_a = 1, F_b = 1/4 → D = 3/4, F_a ≥ F_b everywhere
-    r = M.ks_compare(np.array([10, 11, 12, 13.0]), np.array([20, 25, 26, 27.0]))
-    assert r["ks_d"] == pytest.approx(0.75) and r["above"] == "a"
-    # absolute errors do not overlap at all: D = 1
-    assert r["ks_d_abs"] == pytest.approx(1.0)
-    assert M.ks_compare(np.array([20, 25, 26, 27.0]), np.array([10, 11, 12, 13.0]))["above"] == "b"
+def test_search_progress():
+    # running best 9, 5, 5, 2.5, 2.5 → within 1 point of the best (2) from the 4th trial on
+    assert M.search_progress([9, 5, 7, 2.5, 2]) == 4 and M.search_progress([1.0]) == 1
 
 
 def test_bootstrap_band_contains_edf():
@@ -112,15 +115,18 @@ def test_model_metrics_by_hand():
     m = M.model_metrics(_frame()).set_index("model")
     assert list(m.index) == ["vit_p_x", "vit_c_x"]  # patchify baseline first
     p, c = m.loc["vit_p_x"], m.loc["vit_c_x"]
-    # vit_p: finished errors 3, 5, 8, 100 (diverged), 100 (failed) → 5 trials, the running one left out
-    assert (p["trials"], p["diverged"], p["failed"], p["running"]) == (5, 1, 1, 1)
-    assert p["best"] == 3 and p["median"] == 8 and p["mean"] == pytest.approx(216 / 5)
-    assert p["divergence_rate"] == pytest.approx(1 / 5)
-    # Δ = 0, 2, 5, 97, 97 → (1 + 0.8 + 0.5 + 0 + 0)/5 = 0.46
-    assert p["delta_auc"] == pytest.approx(0.46)
-    # vit_c: Δ = 0, 1, 2, 7 → (1 + 0.9 + 0.8 + 0.3)/4 = 0.75 > 0.46: rank 1
+    # vit_p: results 3, 5, 8, 100 (diverged) → 4; the failed trial is no result, the running one not finished
+    assert (p["trials"], p["diverged"], p["failed"], p["running"]) == (4, 1, 1, 1)
+    assert p["best"] == 3 and p["median"] == 6.5 and p["mean"] == pytest.approx(116 / 4)
+    assert p["divergence_rate"] == pytest.approx(1 / 4) and p["did_not_train_rate"] == pytest.approx(1 / 4)
+    # Wilson 95% interval of 1/4 (z = 1.96): centre (0.25 + 0.480)/1.960 = 0.3725, half 0.3301 → [0.0456, 0.6994]
+    assert (p["did_not_train_low"], p["did_not_train_high"]) == pytest.approx((0.0456, 0.6994), abs=1e-3)
+    # Δ = 0, 2, 5, 97 → (1 + 0.8 + 0.5 + 0)/4 = 0.575
+    assert p["delta_auc"] == pytest.approx(0.575)
+    # vit_c: Δ = 0, 1, 2, 7 → (1 + 0.9 + 0.8 + 0.3)/4 = 0.75 > 0.575: rank 1
     assert c["delta_auc"] == pytest.approx(0.75) and (c["rank"], p["rank"]) == (1, 2)
-    assert (p["within_1"], p["within_2"], p["within_5"]) == pytest.approx((0.2, 0.4, 0.6))
+    assert (p["within_1"], p["within_2"], p["within_5"]) == pytest.approx((0.25, 0.5, 0.75))
+    assert p["learned"] and c["learned"]
     # optimizer gap = best sgd − best adamw: vit_p 8 − 3 = 5, vit_c 4 − 2 = 2
     assert p["optimizer_gap"] == 5 and c["optimizer_gap"] == 2
     # two optimizers with 2 lr values each: no LR sensitivity (needs 3 lr values per optimizer)
@@ -151,15 +157,19 @@ def test_pairs_only_within_a_size():
 
 def test_pairs_and_comparisons():
     c = M.comparisons(_frame()).iloc[0]
-    assert (c["model"], c["baseline"], c["n_model"], c["n_baseline"]) == ("vit_c_x", "vit_p_x", 4, 5)
+    # the failed vit_p trial is no result: 4 vs 4
+    assert (c["model"], c["baseline"], c["n_model"], c["n_baseline"]) == ("vit_c_x", "vit_p_x", 4, 4)
     # paired on (point, seed): vit_c wins at points 0..3 (2<3, 3<5, 4<8, 9<100); point 4 only exists for vit_p
     assert (c["matched"], c["wins"], c["losses"], c["ties"]) == (4, 4, 0, 0)
     # sign test, 4 of 4: two-sided p = 2·(1/2)^4 = 0.125
     assert c["sign_p"] == pytest.approx(0.125)
-    # Δ: vit_c 0, 1, 2, 7 vs vit_p 0, 2, 5, 97, 97: F_c − F_p = 1/4−1/5 on (0, 1], 2/4−1/5 on (1, 2],
-    # 3/4−2/5 = 0.35 on (2, 5], 3/4−3/5 on (5, 7], 1−3/5 = 0.4 on (7, 97] → D = 0.4, vit_c above everywhere
-    assert c["ks_d"] == pytest.approx(0.4) and c["above"] == "vit_c_x"
-    assert c["critical_d"] == pytest.approx(M.ks_critical(4, 5))
+    # Δ: vit_c 0, 1, 2, 7 vs vit_p 0, 2, 5, 97: F_c − F_p = 0 on (0, 1], 2/4−1/4 on (1, 2], 3/4−2/4 on (2, 5],
+    # 0 on (5, 7], 1−3/4 on (7, 97] → D = 0.25, vit_c never below
+    assert c["ks_d"] == pytest.approx(0.25) and c["above"] == "vit_c_x"
+    # 4 paired settings: the exact test enumerates 2^4 swaps; areas 0.75 vs 0.575 → +0.175
+    assert c["design"] == "paired" and c["test"].startswith("paired permutation test (exact, all 16")
+    assert c["auc_diff"] == pytest.approx(0.175) and 0 < c["p"] <= c["p_conservative"] <= 1
+    assert c["auc_diff_low"] <= c["auc_diff"] <= c["auc_diff_high"] and 0 <= c["power"] <= 1
 
 
 def test_lr_sensitivity_per_optimizer():
@@ -196,14 +206,18 @@ def test_lr_sensitivity_on_a_2d_random_design_bins_lr_and_takes_the_best_wd():
     lr = 10.0 ** np.array([-3.9, -3.8, -2.9, -2.6, -1.9])
     wd = pd.DataFrame({"weight_decay": [1e-4, 1e-1, 1e-4, 1e-1, 1e-2]})
     err = [50.0, 10, 20, 40, 100]
-    # best per bin: 10, 20, min(100, 90) = 90 → mean 40 − best 10 = 30
-    assert M.lr_sensitivity(lr, err, 90.0, wd) == pytest.approx(30)
-    # without the other column every lr is its own group: mean(50, 10, 20, 40, 90) − 10 = 32
+    # random 2-D design: every (lr, wd) slice holds one lr → no 1-D sweep → n/a (NaN)
+    assert math.isnan(M.lr_sensitivity(lr, err, 90.0, wd))
+    # without the other column it is one sweep over 5 lr values: mean(50, 10, 20, 40, 90) − 10 = 32
     assert M.lr_sensitivity(lr, err, 90.0) == pytest.approx(32)
-    # a grid lr × wd (lr values repeat): the minimum over wd at each exact lr, no binning
+    # a grid lr × wd: one sweep per wd, then averaged. wd 0: 30, 5, min(100, 90) → 125/3 − 5 = 36.67;
+    # wd 0.1: 10, 50, 60 → 40 − 10 = 30 → (36.67 + 30)/2 = 33.33
     lr2, wd2 = [1e-3, 1e-3, 1e-2, 1e-2, 1e-1, 1e-1], pd.DataFrame({"weight_decay": [0.0, 0.1] * 3})
-    assert M.lr_sensitivity(lr2, [30, 10, 5, 50, 100, 60], 90.0, wd2) == pytest.approx((10 + 5 + 60) / 3 - 5)
-    # model_metrics passes the varying weight decay on
+    assert M.lr_sensitivity(lr2, [30, 10, 5, 50, 100, 60], 90.0, wd2) == pytest.approx((125 / 3 - 5 + 30) / 2)
+    # model_metrics passes the varying weight decay on (random design: NaN; a model that did not learn: NaN)
     df = pd.DataFrame(dict(model="vit_c_x", point=range(5), seed=0, status="complete", num_classes=10,
                            optimizer="adamw", lr=lr, weight_decay=wd["weight_decay"], error=err))
-    assert M.model_metrics(df).iloc[0]["lr_sensitivity"] == pytest.approx(30)
+    assert math.isnan(M.model_metrics(df).iloc[0]["lr_sensitivity"])
+    grid = pd.DataFrame(dict(model="vit_c_x", point=range(6), seed=0, status="complete", num_classes=10, optimizer="adamw",
+                             lr=lr2, weight_decay=wd2["weight_decay"], error=[30, 10, 5, 50, 80, 60]))
+    assert M.model_metrics(grid).iloc[0]["lr_sensitivity"] == pytest.approx((115 / 3 - 5 + 30) / 2)

@@ -34,7 +34,8 @@ def test_html_is_complete_and_self_contained(built):
     mine = "mine&lt;b&gt;&amp;"
     for pair in ("vit_c_micro vs vit_p_micro", f"{mine} vs vit_p_micro", f"{mine} vs vit_c_micro"):
         assert f"<strong>{pair}.</strong>" in html
-    assert "vit_c_micro is more robust than vit_p_micro" in html and "critical D" in html
+    assert "vit_c_micro is more robust than vit_p_micro" in html and "permutation test p =" in html
+    assert "95% bootstrap interval" in html and "Power of the robustness test" in html
     # every figure: an <svg>, a TOC link, and the count the page states
     n = int(re.search(r'data-figures="(\d+)"', html).group(1))
     ids = re.findall(r'<figure id="fig-([\w-]+)"', html)
@@ -55,7 +56,8 @@ def test_user_strings_are_escaped(built):
 
 def test_failed_and_diverged_are_counted_and_listed(built):
     html = built["html"].read_text()
-    assert re.search(r"Diverged trials \(\d+\) count at 100%", html)
+    assert re.search(r"Did not train: diverged \(\d+\) and at chance \(\d+\) trials count at 100%", html)
+    assert "Incomplete study: 3 trials failed" in html and "left no result" in html  # failed: no result
     failed = re.search(r'<table id="failed-table">(.*?)</table>', html, re.S).group(1)
     assert failed.count("CUDA OOM") == 3  # one per model
 
@@ -85,7 +87,7 @@ def test_one_model_one_trial_and_nothing_finished(tmp_path):
     assert "Comparisons unavailable" in html and "Only one model" in html
     out = build_report("waiting", storage=u, out_dir=tmp_path / "b", formats=("html", "pdf"))
     html = out["html"].read_text()
-    assert "No trial has finished yet" in html and "(partial)" in html
+    assert "No trial has a result yet" in html and "(partial)" in html
     assert len(PdfReader(out["pdf"]).pages) >= 1
 
 
@@ -134,33 +136,36 @@ def test_report_of_a_real_trained_study(tmp_path, monkeypatch):
     assert len(t) == 4 and set(t["status"]) <= {"complete", "diverged"} and t["history"].str.startswith("[").all()
 
 
+def _verdicts(df: pd.DataFrame) -> dict:
+    """The report's verdicts by title for a hand-made trial table."""
+    from robustbench_vit.analysis import metrics as M
+    from robustbench_vit.analysis.verdict import verdicts
+
+    return {v.title: v for v in verdicts(M.model_metrics(df), M.comparisons(df))}
+
+
 def _verdict_texts(df: pd.DataFrame) -> dict[str, str]:
     """The report's verdict paragraphs by title for a hand-made trial table."""
-    from robustbench_vit.analysis import metrics as M
-    from robustbench_vit.analysis.summary import verdicts
-
-    return dict(verdicts(M.model_metrics(df), M.comparisons(df)))
+    return {t: v.text for t, v in _verdicts(df).items()}
 
 
 def test_significant_but_crossing_edfs_never_read_more_robust():
     # vit_p: Δ = 0 ×20 and 9 ×20; vit_c: Δ = 0 once and 4.5 ×39. Δ-EDFs cross (vit_p above on (0, 4.5], vit_c above
-    # on (4.5, 9]); KS D = 0.5 − 1/40 = 0.475 with 40 vs 40 trials (critical ≈ 0.30): significant
+    # on (4.5, 9]); KS D = 0.5 − 1/40 = 0.475: the distributions differ, the areas barely (0.55 vs 0.56)
     p = [10.0] * 20 + [19.0] * 20
     c = [10.0] + [14.5] * 39
-    df = pd.DataFrame(dict(model=["vit_p_x"] * 40 + ["vit_c_x"] * 40, seed=list(range(80)), status="complete",
-                           lr=1e-3, error=p + c))
-    (title, text), = _verdict_texts(df).items()
-    assert title == "vit_c_x vs vit_p_x"
-    assert "more robust" not in text
-    # `compare` prints the part before the first colon
-    head = "The Δerror distributions of vit_c_x and vit_p_x differ significantly, but the EDFs cross"
-    assert text.split(":", 1)[0] == head
-    assert "significant at the 5% level" in text
-    # the same gap with vit_c dominating (Δ = 0 ×20, 4.5 ×20 vs vit_p's 0 ×20, 9 ×20) does read "more robust"
+    df = pd.DataFrame(dict(model=["vit_p_x"] * 40 + ["vit_c_x"] * 40, seed=list(range(40)) * 2,
+                           status="complete", lr=1e-3, error=p + c))
+    (title, v), = _verdicts(df).items()
+    assert title == "vit_c_x vs vit_p_x" and v.outcome == "differ, EDFs cross" and v.more_robust is None
+    assert "more robust than" not in v.text and v.p < 0.05
+    assert v.headline.startswith("The Δerror distributions of vit_c_x and vit_p_x differ significantly, but the "
+                                 "Δ-EDFs cross")
+    # the same gap with vit_c dominating (Δ = 0 ×20, 4.5 ×20 vs vit_p's 0 ×5, 9 ×35) does read "more robust"
     df.loc[df["model"] == "vit_c_x", "error"] = [10.0] * 20 + [14.5] * 20
     df.loc[df["model"] == "vit_p_x", "error"] = [10.0] * 5 + [19.0] * 35
-    (_, text), = _verdict_texts(df).items()
-    assert text.startswith("vit_c_x is more robust than vit_p_x: its Δerror EDF lies above")
+    (_, v), = _verdicts(df).items()
+    assert v.outcome == "more robust" and v.headline.startswith("vit_c_x is more robust than vit_p_x (Δ-EDF area")
 
 
 def test_tpe_points_are_not_paired_and_sizes_are_not_mixed():

@@ -21,12 +21,12 @@ from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from robustbench_vit.analysis import metrics as M  # noqa: E402
-from robustbench_vit.analysis.frame import ERROR_CAP, model_order  # noqa: E402
+from robustbench_vit.analysis.frame import DID_NOT_TRAIN, ERROR_CAP, chance_error, model_order  # noqa: E402
 
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9,
          "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.spines.top": False, "axes.spines.right": False,
          "svg.fonttype": "none", "pdf.fonttype": 42, "figure.dpi": 100}
-CAPPED = dict(marker="x", s=28, linewidths=1.2)  # diverged / failed trials (at the cap) are drawn as crosses
+CAPPED = dict(marker="x", s=28, linewidths=1.2)  # trials that did not train (at the cap) are drawn as crosses
 WIDE, SQUARE = (9.0, 3.8), (6.4, 4.2)
 
 
@@ -55,8 +55,8 @@ def _new(ncols: int = 1, size=SQUARE, **kw) -> tuple[Figure, np.ndarray]:
 
 
 def _groups(df: pd.DataFrame, colors: dict, min_n: int = 1):
-    """(model, its finished trials, colour) for every model with at least `min_n` finished trials."""
-    fin = M.finished(df)
+    """(model, its results, colour) for every model with at least `min_n` results (failed trials have none)."""
+    fin = M.results(df)
     for m in colors:
         g = fin[fin["model"] == m]
         if len(g) >= min_n:
@@ -64,8 +64,8 @@ def _groups(df: pd.DataFrame, colors: dict, min_n: int = 1):
 
 
 def _capped(g: pd.DataFrame) -> pd.Series:
-    """Mask of trials that sit at the cap (diverged or failed)."""
-    return g["status"].isin(["diverged", "failed"])
+    """Mask of trials that sit at the cap (did not train: diverged or at chance)."""
+    return g["status"].isin(DID_NOT_TRAIN)
 
 
 def _plain(axis, ticks125: bool = False) -> None:
@@ -93,7 +93,7 @@ def fig_edf(df: pd.DataFrame, colors: dict, relative: bool = False) -> Figure | 
         lo = 0.0
         ax.axvspan(0, M.DELTA_WINDOW, color="0.92", zorder=0, label=f"area window (0–{M.DELTA_WINDOW:g})")
     else:
-        lo, hi = float(M.finished(df)["error"].min()) * 0.95, ERROR_CAP + 1
+        lo, hi = float(M.results(df)["error"].min()) * 0.95, ERROR_CAP + 1
     grid = np.linspace(lo, hi, 400)
     for m, g, c in groups:
         e = g["error"].to_numpy(float)
@@ -148,7 +148,7 @@ def _is_grid(g: pd.DataFrame, col: str) -> bool:
 
 def fig_hparam(df: pd.DataFrame, colors: dict, col: str = "lr") -> Figure | None:
     """Error vs log10 of a hyperparameter per model: trials as points, the median as a line."""
-    fin = M.finished(df).dropna(subset=[col]) if col in df else df.iloc[:0]
+    fin = M.results(df).dropna(subset=[col]) if col in df else df.iloc[:0]
     if fin.empty or fin[col].nunique() < 3 or (fin[col] <= 0).any():
         return None
     fig, (ax,) = _new()
@@ -161,7 +161,7 @@ def fig_hparam(df: pd.DataFrame, colors: dict, col: str = "lr") -> Figure | None
             ax.scatter(x[cap], e[cap], color=c, alpha=0.8, **CAPPED)
             mx, me = _median_line(x, e, _is_grid(g, col))
             ax.plot(mx, me, color=c, lw=2, ls=("-", "--", ":")[k % 3], label=f"{m} · {opt}" if opt else m)
-    chance = M.error_at_init(fin["num_classes"].max()) if "num_classes" in fin else None
+    chance = chance_error(fin["num_classes"].max()) if "num_classes" in fin else None
     if chance and chance < ERROR_CAP:
         ax.axhline(chance, color="0.5", ls=":", lw=1, label=f"chance ({chance:g}%)")
     ax.set(xlabel=f"log10 {col}", ylabel="top-1 error (%)", ylim=(0, ERROR_CAP + 3))
@@ -171,7 +171,7 @@ def fig_hparam(df: pd.DataFrame, colors: dict, col: str = "lr") -> Figure | None
 
 def fig_lr_wd(df: pd.DataFrame, colors: dict) -> Figure | None:
     """lr × wd scatter per model coloured by error (log colour scale, shared; crosses at the cap)."""
-    fin = M.finished(df).dropna(subset=[c for c in ("lr", "weight_decay") if c in df])
+    fin = M.results(df).dropna(subset=[c for c in ("lr", "weight_decay") if c in df])
     if not {"lr", "weight_decay"} <= set(fin) or min(fin["lr"].nunique(), fin["weight_decay"].nunique()) < 3:
         return None
     groups = list(_groups(fin, colors))
@@ -197,7 +197,7 @@ def fig_lr_wd(df: pd.DataFrame, colors: dict) -> Figure | None:
 
 def fig_epochs(df: pd.DataFrame, colors: dict) -> Figure | None:
     """Training length: error vs epochs, and Δ of the median error to the longest schedule, per model."""
-    fin = M.finished(df).dropna(subset=["epochs"]) if "epochs" in df else df.iloc[:0]
+    fin = M.results(df).dropna(subset=["epochs"]) if "epochs" in df else df.iloc[:0]
     if fin.empty or fin["epochs"].nunique() < 2:
         return None
     fig, (a1, a2) = _new(2, size=WIDE)
@@ -221,7 +221,7 @@ def fig_epochs(df: pd.DataFrame, colors: dict) -> Figure | None:
 
 def fig_optimizer(df: pd.DataFrame, colors: dict) -> Figure | None:
     """Best error per optimizer per model (bars), and the SGD − AdamW gap of the best errors."""
-    fin = M.finished(df).dropna(subset=["optimizer"]) if "optimizer" in df else df.iloc[:0]
+    fin = M.results(df).dropna(subset=["optimizer"]) if "optimizer" in df else df.iloc[:0]
     if fin.empty or fin["optimizer"].nunique() < 2:
         return None
     best = fin.groupby(["model", "optimizer"])["error"].min().unstack()
@@ -270,6 +270,22 @@ def fig_expected_best(df: pd.DataFrame, colors: dict) -> Figure | None:
     return fig
 
 
+def fig_search(df: pd.DataFrame, colors: dict) -> Figure | None:
+    """Adaptive designs: each model's best error so far against the trials its search has run."""
+    groups = list(_groups(df, colors))
+    if not groups or not M.is_adaptive(df):
+        return None
+    fig, (ax,) = _new()
+    for m, g, c in groups:
+        e = (g.sort_values("number") if "number" in g else g)["error"].to_numpy(float)
+        ax.plot(np.arange(1, len(e) + 1), e, "o", color=c, alpha=0.35, ms=4)
+        ax.step(np.arange(1, len(e) + 1), np.minimum.accumulate(e), where="post", color=c, lw=2,
+                label=f"{m} (best {e.min():.2f}%)")
+    ax.set(xlabel="trials run by the search", ylabel="top-1 error (%)", ylim=(0, ERROR_CAP + 3))
+    _legend(ax)
+    return fig
+
+
 def fig_curves(df: pd.DataFrame, colors: dict) -> Figure | None:
     """Validation error and train loss per epoch of each model's best (solid) and worst (dashed) trial."""
     groups = [(m, g[g["history"].map(len) > 0], c) for m, g, c in _groups(df, colors)]
@@ -296,25 +312,28 @@ def fig_curves(df: pd.DataFrame, colors: dict) -> Figure | None:
 SPECS: list[tuple[str, str, str, Callable]] = [
     ("edf-delta", "Δerror EDF", "F(Δ) = fraction of trials whose error is less than Δ points above the model's "
      "best (the paper's Fig. 5 style): a steeper curve that reaches high values sooner is more robust. Shaded: "
-     "95% pointwise bootstrap bands (1,000 resamples, the best re-taken in each). Diverged and failed trials sit "
-     "at 100% error, so a curve's plateau shows the share of those.", lambda d, c: fig_edf(d, c, relative=True)),
+     "95% pointwise bootstrap bands (1,000 resamples, the best re-taken in each). Trials that did not train "
+     "(diverged or at chance) sit at 100% error, so a curve's plateau shows their share; failed trials are left "
+     "out.", lambda d, c: fig_edf(d, c, relative=True)),
     ("edf", "Error EDF", "F(e) = fraction of trials with error below e, with 95% pointwise bootstrap bands. "
-     "Diverged and failed trials count at 100%.", fig_edf),
+     "Trials that did not train count at 100%.", fig_edf),
     ("distribution", "Error distribution", "A box (quartiles, median) over each model's trials; every trial is "
-     "a point, crosses are diverged or failed trials at the 100% cap.", fig_distribution),
+     "a point, crosses are trials that did not train (diverged or at chance), at the 100% cap.", fig_distribution),
     ("lr", "Error vs learning rate", "Each trial a point (all seeds and other settings), crosses at the cap; the "
      "line is the median per lr (per lr bin for random designs), one line style per optimizer where several ran. "
      "Dotted grey: chance error.", fig_hparam),
     ("wd", "Error vs weight decay", "As the lr figure, for weight decay.",
      lambda d, c: fig_hparam(d, c, "weight_decay")),
     ("lr-wd", "lr × weight decay", "Every trial at its (lr, wd), coloured by error on a shared log scale; "
-     "crosses are diverged or failed trials, the ring marks each model's best.", fig_lr_wd),
+     "crosses are trials that did not train, the ring marks each model's best.", fig_lr_wd),
     ("epochs", "Training length", "Error vs schedule length (points: trials; line: median), and the median's "
      "distance to that of the longest schedule.", fig_epochs),
     ("optimizer", "Optimizer", "Best error per optimizer, and the gap best SGD − best AdamW per model "
      "(small gap = less dependent on the optimizer).", fig_optimizer),
     ("expected-best", "Expected best error vs budget", "Expected minimum error of n trials drawn at random (with "
      "replacement) from this study's trials (Dodge et al. 2019), ± one standard deviation.", fig_expected_best),
+    ("search", "Search progress", "Adaptive (TPE) design: every trial in the order it ran (points) and the best "
+     "error found so far (line). A search that reaches its best in fewer trials is cheaper to tune.", fig_search),
     ("curves", "Training curves", "Validation error and train loss per epoch of each model's best (solid) and "
      "worst (dashed) trial.", fig_curves),
 ]
@@ -323,8 +342,10 @@ SPECS: list[tuple[str, str, str, Callable]] = [
 def make_figures(df: pd.DataFrame) -> list[FigureItem]:
     """Every figure the study's design supports, in report order, with one model → colour map."""
     colors = palette(df["model"])
-    items = []
+    items, random_sample_only = [], ("edf-delta", "edf", "expected-best")  # not for adaptive designs
     for fid, title, caption, fn in SPECS:
+        if M.is_adaptive(df) and fid in random_sample_only:
+            continue
         with sns.axes_style("whitegrid"), plt.rc_context(STYLE):
             fig = fn(df, colors)
         if fig is not None:

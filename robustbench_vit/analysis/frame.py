@@ -13,10 +13,15 @@ import pandas as pd
 from sqlalchemy.engine import make_url
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.study.storage import STATES as STATUSES
 from robustbench_vit.study.storage import mask_url, slot_states
 
-ERROR_CAP = 100.0  # diverged and failed trials count at this error (percent) everywhere
+ERROR_CAP = 100.0  # trials that did not train (diverged, collapsed) count at this error (percent) everywhere
+CHANCE_MARGIN = 5.0  # points: a finished trial whose error is within this of chance error is "collapsed"
+# outcome classes: complete · collapsed (finished at chance) · diverged — the results — then failed (no result),
+# and running / pending (not finished); storage knows complete / diverged / failed, collapsed is decided here
+STATUSES = ("complete", "collapsed", "diverged", "failed", "running", "pending")
+RESULTS = STATUSES[:3]
+DID_NOT_TRAIN = ("collapsed", "diverged")
 HYPERPARAMS = ("optimizer", "lr", "weight_decay", "epochs", "batch_size")  # always columns (from the config)
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}  # image folders: counted from data_root/train
 _STATE = {
@@ -94,8 +99,18 @@ def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
     return found
 
 
+def chance_error(num_classes) -> float:
+    """Error of a classifier that learned nothing: 100·(1 − 1/classes); the cap where classes are unknown."""
+    return 100.0 * (1 - 1 / num_classes) if num_classes and num_classes == num_classes else ERROR_CAP
+
+
+def collapsed(error: float, num_classes) -> bool:
+    """Whether a finished trial's error is no better than chance (within CHANCE_MARGIN points of it)."""
+    return error >= chance_error(num_classes) - CHANCE_MARGIN
+
+
 def _num_classes(config: dict[str, Any]) -> int | None:
-    """Number of classes of the trial's dataset (None where it cannot be known from the config)."""
+    """Number of classes of a trial's dataset where the trial did not store it (trials of older versions)."""
     dataset = str(config.get("dataset", "")).lower()
     if dataset in NUM_CLASSES:
         return NUM_CLASSES[dataset]
@@ -118,18 +133,16 @@ def _depth(model: dict[str, Any]) -> int | None:
 
 
 def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.FrozenTrial, url: str) -> dict:
-    """One trial as a flat record (error at the cap for diverged / failed, NaN while not finished)."""
+    """One trial as a flat record: error at the cap where it did not train, NaN where there is no result."""
     a = t.user_attrs
     config = a.get("config") or {}
-    status = _status(t)
-    if status == "complete":
-        final = float(a.get("final_error", t.value if t.value is not None else math.nan))
-        error = final
-    elif status in ("diverged", "failed"):
-        final = float(a.get("final_error", ERROR_CAP))
-        error = ERROR_CAP
-    else:
-        final = error = math.nan
+    status, classes = _status(t), a.get("num_classes") or _num_classes(config)
+    final = float(a.get("final_error", t.value if t.value is not None else ERROR_CAP))
+    if status == "complete" and collapsed(final, classes):
+        status = "collapsed"
+    error = final if status == "complete" else ERROR_CAP if status in DID_NOT_TRAIN else math.nan
+    if status in ("running", "pending"):
+        final = math.nan
     row = {"study": study, "model": model["name"], "stem": model.get("stem"), "size": model.get("size"),
            "depth": depth, **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
            "seed": a.get("seed", config.get("seed")), "point": a.get("point"), "status": status,
@@ -138,7 +151,7 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
            "host": a.get("host"), "commit": a.get("commit"), "number": t.number,
            "datetime_start": t.datetime_start, "datetime_complete": t.datetime_complete,
            "params_count": a.get("params_count"), "gmacs": a.get("gmacs"), "dataset": config.get("dataset"),
-           "num_classes": _num_classes(config), "message": a.get("message"),
+           "num_classes": classes, "message": a.get("message"),
            "history": list(a.get("history") or []), "storage": url}
     return row
 
@@ -191,6 +204,8 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
         df = df.sort_values(["model", "point", "seed", "number"], na_position="last", kind="stable")
         df = df.reset_index(drop=True)
     df.attrs["searched"] = sorted(searched)  # the searched hyperparameters: with seed, they define a setting
+    design = spec.get("design")
+    df.attrs["design"] = design.get("kind") if isinstance(design, dict) else None  # "tpe": adaptive
     urls = sorted({u for u, _ in opened})
     return StudyData(name=study, frame=df, storages=urls, spec=spec, preset=preset, models=models)
 

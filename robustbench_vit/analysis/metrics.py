@@ -1,7 +1,9 @@
-"""Robustness metrics on error samples: EDFs and bands, Δ-EDF area, expected best, LR sensitivity, KS tests.
+"""Descriptive robustness metrics per model and the numbers behind each comparison.
 
-Conventions (used everywhere): errors are in percent; diverged and failed trials enter at the cap (100);
-trials still running or pending are left out. F(e) = (1/n)·Σ 1[eᵢ < e] (the paper's EDF), Δ = e − min(e).
+Conventions (used everywhere): errors are in percent. A trial's outcome is complete, collapsed (finished at
+chance), diverged or failed (see frame.STATUSES). The results are the first three; collapsed and diverged trials
+("did not train") enter at the cap (100); failed trials are no result and are left out of every metric, figure
+and test, like trials still running or pending. F(e) = (1/n)·Σ 1[eᵢ < e] (the paper's EDF), Δ = e − min(e).
 """
 
 from __future__ import annotations
@@ -12,18 +14,24 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robustbench_vit.analysis.frame import ERROR_CAP, HYPERPARAMS, is_baseline, model_order
-from robustbench_vit.study.storage import FINISHED
+from robustbench_vit.analysis import inference as I
+from robustbench_vit.analysis.frame import ERROR_CAP, HYPERPARAMS, RESULTS, chance_error, is_baseline, model_order
 
 DELTA_WINDOW = 10.0  # points of error: the Δ-EDF area is taken over Δ ∈ [0, DELTA_WINDOW]
 WITHIN = (1, 2, 5)  # fraction of trials within these many points of the best
 BUDGET = 5  # the expected best error after this many random trials goes into the metrics table
-LR_BIN = 0.5  # decades: random designs (every lr unique) group trials into log-lr bins of this width
+CROSSING = 0.1  # a Δ-EDF lying above the other by at most this share of trials still counts as below it
+ADAPTIVE = ("tpe",)  # designs whose points follow each model's own results: no EDF, no random-budget claims
 
 
-def finished(df: pd.DataFrame) -> pd.DataFrame:
-    """The trials that count: complete, diverged and failed (the latter two already at the cap)."""
-    return df[df["status"].isin(FINISHED)]
+def results(df: pd.DataFrame) -> pd.DataFrame:
+    """The trials that are results: complete, collapsed and diverged (the latter two at the cap)."""
+    return df[df["status"].isin(RESULTS)]
+
+
+def is_adaptive(df: pd.DataFrame) -> bool:
+    """Whether the study's design samples adaptively (TPE): points cluster around each model's own optimum."""
+    return df.attrs.get("design") in ADAPTIVE
 
 
 def edf(errors, grid) -> np.ndarray:
@@ -34,13 +42,12 @@ def edf(errors, grid) -> np.ndarray:
 
 def deltas(errors) -> np.ndarray:
     """Δerror: each error minus the best (smallest) of the sample."""
-    e = np.asarray(errors, float)
-    return e - e.min()
+    return I.deltas(np.asarray(errors, float))
 
 
 def delta_auc(errors, window: float = DELTA_WINDOW) -> float:
     """Normalised area under the Δ-EDF, (1/D)·∫₀ᴰ F(Δ) dΔ = mean(max(0, 1 − Δᵢ/D)); 1 = every trial at the best."""
-    return float(np.mean(np.clip(1.0 - deltas(errors) / window, 0.0, 1.0)))
+    return float(I.area(np.asarray(errors, float), window))
 
 
 def fraction_within(errors, points: float) -> float:
@@ -59,24 +66,20 @@ def expected_best(errors, n) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lr_sensitivity(lr, errors, error_at_init: float, others: pd.DataFrame | None = None) -> float:
-    """Wortsman et al. 2023: mean over the sampled lr values of min(error, error at init) − the best such value.
+    """Wortsman et al. 2023 on 1-D lr sweeps: mean over the lr values of min(error, error at init) − their best.
 
-    Trials sharing an lr (seeds) are averaged first. Where other hyperparameters vary too (`others`, one column
-    each), the error at an lr is the best over their settings: seed-averaged per setting, then the minimum per lr,
-    or per LR_BIN-decade bin of log10(lr) where every lr is unique (random designs). NaN with < 3 lr values/bins.
+    Trials sharing an lr are averaged over seeds first. Where other hyperparameters vary (`others`, one column
+    each), each fixed setting of them is its own 1-D sweep (a slice) and the value is the mean over the slices
+    with ≥ 3 lr values. NaN where no slice has 3 lr values, e.g. random designs, which draw every lr once.
     """
     e = pd.Series(np.minimum(np.asarray(errors, float), error_at_init))
-    key = pd.Series(np.round(np.log10(np.asarray(lr, float)), 9))
+    log_lr = pd.Series(np.round(np.log10(np.asarray(lr, float)), 9))
     cols = [] if others is None else [others[c].reset_index(drop=True) for c in others if others[c].nunique() > 1]
-    keep = key.notna()  # trials without an lr drop out
-    if not cols:
-        s = e[keep].groupby(key[keep]).mean()
-    else:
-        per = e[keep].groupby([key[keep], *(c[keep] for c in cols)], dropna=False).mean()
-        log_lr = pd.Series(per.index.get_level_values(0))
-        groups = np.floor(log_lr / LR_BIN) if log_lr.is_unique else log_lr
-        s = pd.Series(per.to_numpy()).groupby(groups.to_numpy()).min()
-    return float(s.mean() - s.min()) if len(s) >= 3 else math.nan
+    keep = log_lr.notna()
+    per = e[keep].groupby([*(c[keep] for c in cols), log_lr[keep]], dropna=False).mean()  # seed-averaged
+    slices = [per] if not cols else [g for _, g in per.groupby(level=list(range(len(cols))), dropna=False)]
+    values = [float(g.mean() - g.min()) for g in slices if len(g) >= 3]
+    return float(np.mean(values)) if values else math.nan
 
 
 def good_range(values, errors, *, sample: float = 0.25, resamples: int = 2500, alpha: float = 5.0, seed: int = 0,
@@ -86,6 +89,7 @@ def good_range(values, errors, *, sample: float = 0.25, resamples: int = 2500, a
     Draw `resamples` subsamples of `sample`·n trials with replacement, keep each one's best trial, and return
     the alpha/2, 50 and 100 − alpha/2 percentiles of the kept values. NaN when a subsample would have fewer than
     `min_k` trials (with 1–3 trials the kept value is close to a random draw, and the range means nothing).
+    This locates the best value; it is not a robustness score (a flat error surface gives a wide range too).
     """
     v, e = np.asarray(values, float), np.asarray(errors, float)
     k = max(1, int(len(e) * sample))
@@ -95,16 +99,6 @@ def good_range(values, errors, *, sample: float = 0.25, resamples: int = 2500, a
     best = idx[np.arange(resamples), np.argmin(e[idx], axis=1)]
     lo, med, hi = np.percentile(v[best], [alpha / 2, 50, 100 - alpha / 2])
     return (float(lo), float(med), float(hi))
-
-
-def ks_critical(n: int, m: int, alpha: float = 0.05) -> float:
-    """Asymptotic critical D of the two-sample KS test: c(α)·√((n+m)/(n·m)), c(α) = √(−ln(α/2)/2)."""
-    return math.sqrt(-math.log(alpha / 2) / 2) * math.sqrt((n + m) / (n * m))
-
-
-def ks_needed(d: float, alpha: float = 0.05) -> int:
-    """Trials per model at which an observed KS distance d would reach the critical D (equal sizes)."""
-    return math.ceil(2 * (math.sqrt(-math.log(alpha / 2) / 2) / d) ** 2) if d > 0 else 0
 
 
 def bootstrap_band(errors, grid, *, relative: bool = False, resamples: int = 1000, alpha: float = 0.05,
@@ -118,24 +112,31 @@ def bootstrap_band(errors, grid, *, relative: bool = False, resamples: int = 100
     return np.quantile(curves, alpha / 2, axis=0), np.quantile(curves, 1 - alpha / 2, axis=0)
 
 
-def ks_compare(a, b, *, window: float = DELTA_WINDOW) -> dict:
-    """KS tests of two samples on Δerror and on absolute error, and which Δ-EDF lies above over [0, window]."""
+def dominance(a, b, *, window: float = DELTA_WINDOW) -> str:
+    """Whose Δ-EDF lies above over [0, window]: "a", "b", "equal" or "crossing".
+
+    One lies above when the other never exceeds it by more than CROSSING of the trials (or one trial's step,
+    1/n of the smaller sample, where that is more): a few trials landing on the other side, as noise does near
+    Δ = 0, are not a crossing.
+    """
     da, db = deltas(a), deltas(b)
-    rel, ab = stats.ks_2samp(da, db), stats.ks_2samp(a, b)
     pts = np.concatenate([da, db])
     grid = np.unique(np.concatenate([pts, np.nextafter(pts, np.inf), [0.0, window]]))
-    grid = grid[(grid >= 0) & (grid <= window)]
-    diff = edf(da, grid) - edf(db, grid)
-    above = "a" if diff.min() >= 0 and diff.max() > 0 else "b" if diff.max() <= 0 and diff.min() < 0 else (
-        "equal" if not diff.any() else "crossing")
-    return {"ks_d": float(rel.statistic), "ks_p": float(rel.pvalue), "ks_d_abs": float(ab.statistic),
-            "ks_p_abs": float(ab.pvalue), "critical_d": ks_critical(len(a), len(b)), "above": above,
-            "needed": ks_needed(float(rel.statistic))}
+    diff = edf(da, grid[grid <= window]) - edf(db, grid[grid <= window])
+    step = max(CROSSING, 1.0 / min(len(da), len(db))) + 1e-9
+    if not diff.any():
+        return "equal"
+    if diff.min() >= -step and diff.max() > step or diff.min() >= 0:
+        return "a"
+    if diff.max() <= step and diff.min() < -step or diff.max() <= 0:
+        return "b"
+    return "crossing"
 
 
-def error_at_init(num_classes) -> float:
-    """Error of an untrained classifier: chance, 100·(1 − 1/classes); the cap where classes are unknown."""
-    return 100.0 * (1 - 1 / num_classes) if num_classes and num_classes == num_classes else ERROR_CAP
+def search_progress(errors, points: float = 1.0) -> int:
+    """Trials (in the order they ran) until the running best came within `points` of the final best."""
+    e = np.asarray(errors, float)
+    return int(np.argmax(np.minimum.accumulate(e) <= e.min() + points)) + 1
 
 
 def _log_range(g: pd.DataFrame, col: str) -> tuple[float, float, float]:
@@ -147,38 +148,55 @@ def _log_range(g: pd.DataFrame, col: str) -> tuple[float, float, float]:
 
 
 def _sensitivity(g: pd.DataFrame) -> dict:
-    """LR sensitivity and good lr / wd ranges of one model's (one optimizer's) finished trials."""
+    """LR sensitivity and where the best lr / wd lie, for one model's (one optimizer's) results."""
     lr_lo, _, lr_hi = _log_range(g, "lr")
     wd_lo, _, wd_hi = _log_range(g, "weight_decay")
-    chance = error_at_init(g["num_classes"].max() if "num_classes" in g else None)
+    chance = chance_error(g["num_classes"].max() if "num_classes" in g else None)
     others = g[[c for c in setting_columns(g) if c not in ("lr", "seed", "optimizer")]]
     return {"lr_sensitivity": lr_sensitivity(g["lr"], g["error"], chance, others) if "lr" in g else math.nan,
-            "good_lr_decades": lr_hi - lr_lo, "good_lr_low": lr_lo, "good_lr_high": lr_hi,
-            "good_wd_decades": wd_hi - wd_lo}
+            "good_lr_low": lr_lo, "good_lr_high": lr_hi, "good_wd_low": wd_lo, "good_wd_high": wd_hi}
 
 
 def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFrame:
-    """One row of robustness metrics per model (models in report order)."""
-    rows = []
+    """One row of metrics per model (models in report order); robustness only for models that learned.
+
+    A model learned when at least one of its results is complete (better than chance); one that did not has
+    every Δ ≈ 0 and would look perfectly robust, so its Δ-based metrics are NaN and it gets no rank. Adaptive
+    designs get no Δ-EDF or random-budget metrics (their points are not a random sample of the space).
+    """
+    rows, adaptive = [], is_adaptive(df)
     for model in model_order(df["model"]):
         g_all = df[df["model"] == model]
-        g = finished(g_all)
+        g = results(g_all)
         counts = g_all["status"].value_counts()
         e = g["error"].to_numpy(float)
         first = {c: g_all[c].dropna().iloc[0] if c in g_all and g_all[c].notna().any() else None
-                 for c in ("stem", "depth", "params_count", "gmacs")}
+                 for c in ("stem", "depth", "params_count", "gmacs", "num_classes")}
         row = {"model": model, **first, "trials": len(e),
-               **{s: int(counts.get(s, 0)) for s in ("complete", "diverged", "failed", "running", "pending")}}
+               **{s: int(counts.get(s, 0)) for s in ("complete", "collapsed", "diverged", "failed", "running",
+                                                     "pending")}}
+        row["learned"] = row["complete"] > 0
         if len(e):
-            exp_best, exp_std = expected_best(e, BUDGET)  # draws with replacement: no cap
-            row |= {"best": e.min(), "median": float(np.median(e)), "mean": e.mean(),
-                    "divergence_rate": row["diverged"] / len(e), "delta_auc": delta_auc(e, window),
-                    **{f"within_{k}": fraction_within(e, k) for k in WITHIN},
-                    "expected_best": float(exp_best[0]), "expected_best_std": float(exp_std[0])}
+            dnt = row["collapsed"] + row["diverged"]
+            lo, hi = I.wilson(dnt, len(e))
+            finals = g["final_error"] if "final_error" in g else g["error"]
+            row |= {"best": e.min(), "best_final": float(finals.min()), "median": float(np.median(e)),
+                    "mean": e.mean(), "divergence_rate": row["diverged"] / len(e), "did_not_train_rate": dnt / len(e),
+                    "did_not_train_low": lo, "did_not_train_high": hi}
+            if adaptive:
+                order = g.sort_values("number") if "number" in g else g
+                row["trials_to_best"] = search_progress(order["error"])
+            elif row["learned"]:
+                exp_best, exp_std = expected_best(e, BUDGET)  # draws with replacement: no cap
+                row |= {"delta_auc": delta_auc(e, window), **{f"within_{k}": fraction_within(e, k) for k in WITHIN},
+                        "expected_best": float(exp_best[0]), "expected_best_std": float(exp_std[0])}
             opts = sorted(g["optimizer"].dropna().unique()) if "optimizer" in g else []
             # lr scales differ between optimizers: with several, the sensitivities are per optimizer
             for suffix, sub in ({"": g} if len(opts) <= 1 else {f"_{o}": g[g["optimizer"] == o] for o in opts}).items():
-                row |= {f"{k}{suffix}": v for k, v in _sensitivity(sub).items()}
+                sens = _sensitivity(sub)
+                if not row["learned"] or adaptive:  # at chance everywhere reads as "insensitive"; TPE is no sweep
+                    sens["lr_sensitivity"] = math.nan
+                row |= {f"{k}{suffix}": v for k, v in sens.items()}
             best_by_opt = g.groupby("optimizer")["error"].min() if "optimizer" in g else pd.Series(dtype=float)
             for opt, v in best_by_opt.items():
                 row[f"best_{opt}"] = float(v)
@@ -186,7 +204,7 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
                                     if {"sgd", "adamw"} <= set(best_by_opt.index) else math.nan)
         rows.append(row)
     out = pd.DataFrame(rows)
-    if "delta_auc" in out and len(out) > 1:  # 1 = the most robust by Δ-EDF area
+    if "delta_auc" in out and out["delta_auc"].notna().sum() > 1:  # 1 = the most robust of those that learned
         out["rank"] = out["delta_auc"].rank(ascending=False, method="min")
     return out
 
@@ -213,32 +231,82 @@ def setting_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in dict.fromkeys(cols) if c in df and df[c].notna().any()]
 
 
-def _paired(a: pd.DataFrame, b: pd.DataFrame) -> dict:
-    """Wins / losses / ties of a over b on identical settings (seed and hyperparameters), two-sided sign-test p.
+def matched(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    """Results of a and b at identical settings (seed and every hyperparameter): columns error_a, error_b.
 
     Point indices are not enough: TPE samples each model's points separately, so a point index means different
     hyperparameters per model. Trials repeating one setting within a model are averaged first.
     """
     keys = [c for c in setting_columns(a) if c in setting_columns(b)]
+    if not keys:  # nothing to pair on (e.g. one side has no results)
+        return pd.DataFrame(columns=["error_a", "error_b"])
     a, b = (x.dropna(subset=keys + ["error"]).groupby(keys)["error"].mean().reset_index() for x in (a, b))
-    m = a.merge(b, on=keys, suffixes=("_a", "_b"))
+    return a.merge(b, on=keys, suffixes=("_a", "_b"))
+
+
+def _sign_test(m: pd.DataFrame) -> dict:
+    """Wins / losses / ties of a over b on matched settings, and the two-sided sign-test p."""
     wins, losses = int((m["error_a"] < m["error_b"]).sum()), int((m["error_a"] > m["error_b"]).sum())
     p = stats.binomtest(wins, wins + losses).pvalue if wins + losses else math.nan
     return {"matched": len(m), "wins": wins, "losses": losses, "ties": len(m) - wins - losses, "sign_p": float(p)}
 
 
+def _differences(window: float) -> dict[str, I.Statistic]:
+    """The headline differences (model − baseline) that get a bootstrap interval, vectorised over resamples."""
+    return {"auc": I.area_difference(window),
+            **{f"within_{k}": (lambda a, b, k=k: (I.deltas(a) <= k).mean(-1) - (I.deltas(b) <= k).mean(-1))
+               for k in WITHIN},
+            "did_not_train": lambda a, b: (a >= ERROR_CAP).mean(-1) - (b >= ERROR_CAP).mean(-1),
+            "best": lambda a, b: a.min(-1) - b.min(-1)}
+
+
+def compare_pair(a: pd.DataFrame, b: pd.DataFrame, *, adaptive: bool, window: float = DELTA_WINDOW,
+                 seed: int = 0) -> dict:
+    """The numbers behind one comparison of model a with baseline b (their result rows).
+
+    Paired design (≥ 2 identical settings, not adaptive): tests, intervals and power use the matched settings;
+    otherwise the two-sample versions on all results. Adaptive designs: best errors and search progress only.
+    """
+    m = matched(a, b)
+    row = {"n_model": len(a), "n_baseline": len(b), **_sign_test(m)}
+    if len(a) and len(b):
+        row |= {"best_model": float(a["error"].min()), "best_baseline": float(b["error"].min())}
+    if adaptive:
+        row["design"] = "adaptive"
+        return row
+    paired = len(m) >= 2
+    ea, eb = ((m["error_a"], m["error_b"]) if paired else (a["error"], b["error"]))
+    ea, eb = ea.to_numpy(float), eb.to_numpy(float)
+    row |= {"design": "paired" if paired else "two-sample", "n_tested": len(ea) if paired else min(len(ea), len(eb))}
+    if min(len(ea), len(eb)) < 2:
+        return row
+    stats = [I.area_difference(window), I.ks_distance]  # the primary test combines both (min-p)
+    test = I.permutation_test(ea, eb, stats, paired=paired, seed=seed)
+    row |= {"auc_model": delta_auc(ea, window), "auc_baseline": delta_auc(eb, window), "p": test.p,
+            "p_conservative": test.p_conservative, "p_area": test.p_each[0], "ks_d": test.statistics[1],
+            "ks_p": test.p_each[1], "test": test.method(), "above": dominance(ea, eb, window=window)}
+    for name, fn in _differences(window).items():
+        lo, hi = I.bootstrap_interval(ea, eb, fn, paired=paired, seed=seed)
+        row |= {f"{name}_diff": float(fn(ea, eb)), f"{name}_diff_low": lo, f"{name}_diff_high": hi}
+    row["power"] = I.power(ea, eb, stats, paired=paired, n=row["n_tested"], seed=seed)
+    row["needed"] = I.needed_for_power(ea, eb, stats, paired=paired, start=row["n_tested"], seed=seed)
+    return row
+
+
 def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFrame:
-    """For every model against each baseline of its size: sample sizes, Δ-EDF areas, KS tests on Δ and abs. error."""
+    """For every model against each baseline of its size: the tests, intervals and power of `compare_pair`."""
     rows = []
-    fin = finished(df)
+    res, adaptive = results(df), is_adaptive(df)
     sizes = df.dropna(subset=["size"]).groupby("model")["size"].first().to_dict() if "size" in df else {}
     for m, b in pairs(df["model"], sizes):
-        a_df, b_df = fin[fin["model"] == m], fin[fin["model"] == b]
-        ea, eb = a_df["error"].to_numpy(float), b_df["error"].to_numpy(float)
-        row = {"model": m, "baseline": b, "n_model": len(ea), "n_baseline": len(eb)}
-        if len(ea) >= 2 and len(eb) >= 2:
-            row |= {"best_model": ea.min(), "best_baseline": eb.min(), "auc_model": delta_auc(ea, window),
-                    "auc_baseline": delta_auc(eb, window), **ks_compare(ea, eb, window=window), **_paired(a_df, b_df)}
-            row["above"] = {"a": m, "b": b}.get(row["above"], row["above"])  # whose Δ-EDF lies above
+        a_df, b_df = res[res["model"] == m], res[res["model"] == b]
+        learned = {f"learned_{k}": bool((x["status"] == "complete").any()) for k, x in (("model", a_df),
+                                                                                       ("baseline", b_df))}
+        failed = {f"failed_{k}": int((df.loc[df["model"] == x, "status"] == "failed").sum())
+                  for k, x in (("model", m), ("baseline", b))}
+        row = {"model": m, "baseline": b, **learned, **failed,
+               **compare_pair(a_df, b_df, adaptive=adaptive, window=window)}
+        if "above" in row:  # whose Δ-EDF lies above, by name
+            row["above"] = {"a": m, "b": b}.get(row["above"], row["above"])
         rows.append(row)
     return pd.DataFrame(rows)

@@ -13,7 +13,6 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from robustbench_vit.analysis.figures import STYLE, FigureItem
-from robustbench_vit.analysis.metrics import DELTA_WINDOW
 from robustbench_vit.analysis.summary import Table
 
 PAGE_W, PAGE_H, MARGIN = 8.27, 11.69, 0.7  # A4, inches
@@ -95,8 +94,11 @@ def _text_part(layout: Layout, c, toc: list[tuple[str, int]] | None, first: bool
         if c.partial:
             layout.para("PARTIAL: this study is still running or incomplete; the report shows what is done.")
         section("Verdict")
-        for title, text in c.verdicts:
-            layout.para(f"{title}. {text}", space=0.12)
+        for v in c.verdicts:
+            layout.para(f"{v.title}. {v.headline}", space=0.04)
+            for line in (*v.evidence, *v.caveats):
+                layout.para(f"  · {line}", "small", space=0.02)
+            layout.y -= 0.1
         for n in c.notes:
             layout.para(n, "small")
         layout.heading("Contents")
@@ -121,16 +123,8 @@ def _text_part(layout: Layout, c, toc: list[tuple[str, int]] | None, first: bool
         for k, v in c.provenance:
             layout.para(f"{k}: {v}", "small", space=0.04)
         section("Methods")
-        layout.para(f"EDF F(e) = fraction of finished trials with error below e; Δerror = error − the model's best; "
-                    f"95% pointwise bootstrap bands. Δ-EDF area = mean(max(0, 1 − Δ/D)), D = {DELTA_WINDOW:g} points."
-                    " Expected best after n trials: Dodge et al. 2019. LR sensitivity: Wortsman et al. 2023, error "
-                    "at initialisation = chance, best over other varying hyperparameters per lr (0.5-decade "
-                    "log-lr bins where every lr is unique), ≥ 3 lr values, per optimizer where several ran. "
-                    "Comparisons only within one size; the sign test pairs identical settings (seed + "
-                    "hyperparameters). Good lr/wd range: "
-                    "pycls bootstrap (2,500 subsamples of 25%, 95% range of the best trial's log10 value; from 16 "
-                    "trials on). KS test: with 64 vs 64 trials the 5% critical D is ≈ 0.24. Diverged and failed "
-                    "trials count at 100% error.")
+        for m in c.methods:
+            layout.para(f"· {m}", "small", space=0.06)
     return marks
 
 

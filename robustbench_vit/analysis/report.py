@@ -17,7 +17,9 @@ from markupsafe import Markup
 from robustbench_vit.analysis import metrics as M
 from robustbench_vit.analysis.figures import STYLE, FigureItem, make_figures
 from robustbench_vit.analysis.frame import STATUSES, StudyData, load_study_data, model_order
-from robustbench_vit.analysis.summary import Table, comparisons_table, metrics_table, notes, verdicts
+from robustbench_vit.analysis.methods import methods
+from robustbench_vit.analysis.summary import Table, comparisons_table, metrics_table, notes
+from robustbench_vit.analysis.verdict import Verdict, verdicts
 from robustbench_vit.errors import UserError
 
 FORMATS = ("html", "pdf")
@@ -31,7 +33,7 @@ class ReportContent:
     study: str
     description: str
     partial: bool
-    verdicts: list[tuple[str, str]]  # (title, paragraph)
+    verdicts: list[Verdict]
     notes: list[str]
     metrics: Table
     comparisons: Table
@@ -40,6 +42,7 @@ class ReportContent:
     failed: Table
     spec_yaml: str
     provenance: list[tuple[str, str]]
+    methods: list[str] = field(default_factory=methods)
     generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
@@ -63,7 +66,7 @@ def _provenance(data: StudyData) -> list[tuple[str, str]]:
     from robustbench_vit.provenance import git_commit, package_versions
 
     df = data.frame
-    fin = df[df["status"].isin(M.FINISHED)]
+    fin = M.results(df)
 
     def values(col: str) -> str:
         """Distinct values of a column with their counts."""
@@ -100,11 +103,11 @@ def collect(data: StudyData) -> ReportContent:
     mm = M.model_metrics(df) if len(df) else pd.DataFrame(columns=["model"])
     cmp = M.comparisons(df) if len(df) else pd.DataFrame()
     spec = data.spec or {}
-    done = len(df) and df["status"].isin(M.FINISHED).any()
+    done = len(df) and df["status"].isin(M.RESULTS).any()
     return ReportContent(
         study=data.name, description=str(spec.get("description", "")),
         partial=bool(df["status"].isin(["running", "pending"]).any()) if len(df) else True,
-        verdicts=verdicts(mm, cmp) if done else [("No results", "No trial has finished yet.")],
+        verdicts=verdicts(mm, cmp) if done else [Verdict("–", "–", "unavailable", "No trial has a result yet.")],
         notes=notes(df) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
         figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
         failed=_failed_table(df) if len(df) else Table([], []),

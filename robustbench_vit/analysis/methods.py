@@ -1,0 +1,74 @@
+"""How every number in a report is made: one text, rendered by both the HTML and the PDF report."""
+
+from __future__ import annotations
+
+from robustbench_vit.analysis.frame import CHANCE_MARGIN, ERROR_CAP
+from robustbench_vit.analysis.inference import (BOOTSTRAP, EXACT_MAX, MAX_N, PERMUTATIONS, POWER_PERMUTATIONS,
+                                                POWER_SIMS, POWER_TARGET, SEARCH_PERMUTATIONS, SEARCH_SIMS)
+from robustbench_vit.analysis.metrics import CROSSING, DELTA_WINDOW
+
+# python benchmarks/calibration.py (400 simulated null studies per cell, paired, errors from one distribution)
+CALIBRATION = ("false-positive rate at α = 5% between {lo:.1%} and {hi:.1%} for 9, 32 and 64 settings per model with "
+               "0, 20, 40 and 60% of the trials capped (400 simulated studies per cell, Monte Carlo standard error "
+               "1.1%; scipy's ks_2samp on Δerror, used before, rejected 79% at 32 settings with 40% capped)")
+CALIBRATION_RANGE = (0.035, 0.078)  # measured 2026-12-02: lowest, highest false-positive rate over the 12 cells
+
+
+def methods() -> list[str]:
+    """The Methods section, one paragraph per item."""
+    return [
+        "Outcomes: every trial is complete, at chance (finished with an error within "
+        f"{CHANCE_MARGIN:g} points of chance, 100·(1 − 1/classes), with the class count stored with the trial), "
+        "diverged (non-finite loss, or a loss far above its start), or failed (no result: an exception, a kill, "
+        f"running out of memory). Did not train = at chance + diverged: those count at {ERROR_CAP:g}% error in "
+        "every metric, figure and test. Failed trials are no result: left out of everything and listed. In Optuna "
+        "storage, diverged trials are COMPLETE with value 100 (optuna-dashboard plots them) and failed ones FAIL; "
+        "'at chance' is decided when reading, from the stored error and class count.",
+        "A model learned when at least one of its trials is complete. One that did not (all diverged or at "
+        "chance) has every Δerror ≈ 0 and would look perfectly robust: it is named as not having learned, gets "
+        "no robustness metrics or rank, and no comparison calls it or its opponent more robust.",
+        "EDF F(e) = (1/n)·Σ 1[eᵢ < e] over a model's results (Radosavovic et al. 2019); Δerror = error − the "
+        "model's best. Bands: 95% pointwise bootstrap (1,000 resamples, the best re-taken in each).",
+        f"Δ-EDF area = (1/D)·∫₀ᴰ F(Δ) dΔ = mean(max(0, 1 − Δᵢ/D)) with D = {DELTA_WINDOW:g} points: 1 when every "
+        "trial reaches its model's best, 0 when none is within D points.",
+        "Robustness test: a permutation test of two statistics together, the Δ-EDF area difference and the "
+        "largest vertical gap between the Δ-EDFs (KS D), combined by their smallest permutation p (min-p; "
+        "Westfall & Young 1993), so that the combination stays exact. Where the design pairs settings (the same "
+        "hyperparameters and seed for both models), the paired version swaps the two models' results within each "
+        "setting; otherwise the two-sample version re-deals the pooled results. Each model's best is re-taken in "
+        f"every permutation. Exact enumeration up to {EXACT_MAX} settings (2^n swaps), else {PERMUTATIONS:,} "
+        "seeded Monte Carlo permutations with the +1 correction; two-sided; ties with the observed statistic are "
+        "broken at random (seeded), as the area is flat for trials beyond the window — counting ties whole holds "
+        "the size far below 5% in small studies (the conservative p is kept too); two identical samples get p = 1. "
+        "The test is exact under its null whatever the share of capped trials. Calibration: " + CALIBRATION.format(
+            lo=CALIBRATION_RANGE[0], hi=CALIBRATION_RANGE[1]) + ". Each statistic's own permutation p is shown too; "
+        "scipy's KS test is not used, as its p assumes no ties and capped trials all tie. The null is that the "
+        "two models are interchangeable: a model worse by a constant everywhere (the same Δ shape) is not "
+        "flagged beyond 5% at 32 settings, but can be at a few hundred (tests/test_inference.py records it at 128).",
+        f"Verdict: 'more robust' when p < 5% and the lead's Δ-EDF never lies below the other's by more than "
+        f"{CROSSING:.0%} of the trials (or one trial) over 0–{DELTA_WINDOW:g} points; significant but crossing "
+        "Δ-EDFs read 'differ, but the Δ-EDFs cross'. Every verdict also states the absolute-error side.",
+        f"Intervals: 95% percentile bootstrap ({BOOTSTRAP:,} resamples) over the paired settings (or within each "
+        "sample where unpaired) of the differences model − baseline: Δ-EDF area, share within 1/2/5 points of the "
+        "best, did-not-train rate and best error. Per-model did-not-train rates carry a Wilson 95% interval.",
+        f"Power: {POWER_SIMS} simulated studies of n settings each, resampled from the observed ones, each tested "
+        f"as above ({POWER_PERMUTATIONS} Monte Carlo permutations); the share rejecting at 5% estimates the power "
+        f"at n. The settings per model for {POWER_TARGET:.0%} are the smallest on a 2–3–4–6–8–12–… ladder up to "
+        f"{MAX_N} ({SEARCH_SIMS} studies of {SEARCH_PERMUTATIONS} permutations each). It takes the observed "
+        "difference as the true one, so it is optimistic for small studies.",
+        "Absolute error: the paired sign test over identical settings (seed and every hyperparameter), never by "
+        "design-point index alone (TPE samples each model's points separately); ties are left out.",
+        "Comparisons: only models of one size (vit_c vs vit_p, and each other stem vs both baselines of its size).",
+        "Expected best error after n trials: E[min of n draws with replacement] from the sorted sample (Dodge et "
+        "al. 2019), ± its standard deviation. Not shown for adaptive (TPE) designs.",
+        "LR sensitivity (Wortsman et al. 2023), on 1-D lr sweeps: mean over the lr values of min(error, error at "
+        "initialisation) − the best of those, where error at initialisation is chance; trials sharing an lr are "
+        "averaged over seeds first. Where other hyperparameters vary in a grid, each fixed setting of them is a "
+        "1-D slice and the slices with ≥ 3 lr values are averaged; per optimizer where several ran. Random designs "
+        "draw every lr once and have no such sweep: n/a. Not computed for a model that did not learn.",
+        "Where the best lr / wd lies (pycls): 2,500 subsamples of 25% of the trials with replacement, each keeping "
+        "its best trial; the 2.5–97.5% percentile range of the kept values (from 16 trials on). It locates the "
+        "optimum; it is not a robustness score.",
+        "Adaptive (TPE) designs: no EDF, robustness test or random-budget curve; best error per model and the "
+        "number of trials each search needed to come within 1 point of its best.",
+    ]
