@@ -197,11 +197,12 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
                 if not row["learned"] or adaptive:  # at chance everywhere reads as "insensitive"; TPE is no sweep
                     sens["lr_sensitivity"] = math.nan
                 row |= {f"{k}{suffix}": v for k, v in sens.items()}
-            best_by_opt = g.groupby("optimizer")["error"].min() if "optimizer" in g else pd.Series(dtype=float)
+            by_opt = g.assign(final=finals).groupby("optimizer")["final"] if "optimizer" in g else None
+            best_by_opt = by_opt.min() if by_opt is not None else pd.Series(dtype=float)  # as "best": the final error
             for opt, v in best_by_opt.items():
                 row[f"best_{opt}"] = float(v)
-            row["optimizer_gap"] = (float(best_by_opt["sgd"] - best_by_opt["adamw"])
-                                    if {"sgd", "adamw"} <= set(best_by_opt.index) else math.nan)
+            row["optimizer_gap"] = (float(best_by_opt["sgd"] - best_by_opt["adamw"])  # none for a model that did
+                                    if {"sgd", "adamw"} <= set(best_by_opt.index) and row["learned"] else math.nan)
         rows.append(row)
     out = pd.DataFrame(rows)
     if "delta_auc" in out and out["delta_auc"].notna().sum() > 1:  # 1 = the most robust of those that learned

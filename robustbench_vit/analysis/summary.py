@@ -50,7 +50,7 @@ def _lr_sensitivity(r, suffix: str) -> str:
     v = _get(r, f"lr_sensitivity{suffix}")
     if v is not None and not math.isnan(v):
         return fmt(v)
-    if r["trials"] and r["learned"] and _get(r, "good_lr_low") is not None:
+    if r["trials"] and r["learned"] and _get(r, f"good_lr_low{suffix}") is not None:
         return "n/a (no 1-D lr sweep)"
     return "–"
 
