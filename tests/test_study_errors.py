@@ -21,6 +21,7 @@ from study_contract import MODELS, small_spec
 from robustbench_vit.errors import UserError
 from robustbench_vit.study import runner
 from robustbench_vit.study.launch import guard_preemption_handler
+from robustbench_vit.study.optuna_internals import storage_of
 from robustbench_vit.study.plan import plan
 from robustbench_vit.study.storage import enqueue_missing, open_studies, resolve_storage
 
@@ -88,7 +89,7 @@ def test_claimed_trial_is_heartbeated_at_once(tmp_path, monkeypatch):
     def dies(self, spec, threads):
         """Stand-in for a SIGKILL before training: wait past the grace period, then look for stale trials."""
         time.sleep(2.5)
-        seen["stale"] = optuna.storages.fail_stale_trials(self.study) or self.study._storage.get_trial(
+        seen["stale"] = optuna.storages.fail_stale_trials(self.study) or storage_of(self.study).get_trial(
             self.trial_id).state
         raise SystemExit(1)
 
@@ -184,8 +185,8 @@ def test_default_workers_fill_the_cpu_only_when_the_study_pins_threads(tmp_path)
     """--workers' default: cores // pinned threads (the built-in CPU studies pin 1), else 1; inline/slurm: 1."""
     import torch
 
+    from robustbench_vit.study.files import load_spec
     from robustbench_vit.study.launch import auto_workers
-    from robustbench_vit.study.spec import load_spec
 
     if torch.cuda.is_available():
         pytest.skip("with a GPU the default is one worker per GPU")
@@ -229,7 +230,7 @@ def test_failed_tpe_trial_is_retried_with_its_own_sample(tmp_path):
 
     The failure is made by reporting a real 1-epoch trial (which wrote its last.pt) as failed.
     """
-    from robustbench_vit.study.spec import load_spec
+    from robustbench_vit.study.files import load_spec
     from robustbench_vit.train import run_trial
 
     path, runs = tmp_path / "tpe_retry.yaml", tmp_path / "runs"

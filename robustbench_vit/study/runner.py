@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import ValidationError
 
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.provenance import provenance
+from robustbench_vit.study.optuna_internals import (heartbeat, open_trial, pop_waiting_trial, record_heartbeat,
+                                                   storage_of)
 from robustbench_vit.study.plan import distribution, quiet_optuna, suggest, trial_config
 from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.storage import load_study, slot, trial_dir
@@ -65,15 +66,16 @@ def claim(study: optuna.Study, spec: StudySpec, name: str, model: str, url: str,
     The heartbeat right after the claim makes a worker that dies before training starts leave a stale trial
     (failed and re-queued after the grace period), never one RUNNING forever; an exception puts it back.
     """
-    tid = study._pop_waiting_trial_id()
+    tid = pop_waiting_trial(study)
     if tid is None:
         return None
+    storage = storage_of(study)
     try:
-        study._storage.record_heartbeat(tid)
-        number = study._storage.get_trial(tid).number
+        record_heartbeat(storage, tid)
+        number = storage.get_trial(tid).number
         return TrialRun(open_for_trial(spec, name, model, url, number), tid, runs_dir)
     except BaseException:
-        release(study._storage, tid)
+        release(storage, tid)
         raise
 
 
@@ -98,8 +100,8 @@ class TrialRun:
 
     def config(self, spec: StudySpec, threads: int | None) -> TrialConfig:
         """Fix the trial's params (sampling tpe slots) and build its TrialConfig."""
-        trial = optuna.Trial(self.study, self.trial_id)
-        frozen = self.study._storage.get_trial(self.trial_id)
+        trial = open_trial(self.study, self.trial_id)
+        frozen = storage_of(self.study).get_trial(self.trial_id)
         dists = frozen.distributions or {k: distribution(d) for k, d in spec.space.items()}
         with quiet_optuna():
             params = {k: suggest(trial, k, d) for k, d in dists.items()}
@@ -110,7 +112,7 @@ class TrialRun:
     def run(self, spec: StudySpec, threads: int | None = None, trial_fn: TrialFn | None = None,
             on_epoch: Callable[[EpochRecord], None] | None = None) -> str:
         """Train under a heartbeat and store the result; Ctrl-C puts the trial back in the queue. Returns the status."""
-        storage = self.study._storage
+        storage = storage_of(self.study)
         try:
             frozen = storage.get_trial(self.trial_id)
             if is_duplicate(self.study, frozen):
@@ -125,7 +127,7 @@ class TrialRun:
                 self.store(TrialResult(status="failed", final_error=100.0, min_error=100.0, epochs_run=0,
                                        seconds=0.0, message=f"invalid config: {e.errors()[0]['msg']}"), None)
                 return "failed"
-            with get_heartbeat_thread(self.trial_id, storage):
+            with heartbeat(self.trial_id, storage):
                 result = (trial_fn or default_trial_fn())(config, folder, on_epoch)
             self.store(result, config)
         except BaseException:  # Ctrl-C, preemption (SystemExit), a UserError: back in the queue, resumes from last.pt
@@ -135,7 +137,7 @@ class TrialRun:
 
     def store(self, result: TrialResult, config: TrialConfig | None) -> None:
         """Write the result: value = final error, COMPLETE for complete/diverged, FAIL for failed."""
-        storage = self.study._storage
+        storage = storage_of(self.study)
         attrs = result_attrs(result, config) if config is not None else {"status": result.status,
                                                                           "message": result.message}
         try:
