@@ -47,7 +47,7 @@ def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:
 def bare_epochs(config: TrialConfig, data, device: torch.device) -> list[float]:
     """Epoch times of a bare loop: randperm batches, timm ViT, torch AdamW, cross-entropy, then a val pass."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.num_classes).to(device)
+    model = build_model(config.model, data.num_classes, depth=model_complexity(config.model)["depth"]).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     x_all, y_all, bs, times = data.train_x, data.train_y, config.batch_size, []
     for _ in range(config.epochs):

@@ -50,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     """`study run|status|list`: run a study, show its progress, list the available studies."""
     from robustbench_vit.study import commands
-    from robustbench_vit.study.spec import study_name
+    from robustbench_vit.study.files import study_name
 
     if args.study_command == "list":
         return commands.list_command(args.json)
@@ -122,7 +122,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """`report NAME`: write the study's HTML (and PDF) report and print where."""
     from robustbench_vit.analysis.report import build_report
-    from robustbench_vit.study.spec import study_name
+    from robustbench_vit.study.files import study_name
 
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     paths = build_report(study_name(args.name), runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out,
@@ -135,7 +135,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """`export NAME --out FILE`: the study's trial table as CSV or Parquet."""
     from robustbench_vit.analysis.frame import export_results
-    from robustbench_vit.study.spec import study_name
+    from robustbench_vit.study.files import study_name
 
     print(export_results(study_name(args.name), args.out, runs_dir=args.runs_dir, storage=args.storage))
     return 0

@@ -14,8 +14,9 @@ from rich.table import Table
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, get_stem, model_complexity, validate_stem
 from robustbench_vit.models.stems import absolute_ref
+from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
-from robustbench_vit.study.spec import StudySpec, load_spec
+from robustbench_vit.study.spec import StudySpec
 
 
 @dataclass

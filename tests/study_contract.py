@@ -11,7 +11,8 @@ from pathlib import Path
 
 import optuna
 
-from robustbench_vit.study.spec import StudySpec, load_spec
+from robustbench_vit.study.files import load_spec
+from robustbench_vit.study.spec import StudySpec
 
 MODELS = ("vit_p_micro", "vit_c_micro")
 LRS = (5e-4, 2e-3)

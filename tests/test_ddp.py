@@ -120,8 +120,8 @@ design: {kind: grid, seeds: 1}
 
 def test_ddp_is_on_from_the_slurm_block_and_in_the_paper_preset(tmp_path):
     """`ddp: true` asks submitit for one task per GPU (DDPWorker jobs); without it nothing changes."""
+    from robustbench_vit.study.files import load_spec
     from robustbench_vit.study.launch import is_ddp, slurm_parameters
-    from robustbench_vit.study.spec import load_spec
 
     (tmp_path / "one.yaml").write_text(SPEC_YAML)
     spec = load_spec(str(tmp_path / "one.yaml"))
@@ -142,9 +142,9 @@ def test_ddp_job_claims_trains_and_stores_one_trial(tmp_path):
     import optuna
     import submitit
 
+    from robustbench_vit.study.files import load_spec
     from robustbench_vit.study.launch import DDPWorker
     from robustbench_vit.study.plan import plan
-    from robustbench_vit.study.spec import load_spec
     from robustbench_vit.study.storage import enqueue_missing, open_studies, resolve_storage
 
     (tmp_path / "one.yaml").write_text(SPEC_YAML)

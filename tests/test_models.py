@@ -7,8 +7,8 @@ import torch
 
 from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError
-from robustbench_vit.models import (ModelSpec, build_model, builtin_model_names, get_stem, model_complexity,
-                                    validate_stem)
+from robustbench_vit.models import (ModelSpec, build_model, builtin_model_names, get_stem, matched_depth,
+                                    model_complexity, validate_stem)
 
 # The paper's Table (pycls vitconfigs): params in millions; GMACs include the attention matmuls.
 PAPER = {"vit_p_1gf": (4.83, 1.08, 12), "vit_c_1gf": (4.57, 1.08, 11), "vit_p_4gf": (18.5, 3.91, 12),
@@ -45,7 +45,7 @@ def test_flop_count_includes_attention_matmuls():
 @pytest.mark.parametrize("name", ["vit_p_micro", "vit_c_micro", "vit_p_tiny", "vit_c_tiny"])
 def test_forward_shapes_and_init(name):
     spec = ModelSpec.from_name(name)
-    m = build_model(spec)
+    m = build_model(spec, depth=matched_depth(spec))
     img, ch = (16, 1) if "micro" in name else (32, 3)
     out = m(torch.randn(3, ch, img, img))
     assert out.shape == (3, 10)
@@ -55,12 +55,21 @@ def test_forward_shapes_and_init(name):
 
 
 def test_conv_stem_layout():
-    stem = build_model(ModelSpec.from_name("vit_c_1gf")).patch_embed.stem.stem
+    spec = ModelSpec.from_name("vit_c_1gf")
+    stem = build_model(spec, depth=matched_depth(spec)).patch_embed.stem.stem
     convs = [m for m in stem if isinstance(m, torch.nn.Conv2d)]
     assert [c.out_channels for c in convs] == [24, 48, 96, 192, 192]
     assert [c.kernel_size for c in convs] == [(3, 3)] * 4 + [(1, 1)]
     assert [c.bias is None for c in convs] == [True] * 4 + [False]
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in stem) == 4
+
+
+def test_build_model_takes_its_depth_from_the_spec_or_the_caller():
+    """No FLOP matching inside build_model: the baseline and specs with a depth build alone, matched ones need it."""
+    assert len(build_model(ModelSpec.from_name("vit_p_micro")).blocks) == 4
+    assert len(build_model(ModelSpec(name="c3", size="micro", stem="conv", depth=3)).blocks) == 3
+    with pytest.raises(ValueError, match="matched_depth"):
+        build_model(ModelSpec.from_name("vit_c_micro"))
 
 
 def test_models_json_lists_every_pair(capsys):
@@ -115,7 +124,7 @@ def test_user_stem_from_file_is_validated_and_flop_matched(tmp_path):
     validate_stem(spec)
     c = model_complexity(spec)
     assert abs(c["flop_ratio"] - 1) < 0.1
-    assert build_model(spec)(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    assert build_model(spec, depth=c["depth"])(torch.randn(2, 1, 16, 16)).shape == (2, 10)
     for cls, msg in [("WrongShape", "output shape"), ("NoParams", "no trainable parameters"),
                      ("NaN", "non-finite"), ("Missing", "no torch.nn.Module class named 'Missing'")]:
         with pytest.raises(UserError, match=msg):
@@ -137,7 +146,7 @@ def test_stem_from_an_installed_package_entry_point(tmp_path, monkeypatch):
     assert "overlap" in stem_names()
     spec = ModelSpec(name="overlap_micro", size="micro", stem="overlap")
     validate_stem(spec)
-    assert build_model(spec)(torch.randn(1, 1, 16, 16)).shape == (1, 10)
+    assert build_model(spec, depth=matched_depth(spec))(torch.randn(1, 1, 16, 16)).shape == (1, 10)
 
 
 def test_stem_that_needs_real_tensors_is_counted_on_the_cpu(tmp_path):

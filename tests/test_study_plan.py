@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from robustbench_vit.study.plan import plan, trial_config
+from robustbench_vit.study.plan import plan, trial_config, trial_count
 from robustbench_vit.study.spec import parse_spec
 
 MODELS = ["vit_p_micro", "vit_c_micro"]
@@ -58,14 +58,14 @@ def test_stratified_optimizers_get_their_own_ranges():
     for p in pts:
         lo, hi = (1e-4, 1e-2) if p.params["optimizer"] == "adamw" else (1e-2, 1.0)
         assert lo <= p.params["lr"] <= hi and p.distributions["lr"].low == lo
-    assert spec.trial_count() == 10
+    assert trial_count(spec) == 10
 
 
 def test_seeds_multiply_points_and_configs_are_complete():
     """Seed replicates multiply the points; a trial config carries data, fixed settings, the point and the seed."""
     spec = spec_of({"lr": {"values": [0.001, 0.01]}}, {"kind": "grid", "seeds": [7, 8, 9]},
                    train={"epochs": 3, "weight_decay": 0.2})
-    assert spec.trial_count() == 6
+    assert trial_count(spec) == 6
     cfg = trial_config(spec, spec.models[1], plan(spec)[0].params, 8)
     assert (cfg.model.name, cfg.dataset, cfg.epochs, cfg.weight_decay, cfg.seed) == ("vit_c_micro", "digits", 3, 0.2, 8)
     assert cfg.lr in (0.001, 0.01)

@@ -20,8 +20,8 @@ from study_contract import MODELS, assert_stored, small_spec
 
 from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError
+from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
-from robustbench_vit.study.spec import load_spec
 from robustbench_vit.study.status import study_status
 from robustbench_vit.study.storage import FINISHED, resolve_storage
 

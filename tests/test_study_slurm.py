@@ -13,8 +13,8 @@ import torch
 from study_contract import assert_stored, small_spec
 
 from robustbench_vit.cli import main
+from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
-from robustbench_vit.study.spec import load_spec
 
 
 def job_states(name: str, timeout: float = 60) -> list[str]:

@@ -7,7 +7,7 @@ import torch
 from data_fixtures import write_image_folder
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.models import ModelSpec, build_model
+from robustbench_vit.models import ModelSpec, build_model, matched_depth
 from robustbench_vit.train import TrialConfig, run_trial
 from robustbench_vit.train.optim import build_optimizer, build_scheduler
 
@@ -132,7 +132,7 @@ def test_bad_values_raise_before_training(tmp_path):
 
 def test_optimizers_follow_the_paper():
     """AdamW β (0.9, 0.999); SGD Nesterov momentum 0.9; no decay on biases, norms, pos_embed, cls_token."""
-    model = build_model(C_MICRO, 10)
+    model = build_model(C_MICRO, 10, depth=matched_depth(C_MICRO))
     names = {id(p): n for n, p in model.named_parameters()}
     adamw = build_optimizer(model, cfg(weight_decay=0.1))
     assert type(adamw).__name__ == "AdamW" and adamw.defaults["betas"] == (0.9, 0.999)
@@ -148,7 +148,7 @@ def test_optimizers_follow_the_paper():
 
 def test_schedule_warms_up_linearly_then_cosine_to_min():
     """Per-iteration schedule: starts at 0.1×lr, reaches lr after the warmup steps, ends at 0.005×lr."""
-    model = build_model(C_MICRO, 10)
+    model = build_model(C_MICRO, 10, depth=matched_depth(C_MICRO))
     config = cfg(epochs=4, lr=1e-3, warmup_epochs=1)
     opt = build_optimizer(model, config)
     sched = build_scheduler(opt, config, steps_per_epoch=10)

@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.sizes import size_info
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.models.vit import build_model
 
 
 def count_gmacs(model: torch.nn.Module, img_size: int, in_chans: int, device: str = "meta") -> float:
@@ -39,8 +40,6 @@ def _measure(spec: ModelSpec, depth: int, num_classes: int) -> tuple[int, float]
 @lru_cache(maxsize=None)
 def _measure_cached(spec_json: str, depth: int, num_classes: int) -> tuple[int, float]:
     """Cached body of _measure, keyed by the spec's JSON (specs hold dicts, so they are not hashable)."""
-    from robustbench_vit.models.vit import build_model
-
     spec = ModelSpec.model_validate_json(spec_json)
     info = size_info(spec.size)
     try:
@@ -68,7 +67,7 @@ def _params(model: torch.nn.Module) -> int:
 def matched_depth(spec: ModelSpec, num_classes: int | None = None) -> int:
     """Depth whose total FLOPs are nearest the patchify model's of the same size (the paper's matching rule)."""
     info = size_info(spec.size)
-    if spec.stem == "patchify" and not spec.stem_options:
+    if spec.is_plain_patchify:
         return info["depth"]
     nc = num_classes or info["num_classes"]
     target = patchify_gmacs(spec.size, nc)

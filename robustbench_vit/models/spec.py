@@ -25,3 +25,8 @@ class ModelSpec(BaseModel):
 
         size, stem = parse_model_name(name)
         return cls(name=name, size=size, stem=stem)
+
+    @property
+    def is_plain_patchify(self) -> bool:
+        """True for a size's plain patchify model: its depth is the size's, every other stem is FLOP-matched to it."""
+        return self.stem == "patchify" and not self.stem_options

@@ -43,13 +43,21 @@ def stem_options(spec: ModelSpec) -> dict:
     return dict(spec.stem_options)
 
 
-def build_model(spec: ModelSpec, num_classes: int | None = None, depth: int | None = None) -> VisionTransformer:
-    """Build the ViT for a spec; depth defaults to the spec's, else FLOP-matched to the patchify twin."""
-    from robustbench_vit.models.complexity import matched_depth
+def own_depth(spec: ModelSpec) -> int:
+    """The depth a spec fixes by itself: its own, else the size's for the baseline (others need matched_depth)."""
+    if spec.depth is not None:
+        return spec.depth
+    if spec.is_plain_patchify:
+        return size_info(spec.size)["depth"]
+    raise ValueError(f"model {spec.name!r}: its depth is FLOP-matched; pass depth=matched_depth(spec) "
+                     f"(robustbench_vit.models) or model_complexity(spec)['depth']")
 
+
+def build_model(spec: ModelSpec, num_classes: int | None = None, depth: int | None = None) -> VisionTransformer:
+    """Build the ViT for a spec at `depth` (default: `own_depth`; FLOP-matched specs need theirs passed)."""
     info = size_info(spec.size)
     if depth is None:
-        depth = spec.depth if spec.depth is not None else matched_depth(spec)
+        depth = own_depth(spec)
     if depth < 1:
         raise UserError(f"model {spec.name!r}: depth must be >= 1, got {depth}")
     model = VisionTransformer(

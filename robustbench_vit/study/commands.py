@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from robustbench_vit.errors import UserError
+from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
-from robustbench_vit.study.spec import load_spec
 from robustbench_vit.study.status import list_studies, study_status
 from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
 

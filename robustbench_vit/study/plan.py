@@ -141,6 +141,11 @@ def plan(spec: StudySpec) -> list[Point]:
     return points
 
 
+def trial_count(spec: StudySpec) -> int:
+    """Planned trials per model."""
+    return len(plan(spec)) * len(spec.design.seed_list)
+
+
 def _check(spec: StudySpec, index: int, params: dict[str, Any]) -> None:
     """Raise a one-line UserError if `params` does not make a valid TrialConfig."""
     try:

@@ -1,16 +1,13 @@
-"""Study specs: YAML files validated into a typed StudySpec, with presets merged in."""
+"""Study specs: a loaded YAML document validated into a typed StudySpec, with presets merged in (files: files.py)."""
 
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-import robustbench_vit
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.stems import absolute_ref
@@ -226,12 +223,6 @@ class StudySpec(BaseModel):
         """The file this spec came from (for error messages)."""
         return self._source or self.name
 
-    def trial_count(self) -> int:
-        """Planned trials per model."""
-        from robustbench_vit.study.plan import plan
-
-        return len(plan(self)) * len(self.design.seed_list)
-
     def fingerprint(self) -> dict[str, Any]:
         """What decides the trials (not models, data location, description, presets or SLURM settings)."""
         return self.model_dump(mode="json", include={"dataset", "train", "space", "design"})
@@ -243,30 +234,6 @@ def deep_merge(base: dict, override: dict) -> dict:
     for k, v in override.items():
         out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
     return out
-
-
-def study_dirs() -> list[Path]:
-    """Where study names are looked up: ./studies, then the built-ins (the repository's studies folder for an
-    editable install, else the copy a wheel installs under <prefix>/share)."""
-    dirs = [Path.cwd() / "studies", Path(robustbench_vit.__file__).resolve().parents[1] / "studies",
-            Path(sys.prefix) / "share" / "robustbench-vit" / "studies"]
-    return list(dict.fromkeys(d.resolve() for d in dirs))
-
-
-def find_spec_file(name_or_path: str) -> Path:
-    """A study file by path (anything with a suffix or slash) or by name in `study_dirs()`."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        if not p.is_file():
-            raise UserError(f"{name_or_path}: no such study file")
-        return p
-    for d in study_dirs():
-        for suffix in (".yaml", ".yml"):
-            if (d / f"{name_or_path}{suffix}").is_file():
-                return d / f"{name_or_path}{suffix}"
-    known = sorted({f.stem for d in study_dirs() if d.is_dir() for f in d.glob("*.y*ml")})
-    raise UserError(f"study {name_or_path!r} not found in {', '.join(map(str, study_dirs()))}; "
-                    f"known: {', '.join(known) or 'none'}")
 
 
 def _fields_at(loc: tuple) -> list[str]:
@@ -328,33 +295,3 @@ def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | Non
     except UserError as e:
         raise UserError(f"{source}: field 'dataset': {e}") from None
     return spec
-
-
-def load_spec(name_or_path: str, preset: str | None = None) -> StudySpec:
-    """Load and validate a study by name (./studies, then the built-ins) or path, with an optional preset."""
-    path = find_spec_file(name_or_path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{line} invalid YAML ({getattr(e, 'problem', e)})") from None
-    spec = parse_spec(raw, str(path), preset)
-    from robustbench_vit.study.plan import plan
-
-    plan(spec)  # checks every point gives a valid TrialConfig
-    return spec
-
-
-def study_name(name_or_path: str) -> str:
-    """The study a command argument names: a YAML path's study (its `name:`, else the file's stem), else itself."""
-    return load_spec(name_or_path).name if name_or_path.endswith((".yaml", ".yml")) else name_or_path
-
-
-def list_specs() -> list[Path]:
-    """All study files reachable by name (./studies shadows the built-ins)."""
-    seen: dict[str, Path] = {}
-    for d in study_dirs():
-        for f in sorted(d.glob("*.y*ml")) if d.is_dir() else []:
-            seen.setdefault(f.stem, f)
-    return sorted(seen.values(), key=lambda p: p.stem)

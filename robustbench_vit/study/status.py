@@ -7,8 +7,8 @@ from pathlib import Path
 import optuna
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.study.plan import quiet_optuna
-from robustbench_vit.study.spec import list_specs, load_spec
+from robustbench_vit.study.files import list_specs, load_spec
+from robustbench_vit.study.plan import quiet_optuna, trial_count
 from robustbench_vit.study.storage import count_states, load_study, open_storage, resolve_storage
 
 
@@ -39,6 +39,6 @@ def list_studies() -> list[dict]:
                          "presets": [], "path": str(path)})
             continue
         rows.append({"name": spec.name, "description": spec.description, "models": [m.name for m in spec.models],
-                     "trials": spec.trial_count() * len(spec.models), "presets": sorted(spec.presets),
+                     "trials": trial_count(spec) * len(spec.models), "presets": sorted(spec.presets),
                      "path": str(path)})
     return rows
