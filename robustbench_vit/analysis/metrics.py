@@ -290,7 +290,8 @@ def compare_pair(a: pd.DataFrame, b: pd.DataFrame, *, adaptive: bool, window: fl
         lo, hi = I.bootstrap_interval(ea, eb, fn, paired=paired, seed=seed)
         row |= {f"{name}_diff": float(fn(ea, eb)), f"{name}_diff_low": lo, f"{name}_diff_high": hi}
     row["power"] = I.power(ea, eb, stats, paired=paired, n=row["n_tested"], seed=seed)
-    row["needed"] = I.needed_for_power(ea, eb, stats, paired=paired, start=row["n_tested"], seed=seed)
+    row["needed"] = (row["n_tested"] if row["power"] >= I.POWER_TARGET  # enough already: no search
+                     else I.needed_for_power(ea, eb, stats, paired=paired, start=row["n_tested"] + 1, seed=seed))
     return row
 
 
