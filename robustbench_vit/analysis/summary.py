@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from robustbench_vit.analysis.inference import MAX_N
 from robustbench_vit.analysis.metrics import DELTA_WINDOW, RESULTS, is_adaptive
 
 
@@ -94,7 +95,7 @@ def metrics_table(mm: pd.DataFrame) -> Table:
     return Table(["metric", *mm["model"]], rows)
 
 
-def _diff(r, key: str, spec: str, scale: float = 1.0) -> str:
+def interval_text(r, key: str, spec: str, scale: float = 1.0) -> str:
     """A difference with its 95% bootstrap interval."""
     v, lo, hi = (_get(r, f"{key}{s}") for s in ("_diff", "_diff_low", "_diff_high"))
     if v is None or pd.isna(v):
@@ -116,10 +117,11 @@ def comparisons_table(cmp: pd.DataFrame) -> Table:
             rows.append(head + [why] + [""] * (len(headers) - 4))
             continue
         needed = r.get("needed")
-        rows.append(head + [f"{r['auc_model']:.3f} vs {r['auc_baseline']:.3f}", _diff(r, "auc", "+.3f"),
-                            fmt(r["p"], ".2g"), f"{r['ks_d']:.2f} · {r['ks_p']:.2g}", _diff(r, "within_2", "+.0f", 100),
-                            _diff(r, "best", "+.2f"), fmt(r["power"], "%"),
-                            f"{needed:.0f}" if needed is not None and needed == needed else "> 1024",
+        rows.append(head + [f"{r['auc_model']:.3f} vs {r['auc_baseline']:.3f}", interval_text(r, "auc", "+.3f"),
+                            fmt(r["p"], ".2g"), f"{r['ks_d']:.2f} · {r['ks_p']:.2g}",
+                            interval_text(r, "within_2", "+.0f", 100), interval_text(r, "best", "+.2f"),
+                            fmt(r["power"], "%"), f"{needed:.0f}" if needed is not None and needed == needed
+                            else f"> {MAX_N}",
                             f"{r['wins']} / {r['losses']} / {r['ties']}", fmt(r["sign_p"], ".2g")])
     return Table(headers, rows)
 

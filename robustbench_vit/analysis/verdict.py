@@ -15,6 +15,7 @@ import pandas as pd
 from robustbench_vit.analysis.frame import chance_error
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
 from robustbench_vit.analysis.metrics import DELTA_WINDOW
+from robustbench_vit.analysis.summary import fmt, interval_text
 
 OUTCOMES = ("more robust", "less robust", "differ, EDFs cross", "no significant difference", "not comparable",
             "unavailable", "adaptive")
@@ -44,17 +45,6 @@ class Verdict:
         return " ".join((self.headline, *self.evidence, *self.caveats))
 
 
-def _pct(v: float) -> str:
-    """A fraction as a whole percentage."""
-    return f"{100 * v:.0f}%"
-
-
-def _interval(r: pd.Series, key: str, spec: str = "+.2f", scale: float = 1.0) -> str:
-    """'value [low, high]' of a difference with its bootstrap interval."""
-    v, lo, hi = (r[f"{key}{s}"] * scale for s in ("_diff", "_diff_low", "_diff_high"))
-    return f"{v:{spec}} [{lo:{spec}}, {hi:{spec}}]"
-
-
 def _did_not_learn(model: str, x: pd.Series) -> str:
     """Why a model counts as not having learned, with its numbers."""
     n, best = int(x["trials"]), x.get("best_final", math.nan)
@@ -82,11 +72,12 @@ def _absolute(r: pd.Series) -> str:
 
 def _power(r: pd.Series) -> str:
     """The power caveat: estimated power at this size and the size that would give POWER_TARGET."""
-    need = (f"about {int(r['needed'])} settings per model would give {_pct(POWER_TARGET)}" if r["needed"] == r["needed"]
-            and r["needed"] is not None else f"even {MAX_N} settings per model would not give {_pct(POWER_TARGET)}")
-    return (f"Power of the robustness test at {int(r['n_tested'])} settings ≈ {_pct(r['power'])} for a difference of "
-            f"the size observed (estimated by resampling the observed settings; optimistic when the study is "
-            f"small); {need}.")
+    target = fmt(POWER_TARGET, "%")
+    need = (f"about {int(r['needed'])} settings per model would give {target}" if r["needed"] == r["needed"]
+            and r["needed"] is not None else f"even {MAX_N} settings per model would not give {target}")
+    return (f"Power of the robustness test at {int(r['n_tested'])} settings ≈ {fmt(r['power'], '%')} for a "
+            "difference of the size observed (estimated by resampling the observed settings; optimistic when the "
+            f"study is small); {need}.")
 
 
 def verdict(r: pd.Series, mm: pd.DataFrame) -> Verdict:
@@ -142,13 +133,14 @@ def verdict(r: pd.Series, mm: pd.DataFrame) -> Verdict:
     evidence = [
         f"Robustness test: {r['test']} on {int(r['n_tested'])} settings of the Δ-EDF area difference and the "
         f"largest gap between the Δ-EDFs together (min-p), p = {r['p']:.2g}.",
-        f"Δ-EDF area over 0–{DELTA_WINDOW:g} points, {m} − {b}: {_interval(r, 'auc', '+.3f')} (95% bootstrap "
+        f"Δ-EDF area over 0–{DELTA_WINDOW:g} points, {m} − {b}: {interval_text(r, 'auc', '+.3f')} (95% bootstrap "
         f"interval over {pairing}; on its own, permutation p = {r['p_area']:.2g}).",
-        f"Within 2 points of their best: {m} − {b} {_interval(r, 'within_2', '+.0f', 100)} percentage points.",
-        f"Did not train (diverged or at chance): {_pct(x.at[m, 'did_not_train_rate'])} vs "
-        f"{_pct(x.at[b, 'did_not_train_rate'])}, difference {_interval(r, 'did_not_train', '+.0f', 100)} points.",
+        f"Within 2 points of their best: {m} − {b} {interval_text(r, 'within_2', '+.0f', 100)} percentage points.",
+        f"Did not train (diverged or at chance): {fmt(x.at[m, 'did_not_train_rate'], '%')} vs "
+        f"{fmt(x.at[b, 'did_not_train_rate'], '%')}, difference "
+        f"{interval_text(r, 'did_not_train', '+.0f', 100)} points.",
         f"Best error {r['best_model']:.2f}% vs {r['best_baseline']:.2f}%, difference "
-        f"{_interval(r, 'best', '+.2f')} points.",
+        f"{interval_text(r, 'best', '+.2f')} points.",
         f"Largest gap between the Δ-EDFs (KS D) {r['ks_d']:.2f}, on its own permutation p = {r['ks_p']:.2g}."]
     caveats = []
     if not sig or r["power"] < POWER_TARGET:
