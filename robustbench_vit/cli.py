@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from typing import TYPE_CHECKING
 
 from robustbench_vit.errors import UserError
+
+if TYPE_CHECKING:
+    from robustbench_vit.study.options import RunOptions
 
 
 def add_storage_options(p: argparse.ArgumentParser) -> None:
@@ -17,24 +20,9 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Print the model table (or JSON)."""
-    from robustbench_vit.models import model_table
+    from robustbench_vit.models.commands import models_command
 
-    rows = model_table()
-    if args.json:
-        keys = ("name", "stem", "depth", "params", "gmacs", "img_size")
-        print(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
-        return 0
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title="robustbench-vit models")
-    for col in ("name", "stem", "depth", "params (M)", "GMACs", "FLOPs / patchify", "img"):
-        t.add_column(col, justify="left" if col in ("name", "stem") else "right")
-    for r in rows:
-        t.add_row(r["name"], r["stem"], str(r["depth"]), f"{r['params'] / 1e6:.2f}", f"{r['gmacs']:.4g}",
-                  f"{r['flop_ratio']:.3f}", str(r["img_size"]))
-    Console().print(t)
-    return 0
+    return models_command(args.json)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -56,19 +44,19 @@ def cmd_study(args: argparse.Namespace) -> int:
         return commands.list_command(args.json)
     if args.study_command == "status":
         return commands.status_command(study_name(args.name), args.runs_dir, args.storage, args.json)
-    return commands.run_command(args.name, args.preset, args.runs_dir, args.storage, args.executor, args.workers,
-                                args.data_root, slurm_options(args), args.detach)
+    return commands.run_command(args.name, args.preset, run_options(args))
 
 
-def slurm_options(args: argparse.Namespace) -> dict:
-    """The --slurm-* options that were given, as run_study's `slurm` dict."""
-    from robustbench_vit.study.commands import parse_sbatch_options
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The options of a command that runs trials, validated once: RunOptions (one error line otherwise)."""
+    from robustbench_vit.study.options import RunOptions, SlurmOptions, parse_sbatch_options
 
-    given = {k: v for k, v in {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min,
-                               "cpus_per_task": args.slurm_cpus, "gpus_per_node": args.slurm_gpus,
-                               "array_parallelism": args.slurm_array_parallelism,
-                               "additional_parameters": parse_sbatch_options(args.slurm_option)}.items() if v}
-    return given if args.slurm_ddp is None else {**given, "ddp": args.slurm_ddp}
+    slurm = {"partition": args.slurm_partition, "timeout_min": args.slurm_timeout_min, "cpus_per_task": args.slurm_cpus,
+             "gpus_per_node": args.slurm_gpus, "array_parallelism": args.slurm_array_parallelism,
+             "additional_parameters": parse_sbatch_options(args.slurm_option) or None, "ddp": args.slurm_ddp}
+    return RunOptions.from_flags(runs_dir=args.runs_dir, storage=args.storage, executor=args.executor,
+                                 workers=args.workers, data_root=args.data_root, slurm=SlurmOptions(**slurm),
+                                 detach=getattr(args, "detach", False))
 
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
@@ -96,9 +84,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from robustbench_vit.compare import compare_command
 
     return compare_command(args.stem, study=args.study, preset=args.preset, size=args.size, name=args.name,
-                           options=args.options, runs_dir=args.runs_dir,
-                           storage=args.storage, executor=args.executor, workers=args.workers,
-                           data_root=args.data_root, slurm=slurm_options(args), out=args.out, formats=args.format)
+                           options=args.options, run=run_options(args), out=args.out, formats=args.format)
 
 
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
@@ -124,9 +110,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from robustbench_vit.analysis.report import build_report
     from robustbench_vit.study.files import study_name
 
-    formats = [f.strip() for f in args.format.split(",") if f.strip()]
     paths = build_report(study_name(args.name), runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out,
-                         formats=formats)
+                         formats=args.format)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     return 0

@@ -16,6 +16,7 @@ from robustbench_vit.models import ModelSpec, get_stem, model_complexity, valida
 from robustbench_vit.models.stems import absolute_ref
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
+from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.spec import StudySpec
 
 
@@ -62,21 +63,20 @@ def study_for(study: str, preset: str | None, size: str | None) -> tuple[StudySp
     return spec, size
 
 
-def run_contender(spec: StudySpec, new: Contender, **run_kw: Any) -> StudySummary:
+def run_contender(spec: StudySpec, new: Contender, run: RunOptions, *, progress: bool = True) -> StudySummary:
     """Run both baselines and the new stem on the study's points; stored baseline trials are reused."""
     models = [ModelSpec.from_name(n) for n in new.baselines] + [new.spec]
-    return run_study(spec, models=models, **run_kw)
+    return run_study(spec, run, models=models, progress=progress)
 
 
 def compare_stem(stem: str, *, study: str = "lr_wd_stability", preset: str | None = None, size: str | None = None,
-                 name: str | None = None, options: dict | None = None, **run_kw: Any) -> tuple[Contender, StudySummary]:
-    """Validate and FLOP-match `stem`, then run it on exactly the baselines' trial points (no report).
-
-    `run_kw` goes to `run_study`: runs_dir, storage, executor, workers, slurm, progress.
-    """
+                 name: str | None = None, options: dict | None = None, run: RunOptions = RunOptions(),
+                 progress: bool = True) -> tuple[Contender, StudySummary]:
+    """Validate and FLOP-match `stem` (with stem `options`), then run it on exactly the baselines' trial points
+    as `run` says (no report)."""
     spec, size = study_for(study, preset, size)
     new = contender(stem, size=size, name=name, options=options)
-    return new, run_contender(spec, new, **run_kw)
+    return new, run_contender(spec, new, run, progress=progress)
 
 
 def parse_options(text: str | None) -> dict:
@@ -106,28 +106,22 @@ def summary_table(new: Contender) -> Table:
 
 
 def compare_command(stem: str, *, study: str, preset: str | None, size: str | None, name: str | None,
-                    options: str | None, runs_dir: str, storage: str | None, executor: str, workers: int | None,
-                    data_root: str | None, slurm: dict, out: str | None, formats: str) -> int:
+                    options: str | None, run: RunOptions, out: str | None, formats: str) -> int:
     """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts."""
     from robustbench_vit.analysis.frame import load_results
     from robustbench_vit.analysis.metrics import comparisons, model_metrics
-    from robustbench_vit.analysis.report import FORMATS, build_report
+    from robustbench_vit.analysis.report import build_report, parse_formats
     from robustbench_vit.analysis.verdict import verdict
 
     spec, size = study_for(study, preset, size)
-    fmts = [f.strip() for f in formats.split(",") if f.strip()]
-    if not fmts or set(fmts) - set(FORMATS):  # checked before hours of trials, not after
-        raise UserError(f"--format {formats!r}: allowed formats are {', '.join(FORMATS)} (comma-separated)")
+    fmts = parse_formats(formats)  # checked before hours of trials, not after
     new = contender(stem, size=size, name=name, options=parse_options(options))
     console = Console(stderr=True)
     console.print(summary_table(new))
-    if data_root is not None:
-        spec = spec.model_copy(update={"data_root": data_root})
-    summary = run_contender(spec, new, runs_dir=runs_dir, storage=storage, executor=executor, workers=workers,
-                            slurm=slurm or None)
+    summary = run_contender(spec, new, run)
     console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: {summary.storage}")
-    paths = build_report(spec.name, runs_dir=runs_dir, storage=storage, out_dir=out, formats=fmts)
-    df = load_results(spec.name, runs_dir=runs_dir, storage=storage)
+    paths = build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=out, formats=fmts)
+    df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
     df = df[df["model"].isin([*new.baselines, new.spec.name])]
     mm, cmp = model_metrics(df), comparisons(df)
     for _, r in cmp[cmp["model"] == new.spec.name].iterrows():

@@ -9,6 +9,7 @@ import pytest
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.cli import main
 from robustbench_vit.compare import compare_stem, default_name
+from robustbench_vit.study.options import RunOptions
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "overlap_stem.py") + ":OverlapPatchStem"
 
@@ -85,7 +86,7 @@ def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsy
     assert "stem source of overlap_patch_stem_micro" in html and digest in html  # which file the trials trained
 
     # Again: nothing left to run for anyone.
-    _, summary = compare_stem(EXAMPLE, study=str(study), runs_dir=runs, progress=False)
+    _, summary = compare_stem(EXAMPLE, study=str(study), run=RunOptions(runs_dir=runs), progress=False)
     assert summary.ran == 0 and summary.done == 9
 
     # A stem that passes every check but cannot learn (its output ignores the image) trains to chance at every

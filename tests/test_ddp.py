@@ -118,22 +118,29 @@ design: {kind: grid, seeds: 1}
 """
 
 
+def slurm_parameters(spec, **flags):
+    """submitit's parameters for `spec` with the given --slurm-* settings merged over its `slurm:` block."""
+    from robustbench_vit.study.options import SlurmOptions
+
+    return SlurmOptions(**flags).over(spec.slurm).submitit_parameters(spec.threads)
+
+
 def test_ddp_is_on_from_the_slurm_block_and_in_the_paper_preset(tmp_path):
     """`ddp: true` asks submitit for one task per GPU (DDPWorker jobs); without it nothing changes."""
     from robustbench_vit.study.files import load_spec
-    from robustbench_vit.study.launch import is_ddp, slurm_parameters
+    from robustbench_vit.study.launch import is_ddp
 
     (tmp_path / "one.yaml").write_text(SPEC_YAML)
     spec = load_spec(str(tmp_path / "one.yaml"))
-    ddp = slurm_parameters(spec, {"gpus_per_node": 4, "ddp": True, "partition": "gpu"})
+    ddp = slurm_parameters(spec, gpus_per_node=4, ddp=True, partition="gpu")
     assert ddp["tasks_per_node"] == 4 and ddp["slurm_srun_args"] == ["--kill-on-bad-exit=1"]
     assert ddp["slurm_partition"] == "gpu" and "partition" not in ddp  # SLURM-only keys get submitit's prefix
-    assert slurm_parameters(spec, {"gpus_per_node": 4, "ddp": True, "tasks_per_node": 2})["tasks_per_node"] == 2
-    plain = slurm_parameters(spec, {"gpus_per_node": 4})
+    assert slurm_parameters(spec, gpus_per_node=4, ddp=True, tasks_per_node=2)["tasks_per_node"] == 2
+    plain = slurm_parameters(spec, gpus_per_node=4)
     assert not {"tasks_per_node", "ddp", "slurm_srun_args"} & set(plain) and not is_ddp(plain)
-    paper = slurm_parameters(load_spec("lr_wd_stability", preset="paper"), None)
+    paper = slurm_parameters(load_spec("lr_wd_stability", preset="paper"))
     assert is_ddp(paper) and paper["tasks_per_node"] == paper["gpus_per_node"] == 8 and "ddp" not in paper
-    assert not is_ddp(slurm_parameters(load_spec("lr_wd_stability", preset="paper"), {"ddp": False}))
+    assert not is_ddp(slurm_parameters(load_spec("lr_wd_stability", preset="paper"), ddp=False))
 
 
 @pytest.mark.slow

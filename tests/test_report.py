@@ -94,7 +94,7 @@ def test_one_model_one_trial_and_nothing_finished(tmp_path):
 def test_unknown_study_and_bad_format_write_nothing(url, tmp_path):
     with pytest.raises(UserError, match=r"unknown study 'nope'.*demo"):
         build_report("nope", storage=url, out_dir=tmp_path / "x")
-    with pytest.raises(UserError, match=r"unknown format 'docx' \(allowed: html, pdf\)"):
+    with pytest.raises(UserError, match=r"unknown format 'docx'; allowed formats are html, pdf"):
         build_report("demo", storage=url, out_dir=tmp_path / "y", formats=("html", "docx"))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 

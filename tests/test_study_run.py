@@ -22,6 +22,7 @@ from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
+from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.status import study_status
 from robustbench_vit.study.storage import FINISHED, resolve_storage
 
@@ -36,12 +37,12 @@ def trials(url: str, name: str, model: str) -> list[optuna.trial.FrozenTrial]:
 def test_inline_run_stores_the_contract_and_runs_nothing_twice(tmp_path, capsys):
     """A study run writes the storage contract; running it again runs 0 trials; status counts them."""
     spec, runs = small_spec(tmp_path, "inline"), tmp_path / "runs"
-    summary = run_study(spec, runs_dir=runs, progress=False)
+    summary = run_study(spec, RunOptions(runs_dir=runs), progress=False)
     url = resolve_storage(spec.name, runs)
     assert summary.storage == url == f"sqlite:///{(runs / spec.name / 'study.db').resolve()}"
     assert (summary.ran, summary.total, summary.done) == (4, 4, 4)
     first = assert_stored(url, spec, runs)
-    again = run_study(spec, runs_dir=runs, progress=False)
+    again = run_study(spec, RunOptions(runs_dir=runs), progress=False)
     assert again.ran == 0
     assert {m: [t.number for t in trials(url, spec.name, m)] for m in MODELS} == {
         m: [t.number for t in first[m]] for m in MODELS}
@@ -58,7 +59,7 @@ def test_tpe_and_spec_changes(tmp_path):
     path.write_text("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 256}\n"
                     "space:\n  lr: {low: 1.0e-4, high: 1.0e-1, log: true}\ndesign: {kind: tpe, points: 3, seed: 1}\n")
     runs = tmp_path / "runs"
-    summary = run_study(load_spec(str(path)), runs_dir=runs, progress=False)
+    summary = run_study(load_spec(str(path)), RunOptions(runs_dir=runs), progress=False)
     assert summary.done == 6
     url = resolve_storage("adaptive", runs)
     for m in MODELS:
@@ -66,15 +67,15 @@ def test_tpe_and_spec_changes(tmp_path):
         assert len(set(lrs)) == 3 and all(1e-4 <= v <= 1e-1 for v in lrs)
     path.write_text(path.read_text().replace("high: 1.0e-1", "high: 1.0"))
     with pytest.raises(UserError, match="was made from a different spec"):
-        run_study(load_spec(str(path)), runs_dir=runs, progress=False)
+        run_study(load_spec(str(path)), RunOptions(runs_dir=runs), progress=False)
 
 
 @pytest.mark.slow
 def test_local_workers_run_the_same_plan_as_inline(tmp_path):
     """--executor local --workers 2 yields the same (point, seed, params) trials as inline, paired across models."""
     spec = small_spec(tmp_path, "paired")
-    run_study(spec, runs_dir=tmp_path / "a", executor="inline", progress=False)
-    summary = run_study(spec, runs_dir=tmp_path / "b", executor="local", workers=2, progress=False)
+    run_study(spec, RunOptions(runs_dir=tmp_path / "a", executor="inline"), progress=False)
+    summary = run_study(spec, RunOptions(runs_dir=tmp_path / "b", executor="local", workers=2), progress=False)
     assert summary.done == 4
 
     def planned(runs: Path) -> dict:
@@ -193,7 +194,8 @@ def test_four_local_workers_complete_64_trials_on_sqlite(tmp_path):
     path, runs = tmp_path / "many.yaml", tmp_path / "runs"
     path.write_text("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 512, augment: false}\n"
                     "space:\n  lr: {low: 1.0e-4, high: 1.0e-1, log: true, num: 32}\n")
-    summary = run_study(load_spec(str(path)), runs_dir=runs, executor="local", workers=4, progress=False)
+    summary = run_study(load_spec(str(path)), RunOptions(runs_dir=runs, executor="local", workers=4),
+                        progress=False)
     assert (summary.total, summary.done, summary.ran) == (64, 64, 64)
     url = resolve_storage("many", runs)
     for m in MODELS:

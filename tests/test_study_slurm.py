@@ -15,6 +15,7 @@ from study_contract import assert_stored, small_spec
 from robustbench_vit.cli import main
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
+from robustbench_vit.study.options import RunOptions, SlurmOptions
 
 
 def job_states(name: str, timeout: float = 60) -> list[str]:
@@ -28,10 +29,10 @@ def job_states(name: str, timeout: float = 60) -> list[str]:
         time.sleep(0.5)
 
 
-def slurm_options(cluster: dict, folder, **extra) -> dict:
+def slurm_options(cluster: dict, folder, **extra) -> SlurmOptions:
     """Small jobs that fit the one-node test cluster, logs in `folder`."""
-    return {"partition": cluster["partition"], "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 10,
-            "array_parallelism": 2, "folder": str(folder), **extra}
+    return SlurmOptions(partition=cluster["partition"], cpus_per_task=1, mem_gb=1, timeout_min=10,
+                        array_parallelism=2, folder=str(folder), **extra)
 
 
 @pytest.mark.slow
@@ -46,8 +47,9 @@ def test_study_runs_through_slurm(slurm_cluster, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 SLURM job(s) queued or running for 4 unfinished trial(s)" in out and f"study status {spec.name}" in out
     assert "--executor slurm (and the same --slurm-* options)" in out  # a plain rerun would train on this node
-    summary = run_study(spec, runs_dir=runs, executor="slurm", slurm=slurm_options(slurm_cluster, runs / spec.name /
-                        "submitit"), progress=False)
+    options = RunOptions(runs_dir=runs, executor="slurm",
+                         slurm=slurm_options(slurm_cluster, runs / spec.name / "submitit"))
+    summary = run_study(spec, options, progress=False)
     assert summary.done == 4 and summary.storage.startswith("sqlite:///")
     assert_stored(summary.storage, spec, runs)
     states = job_states(f"rbv-{spec.name}")
@@ -100,8 +102,8 @@ def test_preempted_trial_resumes_from_its_checkpoint(slurm_cluster, tmp_path):
     path.write_text(PREEMPT_YAML)
     spec, runs = load_spec(str(path)), tmp_path / "runs"
     with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(run_study, spec, runs_dir=runs, executor="slurm",
-                             slurm=slurm_options(slurm_cluster, tmp_path / "jobs"), progress=False)
+        options = RunOptions(runs_dir=runs, executor="slurm", slurm=slurm_options(slurm_cluster, tmp_path / "jobs"))
+        future = pool.submit(run_study, spec, options, progress=False)
         ckpt = runs / spec.name / "trials" / "vit_c_micro" / "p0-s0" / "last.pt"
         wait_for(ckpt)
         before = torch.load(ckpt, weights_only=True)["history"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -132,14 +133,21 @@ def render_html(content: ReportContent) -> str:
     return env.get_template("report.html.j2").render(c=content, svgs=svgs, window=M.DELTA_WINDOW)
 
 
+def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
+    """Report formats from `--format html,pdf` (or a sequence); one UserError line for an unknown or empty one."""
+    given = formats.split(",") if isinstance(formats, str) else formats
+    out = tuple(f.strip() for f in given if f.strip())
+    bad = sorted(set(out) - set(FORMATS))
+    if bad or not out:
+        raise UserError(f"--format {','.join(out)!r}: unknown format {bad[0] if bad else '(none)'!r}; "
+                        f"allowed formats are {', '.join(FORMATS)} (comma-separated)")
+    return out
+
+
 def build_report(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None,
                  out_dir: str | Path | None = None, formats=("html",)) -> dict[str, Path]:
     """Write `report.html` / `report.pdf` for a study (default folder reports/<study>/); returns format → path."""
-    formats = tuple(formats)
-    bad = sorted(set(formats) - set(FORMATS))
-    if bad or not formats:
-        raise UserError(f"--format {','.join(formats)}: unknown format {bad[0] if bad else '(none)'!r} "
-                        f"(allowed: {', '.join(FORMATS)})")
+    formats = parse_formats(formats)
     content = collect(load_study_data(study, runs_dir=runs_dir, storage=storage))
     out = Path(out_dir) if out_dir is not None else Path("reports") / study
     out.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from robustbench_vit.errors import UserError
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
+from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.status import list_studies, study_status
 from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
 
@@ -21,37 +20,22 @@ def _location_flags(runs_dir: str, storage: str | None) -> str:
     return f" --storage '{mask_url(storage)}'" if storage else "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
 
 
-def parse_sbatch_options(items: list[str] | None) -> dict[str, str]:
-    """`KEY=VALUE` strings (extra sbatch options) as a dict."""
-    out = {}
-    for item in items or []:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UserError(f"--slurm-option {item!r}: expected KEY=VALUE (e.g. qos=high)")
-        out[key] = value
-    return out
-
-
-def run_command(name: str, preset: str | None, runs_dir: str, storage: str | None, executor: str,
-                workers: int | None, data_root: str | None = None, slurm: dict[str, Any] | None = None,
-                detach: bool = False) -> int:
+def run_command(name: str, preset: str | None, options: RunOptions) -> int:
     """`study run`: run what is left of a study, then say where the results are and what comes next."""
     spec = load_spec(name, preset)
-    if data_root is not None:
-        spec = spec.model_copy(update={"data_root": data_root})
-    flags = _location_flags(runs_dir, storage)
+    flags = _location_flags(str(options.runs_dir), options.storage)
     again = f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}{flags}"
     try:
-        summary = run_study(spec, runs_dir=runs_dir, storage=storage, executor=executor, workers=workers,
-                            slurm=slurm or None, progress=not detach, detach=detach)
+        summary = run_study(spec, options, progress=not options.detach)
     except KeyboardInterrupt:
         print(f"stopped; finished trials are stored. Resume with: {again}", file=sys.stderr)
         raise
-    if detach:
+    if options.detach:
         print(f"{spec.name}: {len(summary.jobs)} SLURM job(s) queued or running for {summary.total - summary.done} "
               f"unfinished trial(s){f' ({summary.jobs[0]} ...)' if summary.jobs else ''}")
         print(f"follow: robustbench-vit study status {spec.name}{flags}")
-        print(f"later: {again} --executor slurm{' (and the same --slurm-* options)' if slurm else ''}"
+        print(f"later: {again} --executor slurm"
+              f"{' (and the same --slurm-* options)' if options.slurm.given() else ''}"
               f"   (waits for these jobs, re-runs failed or lost trials)")
         return 0
     totals = {s: sum(c[s] for c in summary.counts.values()) for s in STATES}

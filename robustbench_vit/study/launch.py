@@ -17,17 +17,17 @@ from typing import Any
 import optuna
 import submitit
 
-from robustbench_vit.errors import UserError, choices
+from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.study.checks import check_slurm, preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.plan import plan, quiet_optuna
 from robustbench_vit.study.progress import StudyProgress
 from robustbench_vit.study.runner import work
-from robustbench_vit.study.spec import SLURM_ONLY, StudySpec, check_slurm_keys
+from robustbench_vit.study.options import RunOptions, SlurmOptions
+from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.storage import FINISHED, count_states, enqueue_missing, open_studies, resolve_storage
 
-EXECUTORS = ("auto", "inline", "local", "slurm")
 POLL_S = 1.0
 MAX_CRASHES = 3  # worker jobs that fail in a row, with no trial finishing in between, stop the study
 DETACHED_FILE = "detached_jobs.json"  # in the submitit folder: the SLURM jobs a detached run left running
@@ -89,7 +89,7 @@ def guard_preemption_handler() -> None:
 class Worker(submitit.helpers.Checkpointable):
     """A submitit job: run queued trials; on preemption or timeout submitit requeues it and it claims again."""
 
-    def __init__(self, url: str, name: str, models: list[str], runs_dir: str, threads: int | None,
+    def __init__(self, url: str, name: str, models: list[str], runs_dir: str, *, threads: int | None,
                  max_trials: int | None = None, gpu: int | None = None, launcher: int | None = None) -> None:
         """Everything the job needs; the trials themselves come from the storage.
 
@@ -116,17 +116,6 @@ class DDPWorker(Worker):
         return ddp_work(**self.args)
 
 
-def slurm_parameters(spec: StudySpec, slurm: dict[str, Any] | None) -> dict[str, Any]:
-    """submitit parameters from the YAML `slurm:` block updated by `slurm` (partition, timeout_min, ...)."""
-    cpus = spec.train.get("threads") or 4  # CPU presets train on one thread: ask SLURM for no more
-    merged = {"timeout_min": 240, "cpus_per_task": cpus, **spec.slurm, **(slurm or {})}
-    merged.pop("folder", None)
-    if merged.pop("ddp", False):  # one task (DDP rank) per GPU
-        merged.setdefault("tasks_per_node", merged.get("gpus_per_node", 1))
-        merged.setdefault("srun_args", ["--kill-on-bad-exit=1"])  # a crashed rank ends its peers at once
-    return {f"slurm_{k}" if k in SLURM_ONLY else k: v for k, v in merged.items()}
-
-
 def is_ddp(params: dict[str, Any]) -> bool:
     """True when submitit `params` ask for several tasks per job (then each trial is one DDP job)."""
     return int(params.get("tasks_per_node", 1)) * int(params.get("nodes", 1)) > 1
@@ -139,14 +128,44 @@ def error_line(text: str) -> str:
     return (errors or lines or ["(no message)"])[-1]
 
 
-def _executor(kind: str, folder: Path, spec: StudySpec, slurm: dict[str, Any] | None) -> submitit.Executor:
-    """A submitit executor: local processes (no time limit) or SLURM job arrays."""
-    ex = submitit.AutoExecutor(folder=folder, cluster="slurm" if kind == "slurm" else "local")
-    if kind == "slurm":
-        ex.update_parameters(name=f"rbv-{spec.name}", **slurm_parameters(spec, slurm))
-    else:
-        ex.update_parameters(timeout_min=7 * 24 * 60)
-    return ex
+@dataclass(frozen=True)
+class Launch:
+    """What one run_study call runs and where: the studies (one per model) in storage, the executor and its jobs."""
+
+    spec: StudySpec
+    studies: dict[str, optuna.Study]
+    url: str
+    runs_dir: str
+    kind: str  # inline, local or slurm
+    workers: int
+    slurm: SlurmOptions  # the study's `slurm:` block with the flags merged over it
+
+    @property
+    def models(self) -> list[str]:
+        """The model names, in run order."""
+        return list(self.studies)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """submitit's SLURM job parameters (empty for local executors)."""
+        return self.slurm.submitit_parameters(self.spec.threads) if self.kind == "slurm" else {}
+
+    def executor(self) -> submitit.Executor:
+        """A submitit executor: local processes (no time limit) or SLURM job arrays."""
+        folder = Path(self.slurm.folder) if self.slurm.folder else Path(self.runs_dir) / self.spec.name / "submitit"
+        ex = submitit.AutoExecutor(folder=folder, cluster="slurm" if self.kind == "slurm" else "local")
+        if self.kind == "slurm":
+            ex.update_parameters(name=f"rbv-{self.spec.name}", **self.params)
+        else:
+            ex.update_parameters(timeout_min=7 * 24 * 60)
+        return ex
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Fail stale trials (which re-queues them) and count slots by state, per model."""
+        with quiet_optuna():
+            for s in self.studies.values():
+                optuna.storages.fail_stale_trials(s)
+        return {m: count_states(s) for m, s in self.studies.items()}
 
 
 def _gpus() -> int:
@@ -163,11 +182,10 @@ def auto_workers(spec: StudySpec, executor: str = "auto") -> int:
     """
     if executor not in ("auto", "local"):
         return 1
-    gpus = _gpus() if spec.train.get("device", "auto") != "cpu" else 0
+    gpus = _gpus() if spec.device != "cpu" else 0
     if gpus:
         return gpus
-    threads = spec.train.get("threads")
-    return max(1, (os.cpu_count() or 1) // int(threads)) if threads else 1
+    return max(1, (os.cpu_count() or 1) // int(spec.threads)) if spec.threads else 1
 
 
 def pick_gpus(n: int, gpus: int, busy: list[int]) -> list[int | None]:
@@ -183,76 +201,49 @@ def pick_gpus(n: int, gpus: int, busy: list[int]) -> list[int | None]:
     return out
 
 
-def _counts(studies: dict[str, optuna.Study]) -> dict[str, dict[str, int]]:
-    """Fail stale trials (which re-queues them) and count slots by state, per model."""
-    with quiet_optuna():
-        for s in studies.values():
-            optuna.storages.fail_stale_trials(s)
-    return {m: count_states(s) for m, s in studies.items()}
-
-
-def run_study(spec: StudySpec, *, runs_dir: str | Path = "runs", storage: str | None = None, executor: str = "auto",
-              workers: int | None = 1, slurm: dict[str, Any] | None = None, models: list[ModelSpec] | None = None,
-              progress: bool = True, detach: bool = False) -> StudySummary:
+def run_study(spec: StudySpec, options: RunOptions = RunOptions(), *, models: list[ModelSpec] | None = None,
+              progress: bool = True) -> StudySummary:
     """Run every planned (model, point, seed) trial of `spec` that is not finished yet, and store the results.
 
     Args:
         spec: the study (see `load_spec`).
-        runs_dir: folder for the default SQLite storage, trial checkpoints and submitit logs.
-        storage: an SQLAlchemy URL overriding the SQLite file (e.g. PostgreSQL, shared by several machines).
-        executor: "inline" (this process), "local" (`workers` processes), "slurm" (job arrays, one trial per
-            array task), or "auto" (local when workers > 1, else inline).
-        workers: local worker processes; each gets its share of CPU threads, or one GPU where there are GPUs.
-            None: `auto_workers` (one per GPU, else as many as the study's pinned threads fit on the cores).
-        slurm: submitit/SLURM settings over the YAML `slurm:` block: partition, timeout_min, cpus_per_task,
-            gpus_per_node, array_parallelism, additional_parameters (extra sbatch options), folder (logs);
-            `ddp: true` makes each trial one job of gpus_per_node tasks (or `tasks_per_node`) training with DDP.
+        options: where results live and how trials run (`RunOptions`: runs_dir, storage, executor, workers,
+            data_root, slurm, detach). Local workers each get their share of CPU threads, or one GPU where there
+            are GPUs; SLURM runs one trial per array task (with `slurm.ddp`, each trial is one job of
+            gpus_per_node tasks training with DDP). `detach` submits one job per unfinished trial and returns
+            without waiting (the jobs' ids are in the summary); running the study again later waits for them.
         models: the models to run (default: the spec's); each gets the same points and seeds.
         progress: draw a progress bar on stderr.
-        detach: (slurm only) submit one job per unfinished trial and return without waiting; the jobs' ids are in
-            the summary. Running the study again later waits for them and re-runs failed or lost trials.
 
     Running again is safe: finished trials are kept, failed and interrupted ones are run again (from their
     checkpoints), trials running elsewhere are waited for (and re-run if their heartbeat stops).
     """
-    if executor not in EXECUTORS:
-        raise UserError(f"executor {executor!r} is not one of {choices(EXECUTORS)}")
-    workers = auto_workers(spec, executor) if workers is None else workers
-    if workers < 1:
-        raise UserError(f"workers must be >= 1, got {workers}")
-    try:
-        check_slurm_keys(slurm or {})
-    except ValueError as e:
-        raise UserError(str(e)) from None
-    kind = ("local" if workers > 1 else "inline") if executor == "auto" else executor
-    if detach and kind != "slurm":
-        raise UserError(f"--detach needs --executor slurm (local and inline trials run inside this process), "
-                        f"got executor {kind!r}")
-    models = models or spec.models
+    if options.data_root is not None:
+        spec = spec.model_copy(update={"data_root": options.data_root})
+    workers = auto_workers(spec, options.executor) if options.workers is None else options.workers
+    kind, slurm, models = options.kind(workers), options.slurm.over(spec.slurm), models or spec.models
     t0 = time.perf_counter()
     if kind == "slurm":
-        check_slurm(slurm_parameters(spec, slurm).get("slurm_partition"))
+        check_slurm(slurm.partition)
     preflight(spec, models)  # nothing is written or launched for a missing dataset or a broken stem
-    url = resolve_storage(spec.name, runs_dir, storage)
-    studies = open_studies(spec, url, models)
+    url = resolve_storage(spec.name, options.runs_dir, options.storage)
+    launch = Launch(spec, open_studies(spec, url, models), url, str(options.runs_dir), kind, workers, slurm)
     points, seeds = plan(spec), spec.design.seed_list
-    for study in studies.values():
+    for study in launch.studies.values():
         enqueue_missing(study, points, seeds)
-    names = [m.name for m in models]
-    folder = Path(runs_dir) / spec.name / "submitit" if not (slurm or {}).get("folder") else Path(slurm["folder"])
-    counts = _counts(studies)
+    counts = launch.counts()
     before = sum(c[s] for c in counts.values() for s in FINISHED)
-    bar = StudyProgress(spec.name, {m: len(points) * len(seeds) for m in names}, enabled=progress)
+    bar = StudyProgress(spec.name, {m: len(points) * len(seeds) for m in launch.models}, enabled=progress)
     jobs: list[str] = []  # left running (detach)
     with bar:
         bar.update(counts)
         if kind == "inline":
-            counts = _run_inline(studies, url, spec.name, names, str(runs_dir), bar)
+            counts = _run_inline(launch, bar)
         else:
-            counts, jobs = _run_jobs(kind, _executor(kind, folder, spec, slurm), studies, url, spec, names,
-                                     str(runs_dir), workers, slurm, bar, detach)
+            counts, jobs = _run_jobs(launch, bar, detach=options.detach)
     ran = sum(c[s] for c in counts.values() for s in FINISHED) - before
-    return StudySummary(spec.name, url, str(runs_dir), counts, ran, time.perf_counter() - t0, names, jobs)
+    return StudySummary(spec.name, url, str(options.runs_dir), counts, ran, time.perf_counter() - t0,
+                        launch.models, jobs)
 
 
 def _unfinished(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
@@ -260,15 +251,15 @@ def _unfinished(counts: dict[str, dict[str, int]]) -> tuple[int, int]:
     return sum(c["pending"] for c in counts.values()), sum(c["running"] for c in counts.values())
 
 
-def _run_inline(studies: dict[str, optuna.Study], url: str, name: str, models: list[str], runs_dir: str,
-                bar: StudyProgress) -> dict[str, dict[str, int]]:
+def _run_inline(launch: Launch, bar: StudyProgress) -> dict[str, dict[str, int]]:
     """Work in this process; then wait for trials other processes are running (re-running them if they die)."""
     while True:
-        counts = _counts(studies)
+        counts = launch.counts()
         bar.update(counts)
         pending, running = _unfinished(counts)
         if pending:
-            work(url, name, models, runs_dir, on_trial=lambda m, s: bar.update(_counts(studies)), on_epoch=bar.epoch)
+            work(launch.url, launch.spec.name, launch.models, launch.runs_dir,
+                 on_trial=lambda m, s: bar.update(launch.counts()), on_epoch=bar.epoch)
         elif running:
             time.sleep(POLL_S)
         else:
@@ -285,52 +276,67 @@ def left_jobs(folder: Path, params: dict[str, Any]) -> list[submitit.Job]:
     return [j for j in jobs if not j.done()]
 
 
-def _run_jobs(kind: str, ex: submitit.Executor, studies: dict[str, optuna.Study], url: str, spec: StudySpec,
-              models: list[str], runs_dir: str, workers: int, slurm: dict[str, Any] | None,
-              bar: StudyProgress, detach: bool = False) -> tuple[dict[str, dict[str, int]], list[str]]:
+class _Crashes:
+    """Worker jobs that failed in a row with no trial finishing in between; MAX_CRASHES of them stop the study."""
+
+    def __init__(self) -> None:
+        self.count, self.last_done = 0, -1
+
+    def check(self, ended: list[submitit.Job], done: int) -> None:
+        """Count the failed jobs among `ended`; a UserError with the last one's error after MAX_CRASHES."""
+        for j in ended:
+            if j.exception() is not None:
+                self.count, self.last_done = (self.count + 1 if done == self.last_done else 1), done
+                if self.count >= MAX_CRASHES:
+                    raise UserError(f"{MAX_CRASHES} worker jobs failed in a row; the last one: "
+                                    f"{error_line(str(j.exception()))} (logs: {j.paths.folder})")
+
+
+def _submit(launch: Launch, ex: submitit.Executor, want: int, alive: list[submitit.Job],
+            gpu_of: dict[str, int]) -> list[submitit.Job]:
+    """Submit `want` new worker jobs: local ones on the least used GPUs, SLURM ones as one job array."""
+    local = launch.kind == "local"
+    threads = max(1, (os.cpu_count() or 1) // launch.workers) if local else int(launch.params.get("cpus_per_task", 1))
+    job = DDPWorker if is_ddp(launch.params) else Worker
+    gpus = pick_gpus(want, _gpus() if local else 0, [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])
+    new = [job(launch.url, launch.spec.name, launch.models, launch.runs_dir, threads=threads,
+               max_trials=None if local else 1, gpu=gpu, launcher=os.getpid() if local else None) for gpu in gpus]
+    if local:
+        jobs = [ex.submit(w) for w in new]
+        gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs, new) if w.gpu is not None})
+        return jobs
+    try:
+        with ex.batch():
+            jobs = [ex.submit(w) for w in new]
+    except submitit.core.utils.FailedJobError as e:  # queued trials stay queued for the next run
+        raise UserError(f"SLURM refused the job submission: {error_line(str(e))}") from None
+    return jobs
+
+
+def _run_jobs(launch: Launch, bar: StudyProgress, *, detach: bool = False) -> tuple[dict[str, dict[str, int]],
+                                                                                      list[str]]:
     """Keep worker jobs going while trials are queued; Ctrl-C cancels them (their trials go back to the queue).
 
     Returns the final counts and, with `detach`, the ids of the jobs left running: then it submits once for the
     queued trials and returns at once. SLURM jobs an earlier detached run left (listed in the submitit folder)
     count as alive workers until they end, so trials waiting for them are not submitted twice.
     """
-    params = slurm_parameters(spec, slurm) if kind == "slurm" else {}
-    jobs: list[submitit.Job] = left_jobs(ex.folder, params) if kind == "slurm" else []
-    crashes, last_done = 0, -1
-    gpus = _gpus() if kind == "local" else 0
-    gpu_of: dict[str, int] = {}  # local job id -> its GPU
-    threads = max(1, (os.cpu_count() or 1) // workers) if kind == "local" else int(params.get("cpus_per_task", 1))
-    job = DDPWorker if is_ddp(params) else Worker
+    ex = launch.executor()
+    jobs: list[submitit.Job] = left_jobs(ex.folder, launch.params) if launch.kind == "slurm" else []
+    crashes, gpu_of = _Crashes(), {}  # gpu_of: local job id -> its GPU
     try:
         while True:
-            counts = _counts(studies)
+            counts = launch.counts()
             bar.update(counts)
             pending, running = _unfinished(counts)
-            done = sum(c[s] for c in counts.values() for s in FINISHED)
             if not pending and not running:
                 return counts, []
             alive = [j for j in jobs if not j.done()]
-            for j in jobs:
-                if j.done() and j not in alive and j.exception() is not None:
-                    crashes, last_done = (crashes + 1 if done == last_done else 1), done
-                    if crashes >= MAX_CRASHES:
-                        raise UserError(f"{MAX_CRASHES} worker jobs failed in a row; the last one: "
-                                        f"{error_line(str(j.exception()))} (logs: {j.paths.folder})")
+            crashes.check([j for j in jobs if j not in alive], sum(c[s] for c in counts.values() for s in FINISHED))
             jobs = alive
-            want = min(workers - len(alive), pending) if kind == "local" else pending - len(alive)
+            want = min(launch.workers - len(alive), pending) if launch.kind == "local" else pending - len(alive)
             if want > 0:
-                per_job, launcher = (None, os.getpid()) if kind == "local" else (1, None)
-                new = [job(url, spec.name, models, runs_dir, threads, per_job, gpu, launcher)
-                       for gpu in pick_gpus(want, gpus, [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])]
-                if kind == "slurm":
-                    try:
-                        with ex.batch():
-                            jobs += [ex.submit(w) for w in new]
-                    except submitit.core.utils.FailedJobError as e:  # queued trials stay queued for the next run
-                        raise UserError(f"SLURM refused the job submission: {error_line(str(e))}") from None
-                else:
-                    jobs += [ex.submit(w) for w in new]
-                    gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs[-len(new):], new) if w.gpu is not None})
+                jobs += _submit(launch, ex, want, alive, gpu_of)
             if detach:  # leave the jobs running
                 ids = [j.job_id for j in jobs]
                 ex.folder.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.stems import absolute_ref
+from robustbench_vit.study.options import SlurmOptions
 from robustbench_vit.train.config import TrialConfig
 
 DESIGNS = ("grid", "random", "quasirandom", "tpe")
@@ -40,21 +41,6 @@ def _only_settings(keys, what: str) -> None:
     bad = sorted(set(keys) - set(SETTINGS))
     if bad:
         raise ValueError(f"{what} {bad[0]!r}; allowed: {choices(SETTINGS)}")
-
-
-# submitit's cluster-independent job settings, then SLURM-only ones (passed to submitit as slurm_<key>), and ours
-SLURM_GENERIC = ("timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node", "tasks_per_node")
-SLURM_ONLY = ("partition", "account", "qos", "constraint", "exclude", "nodelist", "gres", "mem_per_gpu",
-              "mem_per_cpu", "cpus_per_gpu", "comment", "signal_delay_s", "array_parallelism", "exclusive",
-              "additional_parameters", "srun_args", "setup", "wckey", "mail_type", "mail_user")
-SLURM_KEYS = SLURM_GENERIC + SLURM_ONLY + ("ddp", "folder")
-
-
-def check_slurm_keys(keys) -> None:
-    """ValueError naming the first key that is not a SLURM job setting (a typo must not surface after queueing)."""
-    bad = sorted(set(keys) - set(SLURM_KEYS))
-    if bad:
-        raise ValueError(f"unknown SLURM setting {bad[0]!r}; allowed: {choices(SLURM_KEYS)}")
 
 
 class Dim(BaseModel):
@@ -140,7 +126,7 @@ class StudySpec(BaseModel):
     train: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Dim]
     design: Design = Field(default_factory=Design)
-    slurm: dict[str, Any] = Field(default_factory=dict)
+    slurm: SlurmOptions = SlurmOptions()
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     preset: str | None = None
     _source: str = PrivateAttr(default="")
@@ -158,13 +144,6 @@ class StudySpec(BaseModel):
     def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
         """Only TrialConfig settings can be fixed."""
         _only_settings(v, "unknown training setting")
-        return v
-
-    @field_validator("slurm")
-    @classmethod
-    def _slurm(cls, v: dict[str, Any]) -> dict[str, Any]:
-        """Only job settings submitit passes to SLURM."""
-        check_slurm_keys(v)
         return v
 
     @field_validator("space")
@@ -222,6 +201,16 @@ class StudySpec(BaseModel):
     def source(self) -> str:
         """The file this spec came from (for error messages)."""
         return self._source or self.name
+
+    @property
+    def threads(self) -> int | None:
+        """The CPU threads each trial is pinned to (`train: {threads: N}`), else None."""
+        return self.train.get("threads")
+
+    @property
+    def device(self) -> str:
+        """The device the study's trials ask for (`train: {device: ...}`, default auto)."""
+        return self.train.get("device", "auto")
 
     def fingerprint(self) -> dict[str, Any]:
         """What decides the trials (not models, data location, description, presets or SLURM settings)."""

@@ -1,0 +1,27 @@
+"""What the `models` command prints (the CLI parses, this renders)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from robustbench_vit.models import model_table
+
+
+def models_command(as_json: bool = False) -> int:
+    """`models`: the built-in models with depth, params, GMACs and FLOPs relative to patchify (or JSON)."""
+    rows = model_table()
+    if as_json:
+        keys = ("name", "stem", "depth", "params", "gmacs", "img_size")
+        print(json.dumps([{k: r[k] for k in keys} for r in rows], indent=2))
+        return 0
+    t = Table(title="robustbench-vit models")
+    for col in ("name", "stem", "depth", "params (M)", "GMACs", "FLOPs / patchify", "img"):
+        t.add_column(col, justify="left" if col in ("name", "stem") else "right")
+    for r in rows:
+        t.add_row(r["name"], r["stem"], str(r["depth"]), f"{r['params'] / 1e6:.2f}", f"{r['gmacs']:.4g}",
+                  f"{r['flop_ratio']:.3f}", str(r["img_size"]))
+    Console().print(t)
+    return 0
