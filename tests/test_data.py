@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from data_fixtures import write_cifar, write_image_folder
+from tests.data_fixtures import write_cifar, write_image_folder
 
 from robustbench_vit.data import TensorLoader, load_dataset
 from robustbench_vit.data.loader import random_crop, random_flip

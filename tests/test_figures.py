@@ -5,7 +5,7 @@ import pytest
 import seaborn as sns
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
-from study_fixtures import write_study
+from tests.study_fixtures import write_study
 
 from robustbench_vit.analysis import figures as F
 from robustbench_vit.analysis.frame import load_results

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from study_fixtures import write_study
+from tests.study_fixtures import write_study
 
 from robustbench_vit.analysis.frame import curves, export_results, load_results, load_study_data, mask_url
 from robustbench_vit.errors import UserError

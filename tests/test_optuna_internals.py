@@ -93,14 +93,19 @@ def test_open_trial_is_the_claimed_trial(tmp_path):
     assert storage_of(study).get_trial(tid).params == {"x": x}, f"{name}: suggested params not stored on the trial"
 
 
+def wait_while_running(study: optuna.Study, tid: int, timeout: float = 15) -> None:
+    """Fail stale trials every half second until trial `tid` is no longer RUNNING (or `timeout` passes)."""
+    deadline = time.monotonic() + timeout
+    while state(study, tid) == TrialState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.5)
+        optuna.storages.fail_stale_trials(study)
+
+
 def test_record_heartbeat_makes_a_silent_claimed_trial_go_stale(tmp_path):
     study = study_with_queue(tmp_path, 2, grace=1)
     beaten, silent = pop_waiting_trial(study), pop_waiting_trial(study)
     record_heartbeat(storage_of(study), beaten)
-    deadline = time.monotonic() + 15
-    while state(study, beaten) == TrialState.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.5)
-        optuna.storages.fail_stale_trials(study)
+    wait_while_running(study, beaten)
     assert state(study, beaten) == TrialState.FAIL, \
         "optuna internal BaseHeartbeat.record_heartbeat changed: its trial never went stale"
     assert state(study, silent) == TrialState.RUNNING, \
@@ -115,8 +120,5 @@ def test_heartbeat_keeps_a_trial_alive_and_stops_at_the_end_of_the_block(tmp_pat
         time.sleep(4)  # twice the grace period
         optuna.storages.fail_stale_trials(study)
         assert state(study, tid) == TrialState.RUNNING, f"{name}: no heartbeats while the block runs"
-    deadline = time.monotonic() + 15
-    while state(study, tid) == TrialState.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.5)
-        optuna.storages.fail_stale_trials(study)
+    wait_while_running(study, tid)
     assert state(study, tid) == TrialState.FAIL, f"{name}: heartbeats went on after the block (or none was recorded)"

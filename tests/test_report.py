@@ -6,7 +6,7 @@ import textwrap
 import pandas as pd
 import pytest
 from pypdf import PdfReader
-from study_fixtures import write_study
+from tests.study_fixtures import write_study
 
 from robustbench_vit.analysis.report import build_report
 from robustbench_vit.cli import main

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import websocket
-from study_fixtures import write_study
+from tests.study_fixtures import write_study
 
 from robustbench_vit.analysis.report import build_report
 

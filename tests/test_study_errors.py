@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from study_contract import MODELS, small_spec
+from tests.study_contract import MODELS, small_spec
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.study import runner

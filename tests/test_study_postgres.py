@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from study_contract import MODELS, assert_stored, small_spec
+from tests.study_contract import MODELS, assert_stored, small_spec
 
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions

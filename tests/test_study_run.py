@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from study_contract import MODELS, assert_stored, small_spec
+from tests.study_contract import MODELS, assert_stored, small_spec
 
 from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import optuna
 import pytest
 import torch
-from study_contract import assert_stored, small_spec
+from tests.study_contract import assert_stored, small_spec
 
 from robustbench_vit.cli import main
 from robustbench_vit.study.files import load_spec

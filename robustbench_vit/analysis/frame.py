@@ -132,7 +132,7 @@ def _depth(model: dict[str, Any]) -> int | None:
         return None
 
 
-def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.FrozenTrial, url: str) -> dict:
+def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.FrozenTrial, *, url: str) -> dict:
     """One trial as a flat record: error at the cap where it did not train, NaN where there is no result."""
     a = t.user_attrs
     config = a.get("config") or {}
@@ -196,7 +196,7 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
         depth = models[model["name"]]["depth"]
         trials = s.get_trials(deepcopy=False)
         searched |= {k for t in trials for k in t.params}
-        rows += [_row(study, model, depth, t, url) | {"attempts": n} for t, n in _effective(trials)]
+        rows += [_row(study, model, depth, t, url=url) | {"attempts": n} for t, n in _effective(trials)]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=["study", "model", "status", "error", "history"])

@@ -184,7 +184,7 @@ def two_sample_test(a, b, stats: Statistic | Sequence[Statistic], **kw) -> TestR
     return permutation_test(a, b, stats, paired=False, **kw)
 
 
-def _resample(a: np.ndarray, b: np.ndarray, size: tuple[int, int], count: int, paired: bool,
+def _resample(a: np.ndarray, b: np.ndarray, size: tuple[int, int], *, count: int, paired: bool,
               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """`count` bootstrap samples of (a, b): pairs drawn together (paired) or each sample on its own."""
     ia = rng.integers(0, len(a), (count, size[0]))
@@ -196,7 +196,8 @@ def bootstrap_interval(a, b, fn: Statistic, *, paired: bool, resamples: int = BO
                        seed: int = 0) -> tuple[float, float]:
     """Percentile (1 − α) bootstrap interval of fn(a, b): settings resampled in pairs, or each sample alone."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    ra, rb = _resample(a, b, (len(a), len(b)), resamples, paired, np.random.default_rng(seed))
+    ra, rb = _resample(a, b, (len(a), len(b)), count=resamples, paired=paired,
+                       rng=np.random.default_rng(seed))
     lo, hi = np.quantile(fn(ra, rb), [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 
@@ -220,7 +221,7 @@ def power(a, b, stats: Statistic | Sequence[Statistic], *, paired: bool, n: int,
     chunk = max(1, 2_000_000 // max(1, permutations * n))  # simulations per vectorised step (memory bound)
     for start in range(0, sims, chunk):
         k = min(chunk, sims - start)
-        sa, sb = _resample(a, b, (n, n), k, paired, rng)  # (k, n)
+        sa, sb = _resample(a, b, (n, n), count=k, paired=paired, rng=rng)  # (k, n)
         if paired:
             swap = rng.random((k, permutations, n)) < 0.5
             pa, pb = np.where(swap, sb[:, None], sa[:, None]), np.where(swap, sa[:, None], sb[:, None])

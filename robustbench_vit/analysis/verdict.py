@@ -80,6 +80,33 @@ def _power(r: pd.Series) -> str:
             f"study is small); {need}.")
 
 
+def _not_comparable(r: pd.Series, x: pd.DataFrame, lost: list[str], failed: list[str]) -> Verdict:
+    """The verdict when a model (`lost`) did not learn: no robustness to compare, only absolute error."""
+    m, b = r["model"], r["baseline"]
+    why = "; ".join(_did_not_learn(who, x.loc[who]) for who in lost)
+    ok = [who for who in (m, b) if who not in lost]
+    tail = f"so it is not comparable with {ok[0]} on robustness" if ok else "so neither has a robustness to compare"
+    chance = chance_error(x.loc[lost[0]].get("num_classes")) if "num_classes" in x else None
+    note = f"Chance error here is {chance:.0f}%; " if chance and chance < 100 else ""
+    absolute = _absolute(r)
+    return Verdict(m, b, "not comparable", f"{why}, {tail}.", (f"{absolute[0].upper()}{absolute[1:]}.",), (
+        f"{note}a model that never leaves chance has every Δerror ≈ 0 and would look perfectly robust, so it "
+        f"gets no rank.", *failed))
+
+
+def _adaptive(r: pd.Series, x: pd.DataFrame, failed: list[str]) -> Verdict:
+    """The verdict of a TPE study: best errors and how fast each search got there, no robustness test."""
+    m, b = r["model"], r["baseline"]
+    first, second = (m, b) if r["best_model"] <= r["best_baseline"] else (b, m)
+    steps = {who: x.loc[who].get("trials_to_best") for who in (m, b)}
+    return Verdict(m, b, "adaptive", f"Adaptive (TPE) search: no robustness verdict; best error {first} "
+                   f"{x.loc[first, 'best']:.2f}% vs {second} {x.loc[second, 'best']:.2f}%.", evidence=(
+                       f"Each search came within 1 point of its best after {steps[m]:.0f} ({m}) and "
+                       f"{steps[b]:.0f} ({b}) trials.",), caveats=(
+                       "TPE samples where each model does well, so its trials are not a random sample of the "
+                       "space: no error EDF, no robustness test and no random-budget curve apply.", *failed))
+
+
 def verdict(r: pd.Series, mm: pd.DataFrame) -> Verdict:
     """The verdict of one comparison row (metrics.comparisons) given the per-model metrics."""
     m, b = r["model"], r["baseline"]
@@ -94,25 +121,9 @@ def verdict(r: pd.Series, mm: pd.DataFrame) -> Verdict:
                        caveats=tuple(failed))
     lost = [who for who, k in ((m, "learned_model"), (b, "learned_baseline")) if not r[k]]
     if lost:
-        why = "; ".join(_did_not_learn(who, x.loc[who]) for who in lost)
-        ok = [who for who in (m, b) if who not in lost]
-        tail = (f"so it is not comparable with {ok[0]} on robustness" if ok
-                else "so neither has a robustness to compare")
-        chance = chance_error(x.loc[lost[0]].get("num_classes")) if "num_classes" in x else None
-        note = f"Chance error here is {chance:.0f}%; " if chance and chance < 100 else ""
-        absolute = _absolute(r)
-        return Verdict(m, b, "not comparable", f"{why}, {tail}.", (f"{absolute[0].upper()}{absolute[1:]}.",), (
-            f"{note}a model that never leaves chance has every Δerror ≈ 0 and would look perfectly robust, so it "
-            f"gets no rank.", *failed))
+        return _not_comparable(r, x, lost, failed)
     if r["design"] == "adaptive":
-        first, second = (m, b) if r["best_model"] <= r["best_baseline"] else (b, m)
-        steps = {who: x.loc[who].get("trials_to_best") for who in (m, b)}
-        return Verdict(m, b, "adaptive", f"Adaptive (TPE) search: no robustness verdict; best error {first} "
-                       f"{x.loc[first, 'best']:.2f}% vs {second} {x.loc[second, 'best']:.2f}%.", evidence=(
-                           f"Each search came within 1 point of its best after {steps[m]:.0f} ({m}) and "
-                           f"{steps[b]:.0f} ({b}) trials.",), caveats=(
-                           "TPE samples where each model does well, so its trials are not a random sample of the "
-                           "space: no error EDF, no robustness test and no random-budget curve apply.", *failed))
+        return _adaptive(r, x, failed)
     if "p" not in r or pd.isna(r.get("p")):
         return Verdict(m, b, "unavailable", f"No robustness comparison: it needs at least 2 results per model "
                        f"(have {r['n_model']} and {r['n_baseline']}); {_absolute(r)}.", caveats=tuple(failed))

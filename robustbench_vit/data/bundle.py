@@ -39,7 +39,7 @@ class DataBundle:
         """Number of validation images."""
         return len(self.val_x) if self.val_x is not None else len(self.val_set)
 
-    def train_loader(self, batch_size: int, seed: int = 0, augment: bool = True, workers: int | None = None,
+    def train_loader(self, batch_size: int, seed: int = 0, augment: bool = True, *, workers: int | None = None,
                      rank: int = 0, world: int = 1):
         """Shuffled, augmented training batches (full batches only, when there are more images than one batch).
 

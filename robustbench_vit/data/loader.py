@@ -27,7 +27,7 @@ def rank_slice(idx: Tensor, rank: int, world: int, full_batch: int | None = None
 class ShardedBatches(torch.utils.data.Sampler):
     """DDP batch sampler: global batches of one permutation shared by all ranks, each cut to this rank's slice."""
 
-    def __init__(self, n: int, batch_size: int, shuffle: bool, drop_last: bool, rank: int, world: int):
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool, drop_last: bool, rank: int, world: int):
         """Batch `n` indices; `generator` is reseeded per epoch by the owner."""
         self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last and n > batch_size
         self.rank, self.world, self.generator = rank, world, torch.Generator()
@@ -67,7 +67,7 @@ def random_flip(x: Tensor, g: torch.Generator) -> Tensor:
 class TensorLoader:
     """Batches of in-memory tensors (on any device): seeded per-epoch shuffling, then crop / flip on tensors."""
 
-    def __init__(self, x: Tensor, y: Tensor, batch_size: int, shuffle: bool = False, seed: int = 0,
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                  pad: int = 0, flip: bool = False, drop_last: bool = False, rank: int = 0, world: int = 1):
         """Hold the tensors and the batching / augmentation settings.
 
@@ -113,11 +113,12 @@ class TensorLoader:
 class FolderLoader:
     """A torch DataLoader whose shuffling (and worker seeds) are reseeded from (seed, epoch)."""
 
-    def __init__(self, dataset, batch_size: int, shuffle: bool = False, seed: int = 0, workers: int = 0,
+    def __init__(self, dataset, batch_size: int, *, shuffle: bool = False, seed: int = 0, workers: int = 0,
                  drop_last: bool = False, pin_memory: bool = False, rank: int = 0, world: int = 1):
         """Wrap `dataset` in a DataLoader driven by a private generator (world > 1: a ShardedBatches sampler)."""
         self.seed, self.epoch, self.generator, self.rank = seed, 0, torch.Generator(), rank
-        self.sampler = ShardedBatches(len(dataset), batch_size, shuffle, drop_last, rank, world) if world > 1 else None
+        self.sampler = ShardedBatches(len(dataset), batch_size, shuffle=shuffle, drop_last=drop_last,
+                                      rank=rank, world=world) if world > 1 else None
         batching = {"batch_sampler": self.sampler} if self.sampler else {
             "batch_size": batch_size, "shuffle": shuffle, "drop_last": drop_last and len(dataset) > batch_size}
         self.loader = torch.utils.data.DataLoader(dataset, num_workers=workers, generator=self.generator,

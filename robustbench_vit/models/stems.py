@@ -54,7 +54,7 @@ class PatchifyStem(nn.Module):
 class ConvStem(nn.Module):
     """The paper's conv stem: 3×3 convs (no bias) + BN + ReLU at the given strides, then a 1×1 conv to D."""
 
-    def __init__(self, in_chans: int, embed_dim: int, patch_size: int, widths=(), strides=()):
+    def __init__(self, in_chans: int, embed_dim: int, patch_size: int, *, widths=(), strides=()):
         """3×3 convs of the given widths and strides (which must multiply to patch_size), then 1×1 to embed_dim."""
         super().__init__()
         if not widths or len(widths) != len(strides):

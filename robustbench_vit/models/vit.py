@@ -17,7 +17,7 @@ from robustbench_vit.models.stems import get_stem
 class StemEmbed(nn.Module):
     """Adapter from the stem contract (B×D×h×w map) to timm's patch-embed interface (B×N×D tokens)."""
 
-    def __init__(self, stem_cls, stem_options, img_size, patch_size, in_chans, embed_dim, **_timm_kwargs):
+    def __init__(self, stem_cls, stem_options, *, img_size, patch_size, in_chans, embed_dim, **_timm_kwargs):
         """Build the stem; timm's other patch-embed arguments (bias, dynamic padding) do not apply to stems."""
         super().__init__()
         self.img_size = (img_size, img_size)

@@ -8,7 +8,7 @@ from pathlib import Path
 from robustbench_vit.study.runner import TrialFn, default_trial_fn, work
 
 
-def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", threads: int | None = None,
+def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", *, threads: int | None = None,
              max_trials: int | None = None, trial_fn: TrialFn | None = None) -> int:
     """`work` as one torch.distributed job (env:// variables set): returns the trials this rank trained.
 
@@ -26,7 +26,7 @@ def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "run
             return fn(config, folder, on_epoch)
 
         try:
-            return work(url, name, models, runs_dir, threads, max_trials, trial_fn=shared)
+            return work(url, name, models, runs_dir, threads=threads, max_trials=max_trials, trial_fn=shared)
         finally:  # also when rank 0 fails: the other ranks must not wait for a trial forever
             broadcast_object(None)
     if threads:

@@ -292,7 +292,7 @@ class _Crashes:
                                     f"{error_line(str(j.exception()))} (logs: {j.paths.folder})")
 
 
-def _submit(launch: Launch, ex: submitit.Executor, want: int, alive: list[submitit.Job],
+def _submit(launch: Launch, ex: submitit.Executor, want: int, *, alive: list[submitit.Job],
             gpu_of: dict[str, int]) -> list[submitit.Job]:
     """Submit `want` new worker jobs: local ones on the least used GPUs, SLURM ones as one job array."""
     local = launch.kind == "local"
@@ -336,7 +336,7 @@ def _run_jobs(launch: Launch, bar: StudyProgress, *, detach: bool = False) -> tu
             jobs = alive
             want = min(launch.workers - len(alive), pending) if launch.kind == "local" else pending - len(alive)
             if want > 0:
-                jobs += _submit(launch, ex, want, alive, gpu_of)
+                jobs += _submit(launch, ex, want, alive=alive, gpu_of=gpu_of)
             if detach:  # leave the jobs running
                 ids = [j.job_id for j in jobs]
                 ex.folder.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,7 @@ def suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
     return trial.suggest_categorical(name, dist.choices)
 
 
-def sample_points(space: dict[str, BaseDistribution], kind: str, n: int, seed: int,
+def sample_points(space: dict[str, BaseDistribution], kind: str, n: int, *, seed: int,
                   grid: dict[str, list[Any]] | None = None) -> list[dict[str, Any]]:
     """Draw `n` points (all of `grid` for grids) in a throw-away in-memory Optuna study seeded with `seed`."""
     with quiet_optuna():
@@ -129,7 +129,7 @@ def plan(spec: StudySpec) -> list[Point]:
         dims = {k: dim for k, dim in spec.space.items() if k != d.stratify}
         space = {k: distribution(dim, None if stratum is None else str(stratum)) for k, dim in dims.items()}
         grid = {k: grid_values(dims[k], dist) for k, dist in space.items()} if d.kind == "grid" else None
-        drawn = sample_points(space, d.kind, d.points or 0, d.seed, grid)
+        drawn = sample_points(space, d.kind, d.points or 0, seed=d.seed, grid=grid)
         if stratum is not None:
             space = {d.stratify: distribution(spec.space[d.stratify]), **space}
             drawn = [{d.stratify: stratum, **p} for p in drawn]

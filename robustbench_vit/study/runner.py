@@ -60,7 +60,7 @@ def release(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
         pass
 
 
-def claim(study: optuna.Study, spec: StudySpec, name: str, model: str, url: str, runs_dir: str) -> TrialRun | None:
+def claim(study: optuna.Study, spec: StudySpec, *, name: str, model: str, url: str, runs_dir: str) -> TrialRun | None:
     """Claim the next queued trial of `model` (Optuna's atomic claim, as in Study.ask) and heartbeat it at once.
 
     The heartbeat right after the claim makes a worker that dies before training starts leave a stale trial
@@ -73,13 +73,13 @@ def claim(study: optuna.Study, spec: StudySpec, name: str, model: str, url: str,
     try:
         record_heartbeat(storage, tid)
         number = storage.get_trial(tid).number
-        return TrialRun(open_for_trial(spec, name, model, url, number), tid, runs_dir)
+        return TrialRun(open_for_trial(spec, name=name, model=model, url=url, number=number), tid, runs_dir)
     except BaseException:
         release(storage, tid)
         raise
 
 
-def open_for_trial(spec: StudySpec, name: str, model: str, url: str, number: int) -> optuna.Study:
+def open_for_trial(spec: StudySpec, *, name: str, model: str, url: str, number: int) -> optuna.Study:
     """The model study, with a TPE sampler (seeded per trial, constant liar) for adaptive designs."""
     sampler = None
     if spec.design.kind == "tpe":
@@ -120,7 +120,8 @@ class TrialRun:
                 storage.set_trial_state_values(self.trial_id, TrialState.FAIL)
                 return "duplicate"
             point, seed = slot(frozen)
-            folder = trial_dir(self.runs_dir, spec.name, self.study.user_attrs["model"]["name"], point, seed)
+            folder = trial_dir(self.runs_dir, spec.name, self.study.user_attrs["model"]["name"], point=point,
+                               seed=seed)
             try:
                 config = self.config(spec, threads)
             except ValidationError as e:  # a tpe sample the trainer cannot take: a failed trial
@@ -165,7 +166,7 @@ def alive(pid: int) -> bool:
         return True
 
 
-def work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", threads: int | None = None,
+def work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", *, threads: int | None = None,
          max_trials: int | None = None, trial_fn: TrialFn | None = None,
          on_trial: Callable[[str, str], None] | None = None,
          on_epoch: Callable[[str, EpochRecord], None] | None = None, launcher: int | None = None) -> int:
@@ -183,7 +184,8 @@ def work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", 
     while (max_trials is None or done < max_trials) and (launcher is None or alive(launcher)):
         picked = None
         for model in models[done % len(models):] + models[:done % len(models)]:
-            claimed = claim(load_study(name, model, url), spec, name, model, url, str(runs_dir))
+            claimed = claim(load_study(name, model, url), spec, name=name, model=model, url=url,
+                            runs_dir=str(runs_dir))
             if claimed is not None:
                 picked = model, claimed
                 break

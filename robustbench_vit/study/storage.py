@@ -64,7 +64,7 @@ def study_name(study: str, model: str) -> str:
     return f"{study}/{model}"
 
 
-def trial_dir(runs_dir: str | Path, study: str, model: str, point: int, seed: int) -> Path:
+def trial_dir(runs_dir: str | Path, study: str, model: str, *, point: int, seed: int) -> Path:
     """Checkpoint folder of one (model, point, seed): shared by every attempt, so retries resume."""
     return Path(runs_dir) / study / "trials" / model / f"p{point}-s{seed}"
 

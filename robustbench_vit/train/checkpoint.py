@@ -1,9 +1,16 @@
-"""Trial checkpoints: one `last.pt` per trial folder, written atomically, with every RNG state."""
+"""Trial checkpoints: `last.pt` per trial folder (and `prev.pt`, the one before), written atomically.
+
+A writer saves to a temporary file of its own (two workers on one trial never share one), then renames it over
+`last.pt` after moving the old `last.pt` to `prev.pt`; a reader that cannot load `last.pt` falls back to
+`prev.pt`. No RNG state is stored: every epoch reseeds from (seed, epoch), see `train.loop`.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +19,11 @@ import torch
 from robustbench_vit.errors import UserError
 from robustbench_vit.train.config import TrialConfig
 
-# fields that may change between a run and its resumption without changing the result's meaning
+# fields that may change between a run and its resumption without changing the result's meaning; of these, the
+# ones that change the arithmetic (device type, bf16 autocast, torch.compile) are checked by `runtime_key`
 RUNTIME_FIELDS = {"device", "threads", "compile", "amp", "extra"}
+PREVIOUS = "prev.pt"
+log = logging.getLogger(__name__)
 
 
 def seed_all(seed: int) -> None:
@@ -23,45 +33,61 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
-    """Every global RNG state, as tensors and plain values (loadable with weights_only=True)."""
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": random.getstate(),
-            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what rng_state() captured."""
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def config_key(config: TrialConfig) -> dict:
     """The config fields a checkpoint must agree on to be resumed."""
     return config.model_dump(mode="json", exclude=RUNTIME_FIELDS)
 
 
+def runtime_key(config: TrialConfig, device: torch.device) -> dict:
+    """How the arithmetic runs: device type, and bf16 autocast and torch.compile as they apply (CUDA only)."""
+    cuda = device.type == "cuda"
+    return {"device": device.type, "amp": bool(config.amp and cuda), "compile": bool(config.compile and cuda)}
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Write `state` to `path` atomically (a temporary file, then os.replace)."""
+    """Write `state` to `path` atomically through a temporary file of this writer's own; keep the old as prev.pt."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        torch.save(state, tmp)
+        if path.exists():
+            os.replace(path, path.with_name(PREVIOUS))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: Path | None, config: TrialConfig) -> dict | None:
-    """The checkpoint at `path` if there is one (UserError when it belongs to a different config)."""
-    if path is None or not path.is_file():
+def _load(path: Path) -> dict | None:
+    """The checkpoint at `path`, or None when it is missing or cannot be read (torn, truncated, not ours)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 — any unreadable file: fall back to the previous one
+        log.warning("%s cannot be loaded (%s: %s); falling back to %s", path, type(e).__name__, e, PREVIOUS)
+        return None
+    return state if isinstance(state, dict) and "config" in state else None
+
+
+def load_checkpoint(path: Path | None, config: TrialConfig, runtime: dict | None = None) -> dict | None:
+    """The newest loadable checkpoint of the trial folder (`last.pt`, else `prev.pt`), or None.
+
+    UserError when it belongs to a different config, or was trained with other arithmetic (`runtime`: device
+    type, amp, compile): resuming would mix two kinds of run in one result.
+    """
+    if path is None:
+        return None
+    state = _load(path) or _load(path.with_name(PREVIOUS))
+    if state is None:
+        return None
     if state.get("config") != config_key(config):
         diff = sorted(k for k, v in config_key(config).items() if state.get("config", {}).get(k) != v)
         raise UserError(f"{path}: checkpoint of a different trial config (fields differ: {', '.join(diff)}); "
                         f"use another trial folder or delete it")
+    was = state.get("runtime")
+    if runtime is not None and was is not None and was != runtime:
+        fmt = ", ".join
+        raise UserError(f"{path}: checkpoint trained with {fmt(f'{k}={v}' for k, v in was.items())}, this run has "
+                        f"{fmt(f'{k}={v}' for k, v in runtime.items())}; resume with the same device, amp and "
+                        f"compile, or use another trial folder")
     return state

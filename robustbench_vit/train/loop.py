@@ -1,10 +1,16 @@
-"""One trial: build, train with per-epoch checkpoints, detect divergence, return a TrialResult."""
+"""One trial: build, train with per-epoch checkpoints, detect divergence, return a TrialResult.
+
+Read `run_trial` then `train` top to bottom: set up, restore, and per epoch train / check for divergence /
+evaluate / checkpoint. Every epoch starts from seeds derived from (seed, epoch) — the global RNGs and the data
+order alike — so a trial resumed from its checkpoint repeats an uninterrupted run bit for bit on CPU.
+"""
 
 from __future__ import annotations
 
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,13 +20,71 @@ from timm.utils import ModelEmaV3
 from robustbench_vit.data import DataBundle, check_dataset, epoch_seed, load_dataset
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import build_model, model_complexity, size_info
-from robustbench_vit.train.checkpoint import (config_key, load_checkpoint, rng_state, save_checkpoint, seed_all,
-                                              set_rng_state)
+from robustbench_vit.train.checkpoint import config_key, load_checkpoint, runtime_key, save_checkpoint, seed_all
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
 from robustbench_vit.train.dist import all_sum, barrier, broadcast_object, local_device, sync_buffers, world
 from robustbench_vit.train.optim import autocast, build_mixup, build_optimizer, build_scheduler, resolve_device
 
 NAN_CHECK_EVERY = 50  # steps between mid-epoch non-finite checks (each is one device sync)
+
+
+@dataclass
+class TrainState:
+    """What a trial carries from epoch to epoch besides the weights (and what its checkpoint stores of it)."""
+
+    started: float  # perf_counter() when this run of the trial began
+    meta: dict  # params, gmacs, device, num_classes: copied into every result
+    history: list[EpochRecord] = field(default_factory=list)
+    first_loss: float | None = None  # epoch 0's train loss: later epochs are held to it
+    seconds_before: float = 0.0  # training time of the trial's earlier runs (before a resume)
+    status: str = "complete"
+    message: str | None = None  # why it diverged
+
+    @classmethod
+    def resumed(cls, checkpoint: dict | None, started: float, meta: dict) -> TrainState:
+        """The state at the start of a run: fresh, or where the checkpoint left off."""
+        if checkpoint is None:
+            return cls(started, meta)
+        return cls(started, meta, [EpochRecord(**h) for h in checkpoint["history"]], checkpoint["first_loss"],
+                   checkpoint["seconds"])
+
+    def seconds(self) -> float:
+        """Training time so far, over every run of the trial."""
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def result(self, status: str | None = None, message: str | None = None) -> TrialResult:
+        """The trial's result as of now (diverged and failed trials count at error 100)."""
+        status, message = status or self.status, message or self.message
+        errors = [h.val_error for h in self.history]
+        final = errors[-1] if status == "complete" and errors else 100.0
+        return TrialResult(status=status, final_error=final, min_error=min(errors + [100.0]),
+                           epochs_run=len(self.history), seconds=self.seconds(), history=self.history,
+                           message=message, **self.meta)
+
+    @property
+    def diverged(self) -> bool:
+        """The trial diverged: nothing more to train."""
+        return self.status == "diverged"
+
+
+@dataclass
+class Parts:
+    """What trains: the model (and its DDP / compiled forward), optimizer, schedule, EMA, mixup, loss, loaders."""
+
+    model: torch.nn.Module
+    forward: torch.nn.Module  # the model, wrapped by DDP and torch.compile where they apply
+    opt: torch.optim.Optimizer
+    sched: object  # timm scheduler: step_update(step)
+    ema: ModelEmaV3 | None
+    mixup: object | None
+    loss_fn: torch.nn.Module
+    train_loader: object
+    val_loader: object
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per epoch."""
+        return len(self.train_loader)
 
 
 def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
@@ -32,8 +96,34 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
     Inside an initialised torch.distributed group of several ranks it trains with DDP (CUDA: the LOCAL_RANK
     GPU): `batch_size` stays the global batch, rank 0 writes the checkpoint, every rank returns rank 0's result.
     """
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     check_dataset(config.dataset)
+    device = trial_device(config)
+    ckpt = Path(trial_dir) / "last.pt" if trial_dir is not None else None
+    checkpoint = load_checkpoint(ckpt, config, runtime_key(config, device))
+    if checkpoint is not None and checkpoint.get("result") is not None:  # finished before: its result
+        return TrialResult.model_validate(checkpoint["result"])
+    info = size_info(config.model.size)
+    data = load_dataset(config.dataset, config.data_root, device=device, img_size=info["img_size"])
+    if (data.in_chans, data.img_size) != (info["in_chans"], info["img_size"]):
+        raise UserError(f"model {config.model.name!r} takes {info['in_chans']}×{info['img_size']}px images but dataset "
+                        f"{config.dataset!r} has {data.in_chans}×{data.img_size}px; pick a model of size matching it")
+    build_mixup(config, data.num_classes)  # raises UserError for an odd batch with mixup
+    ranks = world()[1]
+    meta = {"params": None, "gmacs": None, "device": str(device) if ranks == 1 else f"{device.type} x{ranks} (DDP)",
+            "num_classes": data.num_classes}
+    state = TrainState.resumed(checkpoint, started, meta)
+    try:
+        cx = model_complexity(config.model, data.num_classes)  # a user stem may fail here: a failed trial
+        meta.update(params=cx["params"], gmacs=cx["gmacs"])
+        return broadcast_object(train(config, data, device, depth=cx["depth"], ckpt=ckpt, checkpoint=checkpoint,
+                                      state=state, progress=progress))
+    except Exception as e:  # noqa: BLE001 — a broken trial is a result, not a crash of the study
+        return state.result("failed", f"{type(e).__name__}: {e}")
+
+
+def trial_device(config: TrialConfig) -> torch.device:
+    """The device to train on (DDP on CUDA: this rank's GPU), with the batch checked and CPU threads pinned."""
     device = resolve_device(config.device)
     ranks = world()[1]
     if ranks > 1:
@@ -43,109 +133,129 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
             torch.cuda.set_device(device)
     if config.threads:
         torch.set_num_threads(config.threads)
-    ckpt = Path(trial_dir) / "last.pt" if trial_dir is not None else None
-    state = load_checkpoint(ckpt, config)
-    if state is not None and state.get("result") is not None:
-        return TrialResult.model_validate(state["result"])
-    info = size_info(config.model.size)
-    data = load_dataset(config.dataset, config.data_root, device=device, img_size=info["img_size"])
-    if (data.in_chans, data.img_size) != (info["in_chans"], info["img_size"]):
-        raise UserError(f"model {config.model.name!r} takes {info['in_chans']}×{info['img_size']}px images but dataset "
-                        f"{config.dataset!r} has {data.in_chans}×{data.img_size}px; pick a model of size matching it")
-    build_mixup(config, data.num_classes)  # raises UserError for an odd batch with mixup
-    meta = {"params": None, "gmacs": None, "device": str(device) if ranks == 1 else f"{device.type} x{ranks} (DDP)",
-            "num_classes": data.num_classes}
-    history: list[EpochRecord] = []  # filled by train(), kept when it fails
-    try:
-        cx = model_complexity(config.model, data.num_classes)  # a user stem may fail here: a failed trial
-        meta.update(params=cx["params"], gmacs=cx["gmacs"])
-        return broadcast_object(train(config, data, device, cx["depth"], ckpt, state, progress, t0, meta, history))
-    except Exception as e:  # noqa: BLE001 — a broken trial is a result, not a crash of the study
-        seconds = (state or {}).get("seconds", 0.0) + time.perf_counter() - t0
-        return TrialResult(status="failed", final_error=100.0, min_error=min([h.val_error for h in history] + [100.0]),
-                           epochs_run=len(history), seconds=seconds, history=history,
-                           message=f"{type(e).__name__}: {e}", **meta)
+    return device
 
 
-def train(config: TrialConfig, data: DataBundle, device: torch.device, depth: int, ckpt: Path | None,
-          state: dict | None, progress, t0: float, meta: dict, history: list[EpochRecord]) -> TrialResult:
-    """The loop: epochs of (shuffle, forward, backward, step, schedule, EMA), then evaluate and checkpoint."""
+def train(config: TrialConfig, data: DataBundle, device: torch.device, *, depth: int, ckpt: Path | None,
+          checkpoint: dict | None, state: TrainState, progress: Callable[[EpochRecord], None] | None) -> TrialResult:
+    """The loop: set up, restore, then per epoch train, check for divergence, evaluate and checkpoint."""
+    # Set up: the model and everything that trains it (seeded, so a fresh start is reproducible).
     seed_all(config.seed)
-    rank, ranks = world()
-    model = build_model(config.model, data.num_classes, depth=depth).to(device)
-    train_loader = data.train_loader(config.batch_size, config.seed, config.augment, rank=rank, world=ranks)
-    val_loader = data.val_loader(256, rank=rank, world=ranks)
-    steps = len(train_loader)
-    opt, mixup = build_optimizer(model, config), build_mixup(config, data.num_classes)
-    sched = build_scheduler(opt, config, steps)
-    ema = ModelEmaV3(model, decay=config.ema_decay) if config.ema_decay else None
-    loss_fn = SoftTargetCrossEntropy() if mixup else torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    first_loss, before, init_loss = None, 0.0, math.log(data.num_classes)
-    if state is not None:  # resume: everything the next epoch depends on
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if ema:
-            ema.load_state_dict(state["ema"])
-        set_rng_state(state["rng"])
-        history.extend(EpochRecord(**h) for h in state["history"])
-        first_loss, before = state["first_loss"], state["seconds"]
-    fwd = model if ranks == 1 else torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device] if device.type == "cuda" else None)
-    fwd = torch.compile(fwd) if config.compile and device.type == "cuda" else fwd
-    status, message = "complete", None
-    for epoch in range(len(history), config.epochs):
-        t, lr = time.perf_counter(), opt.param_groups[0]["lr"]
+    parts = build_parts(config, data, device, depth)
+    # Restore: weights, optimizer, schedule and EMA as the checkpoint left them (history etc. are in `state`).
+    if checkpoint is not None:
+        restore(parts, checkpoint)
+    for epoch in range(len(state.history), config.epochs):
+        t, lr = time.perf_counter(), parts.opt.param_groups[0]["lr"]
+        # Train one epoch from seeds of its own: the same draws whether or not the trial was resumed.
         seed_all(epoch_seed(config.seed, epoch))  # mixup / folder transforms draw from the global RNGs
-        train_loader.set_epoch(epoch)
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        for i, (x, y) in enumerate(train_loader):
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if mixup:
-                x, y = mixup(x, y)
-            with autocast(device, config.amp):
-                loss = loss_fn(fwd(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            sched.step_update(epoch * steps + i + 1)
-            if ema:
-                ema.update(model, step=epoch * steps + i + 1)
-            loss_sum += loss.detach()
-            if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(all_sum(loss_sum)):  # all ranks stop alike
-                break
-        train_loss = all_sum(loss_sum).item() / (i + 1) / ranks
-        # epoch 0 is held to the loss at init, ln(classes) (the zero-initialised head predicts uniformly)
-        ref, ref_name = (first_loss, "first epoch") if first_loss is not None else (init_loss, "at init")
-        first_loss = train_loss if first_loss is None else first_loss
-        if not math.isfinite(train_loss) or train_loss > config.diverge_factor * ref:
-            status = "diverged"
-            message = f"epoch {epoch}: train loss {train_loss:.4g} ({ref_name} {ref:.4g}, factor {config.diverge_factor})"
-        sync_buffers(model, ema.module if ema else None)  # rank 0's BatchNorm statistics everywhere
-        eval_model = ema.module if ema else fwd if ranks == 1 else model  # DDP's forward would sync buffers
-        val_error = 100.0 if status == "diverged" else evaluate(eval_model, val_loader, device, config.amp)
-        history.append(EpochRecord(epoch=epoch, train_loss=train_loss, val_error=val_error, lr=lr,
-                                   seconds=time.perf_counter() - t))
-        done = status == "diverged" or epoch == config.epochs - 1
-        result = TrialResult(status=status, final_error=100.0 if status == "diverged" else val_error,
-                             min_error=min(h.val_error for h in history), epochs_run=len(history),
-                             seconds=before + time.perf_counter() - t0, history=history, message=message, **meta)
-        if ckpt is not None and rank == 0:
-            save_checkpoint(ckpt, {
-                "config": config_key(config), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "ema": ema.state_dict() if ema else None, "rng": rng_state(),
-                "history": [h.model_dump() for h in history], "first_loss": first_loss, "seconds": result.seconds,
-                "result": result.model_dump() if done else None})
-        if ckpt is not None:
-            barrier()  # the other ranks wait for rank 0's checkpoint
+        parts.train_loader.set_epoch(epoch)
+        train_loss = train_epoch(parts, config, epoch, device)
+        # Divergence: a non-finite loss, or one that grew beyond diverge_factor of where it started.
+        check_divergence(state, config, epoch, train_loss, init_loss=math.log(data.num_classes))
+        # Evaluate (EMA weights when there are; a diverged model counts at 100% error).
+        sync_buffers(parts.model, parts.ema.module if parts.ema else None)  # rank 0's BatchNorm statistics
+        val_error = 100.0 if state.diverged else evaluate(eval_model(parts), parts.val_loader, device, config.amp)
+        state.history.append(EpochRecord(epoch=epoch, train_loss=train_loss, val_error=val_error, lr=lr,
+                                         seconds=time.perf_counter() - t))
+        # Checkpoint (rank 0 writes, the others wait), then report the epoch.
+        done = state.diverged or epoch == config.epochs - 1
+        result = state.result()
+        write_checkpoint(ckpt, config, parts, state, result=result if done else None,
+                         runtime=runtime_key(config, device))
         if progress is not None:
-            progress(history[-1])
+            progress(state.history[-1])
         if done:
             return result
     raise AssertionError("unreachable: the last epoch returns")  # pragma: no cover
+
+
+def build_parts(config: TrialConfig, data: DataBundle, device: torch.device, depth: int) -> Parts:
+    """Model, optimizer, schedule, EMA, mixup, loss and loaders, as the config says."""
+    rank, ranks = world()
+    model = build_model(config.model, data.num_classes, depth=depth).to(device)
+    train_loader = data.train_loader(config.batch_size, config.seed, config.augment, rank=rank, world=ranks)
+    opt, mixup = build_optimizer(model, config), build_mixup(config, data.num_classes)
+    forward = model if ranks == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None)
+    forward = torch.compile(forward) if config.compile and device.type == "cuda" else forward
+    return Parts(model=model, forward=forward, opt=opt, sched=build_scheduler(opt, config, len(train_loader)),
+                 ema=ModelEmaV3(model, decay=config.ema_decay) if config.ema_decay else None, mixup=mixup,
+                 loss_fn=SoftTargetCrossEntropy() if mixup else
+                 torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+                 train_loader=train_loader, val_loader=data.val_loader(256, rank=rank, world=ranks))
+
+
+def restore(parts: Parts, checkpoint: dict) -> None:
+    """Load what the next epoch depends on from a checkpoint: weights, optimizer, schedule, EMA."""
+    parts.model.load_state_dict(checkpoint["model"])
+    parts.opt.load_state_dict(checkpoint["optimizer"])
+    parts.sched.load_state_dict(checkpoint["scheduler"])
+    if parts.ema:
+        parts.ema.load_state_dict(checkpoint["ema"])
+
+
+def train_epoch(parts: Parts, config: TrialConfig, epoch: int, device: torch.device) -> float:
+    """One pass over the training split (forward, backward, clip, step, schedule, EMA); the mean train loss.
+
+    A non-finite loss ends the epoch early (checked every NAN_CHECK_EVERY steps, all ranks alike).
+    """
+    parts.model.train()
+    loss_sum, step0 = torch.zeros((), device=device), epoch * parts.steps
+    for i, (x, y) in enumerate(parts.train_loader):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if parts.mixup:
+            x, y = parts.mixup(x, y)
+        with autocast(device, config.amp):
+            loss = parts.loss_fn(parts.forward(x), y)
+        parts.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(parts.model.parameters(), config.grad_clip)
+        parts.opt.step()
+        parts.sched.step_update(step0 + i + 1)
+        if parts.ema:
+            parts.ema.update(parts.model, step=step0 + i + 1)
+        loss_sum += loss.detach()
+        if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(all_sum(loss_sum)):
+            break
+    return all_sum(loss_sum).item() / (i + 1) / world()[1]
+
+
+def check_divergence(state: TrainState, config: TrialConfig, epoch: int, train_loss: float, *,
+                     init_loss: float) -> None:
+    """Mark the trial diverged when the loss is not finite or grew beyond diverge_factor × its reference.
+
+    Epoch 0 is held to the loss at init, ln(classes) (the zero-initialised head predicts uniformly); later
+    epochs to epoch 0's loss.
+    """
+    ref, ref_name = (state.first_loss, "first epoch") if state.first_loss is not None else (init_loss, "at init")
+    if state.first_loss is None:
+        state.first_loss = train_loss
+    if not math.isfinite(train_loss) or train_loss > config.diverge_factor * ref:
+        state.status = "diverged"
+        state.message = (f"epoch {epoch}: train loss {train_loss:.4g} ({ref_name} {ref:.4g}, "
+                         f"factor {config.diverge_factor})")
+
+
+def eval_model(parts: Parts) -> torch.nn.Module:
+    """The weights to evaluate: EMA's if any; the plain model under DDP (whose forward would sync buffers)."""
+    return parts.ema.module if parts.ema else parts.forward if world()[1] == 1 else parts.model
+
+
+def write_checkpoint(ckpt: Path | None, config: TrialConfig, parts: Parts, state: TrainState, *,
+                     result: TrialResult | None, runtime: dict) -> None:
+    """Rank 0 writes everything the next epoch needs (and the result once finished); the other ranks wait."""
+    if ckpt is None:
+        return
+    if world()[0] == 0:
+        save_checkpoint(ckpt, {
+            "config": config_key(config), "runtime": runtime, "model": parts.model.state_dict(),
+            "optimizer": parts.opt.state_dict(), "scheduler": parts.sched.state_dict(),
+            "ema": parts.ema.state_dict() if parts.ema else None,
+            "history": [h.model_dump() for h in state.history], "first_loss": state.first_loss,
+            "seconds": state.seconds(), "result": result.model_dump() if result is not None else None})
+    barrier()
 
 
 def check_ddp_batch(config: TrialConfig, ranks: int) -> None:
