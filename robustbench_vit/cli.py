@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,9 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
     """Options every study command shares: where results live."""
     p.add_argument("--runs-dir", default="runs", help="folder for the default SQLite storage (default: runs)")
     p.add_argument("--storage", default=None, help="SQLAlchemy URL (e.g. postgresql://...); overrides --runs-dir")
+    p.add_argument("--storage-wait", type=float, default=None, metavar="SECONDS",
+                   help="how long to wait for an unreachable storage before giving up (default: 300; workers "
+                        "inherit it)")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -188,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "storage_wait", None) is not None:  # read by every storage opened in this process and its workers
+        os.environ["ROBUSTBENCH_VIT_STORAGE_WAIT_S"] = str(args.storage_wait)
     try:
         return int(args.func(args) or 0)
     except UserError as e:

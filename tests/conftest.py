@@ -50,18 +50,33 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL server on loopback for this session; yields the SQLAlchemy URL of a fresh database."""
+def postgres_server():
+    """A real PostgreSQL server on loopback for this session: {"url": SQLAlchemy URL, "restart": fn(down_s)}."""
     folder = tempfile.mkdtemp(prefix="rbvit-pg-")  # not tmp_path: the server runs as `postgres` when we are root
+    port = str(_free_port())
     t0 = time.perf_counter()
-    proc = _run_script("postgres-local.sh", "start", folder, str(_free_port()), timeout=120)
+    proc = _run_script("postgres-local.sh", "start", folder, port, timeout=120)
     if proc.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
         _unavailable(f"PostgreSQL could not start: {_why(proc)}")
     SERVICE_SECONDS["postgres start"] = time.perf_counter() - t0
-    yield proc.stdout.strip().splitlines()[-1]
+
+    def restart(down_s: float) -> None:
+        """Stop the server (its clients lose their connections), keep it down `down_s` seconds, start it again."""
+        assert _run_script("postgres-local.sh", "stop", folder, timeout=60).returncode == 0
+        time.sleep(down_s)
+        again = _run_script("postgres-local.sh", "start", folder, port, timeout=120)
+        assert again.returncode == 0, _why(again)
+
+    yield {"url": proc.stdout.strip().splitlines()[-1], "restart": restart}
     _run_script("postgres-local.sh", "stop", folder, timeout=60)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server):
+    """The SQLAlchemy URL of the session's PostgreSQL server."""
+    return postgres_server["url"]
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,7 @@ def assert_stored(url: str, spec: StudySpec, runs_dir: Path) -> dict[str, list[o
             assert a["status"] in ("complete", "diverged") and t.value == a["final_error"]
             assert 0 <= a["min_error"] <= a["final_error"] <= 100
             assert a["epochs_run"] == len(a["history"]) >= 1 and a["seconds"] > 0
+            assert t.intermediate_values == {h["epoch"]: h["val_error"] for h in a["history"]}  # dashboard curves
             assert a["config"]["model"]["name"] == model and a["config"]["lr"] == t.params["lr"]
             assert a["params_count"] > 0 and "commit" in a and a["host"] and "torch" in a["versions"]
             assert (runs_dir / spec.name / "trials" / model / f"p{a['point']}-s{a['seed']}").is_dir()

@@ -14,8 +14,8 @@ import pytest
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
-from robustbench_vit.study.optuna_internals import (heartbeat, open_trial, pop_waiting_trial, record_heartbeat,
-                                                    storage_of)
+from robustbench_vit.study.optuna_internals import (BaseHeartbeat, cached, heartbeat, open_trial, pop_waiting_trial,
+                                                    record_heartbeat, storage_of)
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -25,6 +25,8 @@ INTERNALS = {
     "optuna.storages._heartbeat.BaseHeartbeat.record_heartbeat": ["self", "trial_id"],
     "optuna.study.Study._pop_waiting_trial_id": ["self"],
     "optuna.trial.Trial.__init__": ["self", "study", "trial_id"],
+    "optuna.storages._cached_storage._CachedStorage.__init__": ["self", "backend"],
+    "optuna.storages._heartbeat.BaseHeartbeat._get_stale_trial_ids": ["self", "study_id"],
 }
 
 
@@ -122,3 +124,22 @@ def test_heartbeat_keeps_a_trial_alive_and_stops_at_the_end_of_the_block(tmp_pat
         assert state(study, tid) == TrialState.RUNNING, f"{name}: no heartbeats while the block runs"
     wait_while_running(study, tid)
     assert state(study, tid) == TrialState.FAIL, f"{name}: heartbeats went on after the block (or none was recorded)"
+
+
+def test_our_storage_wrapper_still_covers_every_abstract_method(tmp_path):
+    """ResilientStorage forwards each BaseStorage / BaseHeartbeat method through its retry loop: a method a new
+    Optuna adds (abstract, so every storage must have it) would leave it unusable, named here."""
+    from robustbench_vit.study.resilient import ResilientStorage
+
+    missing = sorted((BaseStorage.__abstractmethods__ | BaseHeartbeat.__abstractmethods__) - set(vars(ResilientStorage)))
+    assert not missing, f"optuna storage API changed: ResilientStorage lacks {missing}"
+    rdb = RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=2)
+    storage = ResilientStorage(cached(rdb), "test", wait_s=1, grace_s=2)
+    study = optuna.create_study(storage=storage, study_name="wrapped")
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+    tid = pop_waiting_trial(study)
+    assert isinstance(storage_of(study), BaseHeartbeat) and storage_of(study).get_trial(tid).state == TrialState.RUNNING
+    with heartbeat(tid, storage_of(study)):  # the heartbeat thread accepts the wrapper
+        time.sleep(1.5)
+    wait_while_running(study, tid)
+    assert state(study, tid) == TrialState.FAIL, "optuna internal fail_stale_trials no longer sees our wrapper"

@@ -202,15 +202,22 @@ def test_default_workers_fill_the_cpu_only_when_the_study_pins_threads(tmp_path)
 @pytest.mark.parametrize("command", ["run", "status"])
 @pytest.mark.parametrize("url", ["notaurl", "postgresql+psycopg://me:s3cret@127.0.0.1:1/db"])
 def test_bad_or_unreachable_storage_is_one_masked_line(command, url, tmp_path, capsys):
-    """A malformed URL or a server that is not there: exit 2, one line naming the storage, password masked."""
+    """A malformed URL: exit 2, one line naming the storage, password masked. A server that is not there is
+    waited for (--storage-wait, here 1 s; one line says so), then the same: exit 2, one masked line."""
     from robustbench_vit.cli import main
 
     path = tmp_path / "st.yaml"
     path.write_text("models: [vit_p_micro]\ntrain: {epochs: 1}\nspace:\n  lr: {values: [0.001]}\n")
     assert main(["study", command, str(path) if command == "run" else "st", "--storage", url,
-                 "--runs-dir", str(tmp_path / "runs")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "cannot open it" in err and "s3cret" not in err, err
+                 "--runs-dir", str(tmp_path / "runs"), "--storage-wait", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "s3cret" not in "\n".join(err), err
+    if url == "notaurl":
+        assert len(err) == 1 and "cannot open it" in err[0], err
+    else:
+        assert len(err) == 2 and "Connection refused), retrying for 1 s" in err[0]
+        assert err[1].startswith("robustbench-vit: error: storage postgresql+psycopg://me:***@127.0.0.1:1/db: "
+                                 "unreachable for 1 s"), err
     assert not (tmp_path / "runs").exists()
 
 

@@ -79,15 +79,18 @@ def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> 
 def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
     """Every Optuna study named `<study>/<model>` in the storages (UserError naming the ones present if none)."""
     from robustbench_vit.study.plan import quiet_optuna
-    from robustbench_vit.study.storage import storage_errors
+    from robustbench_vit.study.resilient import ResilientStorage, retry, storage_wait_s
+    from robustbench_vit.study.storage import engine_kwargs, storage_errors
 
     found, present = [], set()
     for url in urls:
         # read-only use: no table creation, and plain transactions (the harness's writers take BEGIN IMMEDIATE;
         # a reader doing the same would queue behind a running study for every query)
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
         with storage_errors(url, "read"), quiet_optuna():
-            storage = optuna.storages.RDBStorage(url, skip_table_creation=True, engine_kwargs=kwargs)
+            rdb, _ = retry(lambda: optuna.storages.RDBStorage(url, skip_table_creation=True,  # noqa: B023
+                                                              engine_kwargs=engine_kwargs(url, reader=True)),
+                           mask_url(url), storage_wait_s())
+            storage = ResilientStorage(rdb, mask_url(url), wait_s=storage_wait_s(), grace_s=0)
             for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
                 name = s.study_name
                 present.add(name.split("/", 1)[0])

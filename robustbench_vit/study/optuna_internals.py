@@ -10,8 +10,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import optuna
-from optuna.storages import BaseStorage
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._heartbeat import BaseHeartbeat, get_heartbeat_thread
+
+__all__ = ["BaseHeartbeat", "cached", "heartbeat", "open_trial", "pop_waiting_trial", "record_heartbeat",
+           "storage_of"]
+
+
+def cached(storage: RDBStorage) -> BaseStorage:
+    """The RDB storage behind Optuna's own cache of finished trials (_CachedStorage, what get_storage wraps it in).
+
+    BaseHeartbeat (also used from here) is the interface `fail_stale_trials` and the heartbeat thread require of a
+    storage: `record_heartbeat`, `_get_stale_trial_ids`, `get_heartbeat_interval` and the stale-trial callback.
+    """
+    return _CachedStorage(storage)
 
 
 def storage_of(study: optuna.Study) -> BaseStorage:

@@ -17,6 +17,7 @@ from robustbench_vit.provenance import provenance
 from robustbench_vit.study.optuna_internals import (heartbeat, open_trial, pop_waiting_trial, record_heartbeat,
                                                    storage_of)
 from robustbench_vit.study.plan import distribution, quiet_optuna, suggest, trial_config
+from robustbench_vit.study.resilient import ResilientStorage
 from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.storage import load_study, slot, trial_dir
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
@@ -128,20 +129,36 @@ class TrialRun:
                 self.store(TrialResult(status="failed", final_error=100.0, min_error=100.0, epochs_run=0,
                                        seconds=0.0, message=f"invalid config: {e.errors()[0]['msg']}"), None)
                 return "failed"
-            with heartbeat(self.trial_id, storage):
-                result = (trial_fn or default_trial_fn())(config, folder, on_epoch)
-            self.store(result, config)
+            with heartbeat(self.trial_id, storage):  # storing too: a store waiting out an outage stays alive
+                result = (trial_fn or default_trial_fn())(config, folder, self.reporting(on_epoch))
+                self.store(result, config)
         except BaseException:  # Ctrl-C, preemption (SystemExit), a UserError: back in the queue, resumes from last.pt
             release(storage, self.trial_id)  # (a no-op once stored: the retry would read the result from last.pt)
             raise
         return result.status
 
+    def reporting(self, on_epoch: Callable[[EpochRecord], None] | None) -> Callable[[EpochRecord], None]:
+        """The per-epoch hook: each epoch's error becomes an Optuna intermediate value at once (live learning
+        curves in optuna-dashboard), without ever holding training up for an unreachable storage."""
+        storage = storage_of(self.study)
+
+        def report(record: EpochRecord) -> None:
+            if isinstance(storage, ResilientStorage):
+                storage.attempt("set_trial_intermediate_value", self.trial_id, record.epoch, record.val_error)
+            if on_epoch is not None:
+                on_epoch(record)
+
+        return report
+
     def store(self, result: TrialResult, config: TrialConfig | None) -> None:
-        """Write the result: value = final error, COMPLETE for complete/diverged, FAIL for failed."""
+        """Write the result: value = final error, COMPLETE for complete/diverged, FAIL for failed; every epoch's
+        error as an intermediate value (again: epochs from before a resume, or skipped during an outage)."""
         storage = storage_of(self.study)
         attrs = result_attrs(result, config) if config is not None else {"status": result.status,
                                                                           "message": result.message}
         try:
+            for h in result.history:
+                storage.set_trial_intermediate_value(self.trial_id, h.epoch, h.val_error)
             for k, v in attrs.items():
                 storage.set_trial_user_attr(self.trial_id, k, v)
             if result.status == "failed":

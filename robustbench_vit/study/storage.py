@@ -17,7 +17,9 @@ from optuna.trial import FrozenTrial, TrialState
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.stems import stem_source
+from robustbench_vit.study.optuna_internals import cached
 from robustbench_vit.study.plan import Point, quiet_optuna
+from robustbench_vit.study.resilient import ResilientStorage, retry, storage_wait_s
 from robustbench_vit.study.spec import StudySpec
 
 SCHEMA = 1
@@ -85,14 +87,23 @@ def _sqlite_serial_writes(engine: Any) -> None:
         raw.close()
 
 
-_STORAGES: dict[str, RDBStorage] = {}
+_STORAGES: dict[str, ResilientStorage] = {}
 
 
-def open_storage(url: str, create: bool = True) -> RDBStorage:
-    """The process's RDBStorage for `url`, with heartbeats (stale trials are failed and re-queued).
+def engine_kwargs(url: str, *, reader: bool = False) -> dict[str, Any]:
+    """SQLAlchemy engine settings: SQLite waits 60 s for a lock (writers issue their own BEGIN); a server-backed
+    pool checks a connection before use (pre-ping) and recycles it hourly, so a restarted database is reconnected."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 60} if reader else {"timeout": 60, "isolation_level": None}}
+    return {"pool_pre_ping": True, "pool_recycle": 3600}
+
+
+def open_storage(url: str, create: bool = True) -> ResilientStorage:
+    """The process's Optuna storage for `url`, with heartbeats (stale trials are failed and re-queued).
 
     SQLite files get WAL, a 60 s lock timeout and serialised writes. The grace period before a silent running trial
-    counts as stale is GRACE_S seconds, or $ROBUSTBENCH_VIT_GRACE_S. A storage that cannot be opened is a UserError.
+    counts as stale is GRACE_S seconds, or $ROBUSTBENCH_VIT_GRACE_S. Every call rides through an outage of the
+    database (see `resilient`); a storage that cannot be opened for another reason is a UserError.
     """
     path = Path(url.split("///", 1)[1]) if url.startswith("sqlite") and "///" in url else None
     if path is not None and not path.exists():
@@ -103,16 +114,19 @@ def open_storage(url: str, create: bool = True) -> RDBStorage:
     if url in _STORAGES:
         return _STORAGES[url]
     grace = int(os.environ.get("ROBUSTBENCH_VIT_GRACE_S", GRACE_S))
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60, "isolation_level": None}}
-    with quiet_optuna(), storage_errors(url):
-        storage = RDBStorage(url, heartbeat_interval=max(1, min(HEARTBEAT_S, grace // 3)), grace_period=grace,
-                             heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=None), **kwargs)
+
+    def connect() -> RDBStorage:
+        rdb = RDBStorage(url, heartbeat_interval=max(1, min(HEARTBEAT_S, grace // 3)), grace_period=grace,
+                         heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=None),
+                         engine_kwargs=engine_kwargs(url))
         if url.startswith("sqlite"):
-            _sqlite_serial_writes(storage.engine)
-    _STORAGES[url] = storage
-    return storage
+            _sqlite_serial_writes(rdb.engine)
+        return rdb
+
+    with quiet_optuna(), storage_errors(url):
+        rdb, _ = retry(connect, mask_url(url), storage_wait_s())
+    _STORAGES[url] = ResilientStorage(cached(rdb), mask_url(url), wait_s=storage_wait_s(), grace_s=grace)
+    return _STORAGES[url]
 
 
 def same_model(stored: dict[str, Any], model: ModelSpec) -> bool:
