@@ -9,7 +9,7 @@ import pytest
 
 from robustbench_vit.cli import main
 
-KEYS = {"final_error", "min_error", "status", "epochs", "seconds"}
+KEYS = {"final_error", "min_error", "status", "epochs", "seconds", "resumed_epochs"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

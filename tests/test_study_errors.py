@@ -290,7 +290,7 @@ def test_edited_stem_file_on_the_same_storage_is_refused(tmp_path):
 
 def ddp_rank(rank: int, port: int, url: str, out: str) -> None:
     """One rank of a 2-process gloo DDP job whose rank 0 fails at once (its storage does not exist)."""
-    from test_ddp import join
+    from tests.test_ddp import join
 
     from robustbench_vit.study.ddp import ddp_work
 
@@ -305,7 +305,7 @@ def ddp_rank(rank: int, port: int, url: str, out: str) -> None:
 def test_ddp_job_ends_on_every_rank_when_rank_0_fails(tmp_path):
     """Rank 0 failing before its first trial still releases the other ranks (they would wait for a trial forever)."""
     import torch.multiprocessing as mp
-    from test_ddp import free_port
+    from tests.test_ddp import free_port
 
     url = f"sqlite:///{tmp_path / 'none' / 'study.db'}"
     ctx = mp.spawn(ddp_rank, args=(free_port(), url, str(tmp_path)), nprocs=2, join=False)

@@ -55,7 +55,8 @@ def test_interrupted_trial_resumes_to_the_same_result(tmp_path):
     assert (tmp_path / "cut" / "last.pt").is_file() and not list((tmp_path / "cut").glob("*.tmp"))
     seen = []
     resumed = run_trial(config, tmp_path / "cut", progress=seen.append)
-    assert [r.epoch for r in seen] == [2]  # only the missing epoch ran
+    assert [r.epoch for r in seen] == [2] and resumed.resumed_epochs == 2  # only the missing epoch ran
+    assert straight.resumed_epochs == 0
     assert losses(resumed) == losses(straight) and resumed.final_error == straight.final_error
     again = run_trial(config, tmp_path / "cut", progress=seen.append)  # finished: returned from the checkpoint
     assert len(seen) == 1 and again.final_error == straight.final_error and again.history == resumed.history

@@ -38,7 +38,7 @@ def result_attrs(result: TrialResult, config: TrialConfig) -> dict[str, Any]:
             "epochs_run": result.epochs_run, "seconds": result.seconds,
             "history": [h.model_dump() for h in result.history], "config": config.model_dump(mode="json"),
             "message": result.message, **provenance(), "params_count": result.params, "gmacs": result.gmacs,
-            "num_classes": result.num_classes}
+            "num_classes": result.num_classes, "resumed_epochs": result.resumed_epochs}
 
 
 def is_duplicate(study: optuna.Study, me: FrozenTrial) -> bool:

@@ -70,6 +70,7 @@ class TrialResult(BaseModel):
     seconds: float
     history: list[EpochRecord] = Field(default_factory=list)
     message: str | None = None  # why it diverged / failed
+    resumed_epochs: int = 0  # epochs restored from a checkpoint when this run began (0: trained from the start)
     params: int | None = None
     gmacs: float | None = None
     device: str | None = None

@@ -37,6 +37,7 @@ class TrainState:
     history: list[EpochRecord] = field(default_factory=list)
     first_loss: float | None = None  # epoch 0's train loss: later epochs are held to it
     seconds_before: float = 0.0  # training time of the trial's earlier runs (before a resume)
+    resumed_epochs: int = 0  # epochs the checkpoint held when this run began
     status: str = "complete"
     message: str | None = None  # why it diverged
 
@@ -45,8 +46,8 @@ class TrainState:
         """The state at the start of a run: fresh, or where the checkpoint left off."""
         if checkpoint is None:
             return cls(started, meta)
-        return cls(started, meta, [EpochRecord(**h) for h in checkpoint["history"]], checkpoint["first_loss"],
-                   checkpoint["seconds"])
+        history = [EpochRecord(**h) for h in checkpoint["history"]]
+        return cls(started, meta, history, checkpoint["first_loss"], checkpoint["seconds"], len(history))
 
     def seconds(self) -> float:
         """Training time so far, over every run of the trial."""
@@ -59,7 +60,7 @@ class TrainState:
         final = errors[-1] if status == "complete" and errors else 100.0
         return TrialResult(status=status, final_error=final, min_error=min(errors + [100.0]),
                            epochs_run=len(self.history), seconds=self.seconds(), history=self.history,
-                           message=message, **self.meta)
+                           message=message, resumed_epochs=self.resumed_epochs, **self.meta)
 
     @property
     def diverged(self) -> bool:
