@@ -88,7 +88,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from robustbench_vit.compare import compare_command
 
     return compare_command(args.stem, study=args.study, preset=args.preset, size=args.size, name=args.name,
-                           options=args.options, run=run_options(args), out=args.out, formats=args.format)
+                           options=args.options, run=run_options(args), out=args.out, formats=args.format,
+                           claims=args.claims)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """`reproduce`: run the studies behind the paper's claims (reusing stored trials) and print the scorecard."""
+    from robustbench_vit.reproduce import reproduce_command
+
+    return reproduce_command(preset=args.preset or "default", claims=args.claims, run=run_options(args),
+                             yes=args.yes, out=args.out, formats=args.format)
 
 
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
@@ -183,8 +192,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--options", default=None, help="stem options as JSON, e.g. '{\"kernel_size\": 5}'")
     p.add_argument("--format", default="html", help="report formats: html, pdf (default: html)")
     p.add_argument("--out", default=None, help="report folder (default: reports/STUDY/)")
+    p.add_argument("--claims", nargs="?", const="", default=None, metavar="ID,...",
+                   help="score the stem on the paper's claims in ViT_C's place (all, or these ids): a scorecard "
+                        "in reports/claims-NAME/")
     add_run_options(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("reproduce", help="score the paper's stability claims on this machine (scorecard)")
+    p.add_argument("--claims", default=None, metavar="ID,...", help="only these claims (default: all; ids in "
+                   "studies/claims/paper.yaml)")
+    p.add_argument("--yes", action="store_true", help="launch without asking, even above 100 GPU-hours")
+    p.add_argument("--format", default="html,pdf", help="scorecard formats: html, pdf (default: html,pdf)")
+    p.add_argument("--out", default=None, help="reports folder (default: reports/; the scorecard goes to "
+                   "reports/reproduce[-PRESET]/)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_reproduce)
 
     return parser
 

@@ -106,13 +106,25 @@ def summary_table(new: Contender) -> Table:
 
 
 def compare_command(stem: str, *, study: str, preset: str | None, size: str | None, name: str | None,
-                    options: str | None, run: RunOptions, out: str | None, formats: str) -> int:
-    """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts."""
+                    options: str | None, run: RunOptions, out: str | None, formats: str,
+                    claims: str | None = None) -> int:
+    """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts.
+
+    With `claims` ("" for all, or ids): score the stem on the paper's claims instead (a scorecard).
+    """
     from robustbench_vit.analysis.frame import load_results
     from robustbench_vit.analysis.metrics import comparisons, model_metrics
     from robustbench_vit.analysis.report import build_report, parse_formats
     from robustbench_vit.analysis.verdict import verdict
 
+    if claims is not None:  # the paper's claims, this stem in ViT_C's place
+        from robustbench_vit.reproduce import reproduce_command
+
+        spec, size = study_for("lr_wd_stability", preset, size)
+        new = contender(stem, size=size, name=name, options=parse_options(options))
+        Console(stderr=True).print(summary_table(new))
+        return reproduce_command(preset=preset or "default", claims=claims or None, run=run, yes=False, out=out,
+                                 formats=formats, stem=new.spec)
     spec, size = study_for(study, preset, size)
     fmts = parse_formats(formats)  # checked before hours of trials, not after
     new = contender(stem, size=size, name=name, options=parse_options(options))

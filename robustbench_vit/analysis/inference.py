@@ -153,16 +153,24 @@ def _stats(stats: Statistic | Sequence[Statistic]) -> list[Statistic]:
     return [stats] if callable(stats) else list(stats)
 
 
+def _per_setting(swap: np.ndarray, extra: int) -> np.ndarray:
+    """A swap mask over settings, broadcastable over `extra` trailing axes: a paired setting may hold several
+    results (e.g. one per optimizer), which are swapped together."""
+    return swap.reshape(swap.shape + (1,) * extra)
+
+
 def permutation_test(a, b, stats: Statistic | Sequence[Statistic], *, paired: bool,
                      permutations: int = PERMUTATIONS, seed: int = 0) -> TestResult:
     """Permutation test of a against b on one statistic or several (min-p combined).
 
-    Paired: a[i] and b[i] are the two models at setting i and the null swaps them; two-sample: the pooled
-    results are re-dealt into samples of the original sizes.
+    Paired: a[i] and b[i] are the two models at setting i and the null swaps them (a[i] may be a row of results
+    that belong together, swapped whole); two-sample: the pooled results are re-dealt into samples of the
+    original sizes.
     """
     a, b, fns, rng = np.asarray(a, float), np.asarray(b, float), _stats(stats), np.random.default_rng(seed)
     if paired:
         swap, exact = _swaps(len(a), permutations, rng)
+        swap = _per_setting(swap, a.ndim - 1)
         pa, pb = np.where(swap, b, a), np.where(swap, a, b)
     else:
         idx, exact = _deals(len(a), len(b), permutations, rng)
@@ -223,7 +231,7 @@ def power(a, b, stats: Statistic | Sequence[Statistic], *, paired: bool, n: int,
         k = min(chunk, sims - start)
         sa, sb = _resample(a, b, (n, n), count=k, paired=paired, rng=rng)  # (k, n)
         if paired:
-            swap = rng.random((k, permutations, n)) < 0.5
+            swap = _per_setting(rng.random((k, permutations, n)) < 0.5, a.ndim - 1)
             pa, pb = np.where(swap, sb[:, None], sa[:, None]), np.where(swap, sa[:, None], sb[:, None])
         else:
             idx = rng.permuted(np.tile(np.arange(2 * n), (k, permutations, 1)), axis=2)

@@ -1,0 +1,221 @@
+"""The paper's stability claims as data (studies/claims/paper.yaml), each scored on its study's results:
+reproduced, contradicted, inconclusive (a test without the power to tell) or incomplete (failed trials).
+
+A claim is reproduced only by a significant test in the paper's direction and contradicted only by a significant
+one against it; everything else is inconclusive, with the power of the test at this size and the size that would
+give 80%. The tests are the permutation tests of `inference` (exact under their null, calibrated in
+benchmarks/calibration.py and tests/test_inference.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from robustbench_vit.analysis import inference as I
+from robustbench_vit.analysis.metrics import comparisons, fraction_within, matched, model_metrics, results
+from robustbench_vit.analysis.summary import fmt
+from robustbench_vit.analysis.verdict import verdict
+from robustbench_vit.errors import UserError, choices
+
+STATUSES = ("reproduced", "contradicted", "inconclusive", "incomplete")
+
+
+class Claim(BaseModel):
+    """One claim of the paper and how it is tested here (see the header of studies/claims/paper.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    statement: str
+    where: str
+    paper: str
+    from_figure: bool = False
+    study: str
+    test: Literal["robustness", "best", "gap"]
+    subset: dict[str, Any] = {}
+    within: float | None = None  # robustness: also report the share of trials within this many points of best
+    across: str | None = None  # gap: the setting whose two values form the gap
+    high: Any = None  # gap: best error at `high` minus best error at `low` (shortest / longest: of the values)
+    low: Any = None
+
+
+def claims_file() -> Path:
+    """The shipped claims file: ./studies/claims/paper.yaml, else the built-in one."""
+    from robustbench_vit.study.files import study_dirs
+
+    for d in study_dirs():
+        if (d / "claims" / "paper.yaml").is_file():
+            return d / "claims" / "paper.yaml"
+    raise UserError(f"no claims file (claims/paper.yaml) in {', '.join(map(str, study_dirs()))}")
+
+
+def load_claims(only: list[str] | None = None, path: Path | None = None) -> list[Claim]:
+    """The claims (all, or the ids in `only`, in file order); one UserError line for a bad file or id."""
+    path = path or claims_file()
+    try:
+        claims = [Claim.model_validate(c) for c in yaml.safe_load(path.read_text())["claims"]]
+    except (ValidationError, KeyError, TypeError, yaml.YAMLError) as e:
+        raise UserError(f"{path}: not a valid claims file ({str(e).splitlines()[0]})") from None
+    ids = [c.id for c in claims]
+    bad = sorted(set(only or ()) - set(ids))
+    if bad:
+        raise UserError(f"--claims {bad[0]!r}: unknown claim; allowed: {choices(ids)}")
+    return [c for c in claims if not only or c.id in only]
+
+
+@dataclass(frozen=True)
+class Score:
+    """A claim's outcome here: status, our number with its interval, the test, its power, and why."""
+
+    claim: Claim
+    status: str  # one of STATUSES
+    ours: str
+    test: str
+    p: float | None
+    power: float | None
+    needed: int | None  # settings per model for 80% power (None: not searched, or > MAX_N)
+    why: str
+    ran: str  # what was run: models, results per model, epochs
+
+    @property
+    def power_text(self) -> str:
+        """Power and, where it is short of 80%, the size that would reach it."""
+        if self.power is None or self.power != self.power:
+            return "–"
+        if self.power >= I.POWER_TARGET:
+            return fmt(self.power, "%")
+        need = f"{self.needed} per model" if self.needed else f"> {I.MAX_N} per model"
+        return f"{fmt(self.power, '%')} (80% at {need})"
+
+
+def _status(p: float, effect: float) -> str:
+    """Reproduced / contradicted only on a significant test; the sign of `effect` says which (> 0: as claimed)."""
+    if p < I.ALPHA:
+        return "reproduced" if effect > 0 else "contradicted"
+    return "inconclusive"
+
+
+def _ran(df: pd.DataFrame, models: tuple[str, str]) -> str:
+    """What was run for a claim: results per model and the epochs trained."""
+    res = results(df)
+    per = ", ".join(f"{m} {int((res['model'] == m).sum())}" for m in models)
+    epochs = sorted(res["epochs"].dropna().unique()) if "epochs" in res else []
+    span = f"{int(epochs[0])}" if len(epochs) == 1 else f"{int(epochs[0])}–{int(epochs[-1])}" if epochs else "?"
+    return f"results: {per}; {span} epochs"
+
+
+def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str) -> Score:
+    """Score `claim` on a study's trial table, `conv` (ViT_C or a user stem) against `patch` (ViT_P)."""
+    for key, value in claim.subset.items():
+        df = df[df[key] == value]
+    df = df[df["model"].isin([conv, patch])]
+    ran = _ran(df, (conv, patch))
+    failed = int((df["status"] == "failed").sum())
+    if failed:
+        return Score(claim, "incomplete", "–", "–", None, None, None, f"{failed} trial(s) failed without a result; "
+                     "run the study again to finish them", ran)
+    if not {conv, patch} <= set(results(df)["model"]):
+        return Score(claim, "inconclusive", "–", "–", None, None, None, "no results yet for both models", ran)
+    return {"robustness": _robustness, "best": _best, "gap": _gap}[claim.test](claim, df, conv, patch, ran=ran)
+
+
+def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> Score:
+    """The study's own robustness verdict (Δ-EDF permutation test), conv stem against ViT_P."""
+    cmp = comparisons(df)
+    r = cmp[cmp["model"].isin([conv, patch]) & cmp["baseline"].isin([conv, patch])].iloc[0]
+    v = verdict(r, model_metrics(df))
+    sign = 1 if r["model"] == conv else -1  # the area difference is model − baseline
+    res = results(df)
+    within = (f"{fmt(fraction_within(res.loc[res['model'] == conv, 'error'], claim.within), '%')} vs "
+              f"{fmt(fraction_within(res.loc[res['model'] == patch, 'error'], claim.within), '%')} within "
+              f"{claim.within:g} points of their best; " if claim.within else "")
+    if pd.isna(r.get("p", math.nan)):
+        return Score(claim, "inconclusive", within.rstrip("; ") or "–", "–", None, None, None, v.headline, ran)
+    lo, hi = sorted((sign * r["auc_diff_low"], sign * r["auc_diff_high"]))
+    ours = f"{within}Δ-EDF area {conv} − {patch} {sign * r['auc_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    status = ("reproduced" if v.more_robust == conv else "contradicted" if v.more_robust == patch
+              else "inconclusive")
+    return Score(claim, status, ours, f"Δ-EDF permutation test (area + KS), p = {r['p']:.2g}", float(r["p"]),
+                 float(r["power"]), None if pd.isna(r["needed"]) else int(r["needed"]), v.headline, ran)
+
+
+def best_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Best error of a minus best error of b (> 0: b reaches lower), along the settings axis."""
+    return a.min(-1) - b.min(-1)
+
+
+def gap_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(best at high − best at low) of a minus the same of b; settings hold [low, high] results (last axis)."""
+    def gap(x: np.ndarray) -> np.ndarray:
+        return x[..., 1].min(-1) - x[..., 0].min(-1)
+
+    return gap(a) - gap(b)
+
+
+def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what: str, ran: str,
+            units: str) -> Score:
+    """Paired permutation test of fn(patch, conv) > 0, its bootstrap interval, power and the size for 80%."""
+    n = len(a)
+    if n < 2:
+        return Score(claim, "inconclusive", f"{what} {float(fn(a, b)):+.2f}" if n else "–", "–", None, None, None,
+                     f"{n} {units}: no test is possible; run the study with more seeds (design: seeds)", ran)
+    test = I.paired_test(a, b, fn)
+    lo, hi = I.bootstrap_interval(a, b, fn, paired=True)
+    effect = test.statistics[0]
+    power = I.power(a, b, fn, paired=True, n=n)
+    needed = n if power >= I.POWER_TARGET else I.needed_for_power(a, b, fn, paired=True, start=n + 1)
+    status = _status(test.p, effect)
+    why = {"reproduced": "significant, in the paper's direction",
+           "contradicted": "significant, against the paper's direction",
+           "inconclusive": f"not significant at {n} {units}"}[status]
+    return Score(claim, status, f"{what} {effect:+.2f} [{lo:+.2f}, {hi:+.2f}] points",
+                 f"paired permutation test over {n} {units}, p = {test.p:.2g}", test.p, power, needed, why, ran)
+
+
+def _best(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> Score:
+    """Best error of ViT_P minus the conv stem's, over the settings both ran."""
+    res = results(df)
+    m = matched(res[res["model"] == patch], res[res["model"] == conv])
+    a, b = m["error_a"].to_numpy(float), m["error_b"].to_numpy(float)
+    best = f"best {patch} {a.min():.2f}% vs {conv} {b.min():.2f}%; difference" if len(a) else "best difference"
+    return _tested(claim, a, b, best_difference, what=best, ran=ran, units="paired settings")
+
+
+def _gap_values(claim: Claim, res: pd.DataFrame) -> tuple[Any, Any]:
+    """The (low, high) values of `across` the gap is taken between (shortest / longest resolved)."""
+    values = sorted(res[claim.across].dropna().unique())
+    named = {"shortest": values[0], "longest": values[-1]} if values else {}
+    return named.get(claim.low, claim.low), named.get(claim.high, claim.high)
+
+
+def _gap(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> Score:
+    """Gap (best at high − best at low) of ViT_P minus the conv stem's, over matched units.
+
+    A unit is one seed and one rank of the points within each side (a stratified design draws the j-th point of
+    every stratum at the same quantile of its range): it holds each model's [low, high] results, swapped whole.
+    """
+    res = results(df)
+    low, high = _gap_values(claim, res)
+    res = res[res[claim.across].isin([low, high])].copy()
+    res["rank"] = res.groupby(["model", claim.across, "seed"])["point"].rank(method="first")
+    wide = res.pivot_table(index=["rank", "seed"], columns=["model", claim.across], values="error")
+    cols = [(m, v) for m in (patch, conv) for v in (low, high)]
+    wide = wide.reindex(columns=pd.MultiIndex.from_tuples(cols)).dropna()
+    a = wide[[(patch, low), (patch, high)]].to_numpy(float)
+    b = wide[[(conv, low), (conv, high)]].to_numpy(float)
+    what = (f"best error at {claim.across} {low} → {high}: {patch} {_gap_text(a)}, {conv} {_gap_text(b)}; "
+            f"difference of the changes" if len(a) else "gap difference")
+    return _tested(claim, a, b, gap_difference, what=what, ran=ran, units="matched settings")
+
+
+def _gap_text(x: np.ndarray) -> str:
+    """One model's gap: best at low → best at high."""
+    return f"{x[:, 0].min():.1f} → {x[:, 1].min():.1f}"

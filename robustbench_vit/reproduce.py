@@ -1,0 +1,166 @@
+"""`robustbench-vit reproduce`: run (or reuse from storage) the studies behind the paper's stability claims,
+score each claim, and write the scorecard (HTML, PDF) beside the studies' own reports."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jinja2
+from rich.console import Console
+from rich.table import Table
+
+from robustbench_vit.analysis.claims import Claim, Score, load_claims, score
+from robustbench_vit.errors import UserError, choices
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.options import RunOptions
+from robustbench_vit.study.spec import StudySpec
+
+PRESETS = ("default", "cifar", "paper")
+CONFIRM_GPU_HOURS = 100  # above this, `reproduce` asks before launching (or needs --yes)
+GPU_TFLOPS = 100.0  # assumed sustained bf16 training throughput of one GPU: an A100-class GPU at ~1/3 of peak
+TRAIN_IMAGES = {"digits": 1437, "cifar10": 50_000, "cifar100": 50_000, "imagefolder": 1_281_167}  # ImageNet-1k
+
+
+@dataclass(frozen=True)
+class Card:
+    """A scorecard: the preset, what each study ran, and one score per (claim, model size)."""
+
+    preset: str
+    generated: str
+    studies: dict[str, str]  # study name → what it ran (dataset, models, trials, epochs)
+    rows: list[tuple[Score, str, str]]  # (score, size, link to the study report)
+
+
+def load_studies(claims: list[Claim], preset: str) -> dict[str, StudySpec]:
+    """The specs of the studies behind `claims`, at the preset (default: each study's own default)."""
+    from robustbench_vit.study.files import load_spec
+
+    if preset not in PRESETS:
+        raise UserError(f"--preset {preset!r} is not one of {choices(PRESETS)}")
+    return {c.study: load_spec(c.study, None if preset == "default" else preset) for c in claims}
+
+
+def gpu_hours(specs: list[StudySpec]) -> tuple[int, float]:
+    """Planned trials and an estimate of their GPU-hours: 6 × MACs per training image (forward and backward),
+    the training split once per epoch, at GPU_TFLOPS."""
+    from robustbench_vit.models import model_complexity
+    from robustbench_vit.study.plan import plan
+
+    trials, flops = 0, 0.0
+    for spec in specs:
+        points, seeds = plan(spec), spec.design.seed_list
+        for model in spec.models:
+            macs = model_complexity(model)["gmacs"] * 1e9
+            for p in points:
+                epochs = float(p.params.get("epochs", spec.train.get("epochs", 10)))
+                flops += 6 * macs * TRAIN_IMAGES.get(spec.dataset, 0) * epochs * len(seeds)
+            trials += len(points) * len(seeds)
+    return trials, flops / (GPU_TFLOPS * 1e12) / 3600
+
+
+def confirm(preset: str, trials: int, hours: float, yes: bool) -> None:
+    """Print the plan; above CONFIRM_GPU_HOURS ask on a terminal, else require --yes."""
+    print(f"reproduce --preset {preset}: {trials} trials planned, about {hours:,.1f} GPU-hours "
+          f"(at {GPU_TFLOPS:.0f} TFLOP/s sustained per GPU; trials already stored are reused)", file=sys.stderr)
+    if hours <= CONFIRM_GPU_HOURS or yes:
+        return
+    if sys.stdin.isatty():
+        if input(f"That is over {CONFIRM_GPU_HOURS} GPU-hours. Launch? [y/N] ").strip().lower() in ("y", "yes"):
+            return
+        raise UserError("not launched")
+    raise UserError(f"about {hours:,.0f} GPU-hours (over {CONFIRM_GPU_HOURS}): pass --yes to launch")
+
+
+def baselines(spec: StudySpec, stem: ModelSpec | None = None) -> list[tuple[str, str, str]]:
+    """(size, conv model, patchify model) for every size with both baselines; with a stem: its size, the stem in
+    the conv stem's place."""
+    if stem is not None:
+        return [(stem.size, stem.name, f"vit_p_{stem.size}")]
+    names = {m.name for m in spec.models}
+    sizes = dict.fromkeys(m.size for m in spec.models if m.stem in ("patchify", "conv"))
+    return [(s, f"vit_c_{s}", f"vit_p_{s}") for s in sizes if {f"vit_p_{s}", f"vit_c_{s}"} <= names]
+
+
+def described(spec: StudySpec) -> str:
+    """What a study runs: dataset, models, trials per model, epochs."""
+    from robustbench_vit.study.plan import trial_count
+
+    epochs = spec.space["epochs"].values if "epochs" in spec.space else [spec.train.get("epochs", 10)]
+    span = f"{epochs[0]}" if len(epochs) == 1 else f"{min(epochs)}–{max(epochs)}"
+    return (f"{spec.dataset}, {', '.join(m.name for m in spec.models)}: {trial_count(spec)} "
+            f"trials per model, {span} epochs")
+
+
+def scorecard(claims: list[Claim], specs: dict[str, StudySpec], run: RunOptions, *, preset: str,
+              reports: Path, stem: ModelSpec | None = None) -> Card:
+    """Write each study's report and score every claim on it (per model size)."""
+    from robustbench_vit.analysis.frame import load_results
+    from robustbench_vit.analysis.report import build_report
+
+    rows, frames = [], {}
+    for name, spec in specs.items():
+        build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=reports / spec.name)
+        frames[name] = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
+    for claim in claims:
+        spec = specs[claim.study]
+        for size, conv, patch in baselines(spec, stem):
+            rows.append((score(claim, frames[claim.study], conv, patch), size, f"../{spec.name}/report.html"))
+    return Card(preset, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                {s.name: described(s) for s in specs.values()}, rows)
+
+
+def table(card: Card) -> Table:
+    """The scorecard as a terminal table."""
+    t = Table(title=f"Does the paper hold? (preset {card.preset}; the paper's numbers are in the HTML)",
+              show_lines=True)
+    t.add_column("claim", no_wrap=True)
+    for col in ("status", "ours [95%]", "test", "power"):
+        t.add_column(col, overflow="fold")
+    for s, size, _ in card.rows:
+        t.add_row(f"{s.claim.id} ({size})", f"{s.status}: {s.why}", s.ours, s.test, s.power_text)
+    return t
+
+
+def write_card(card: Card, out: Path, formats: tuple[str, ...]) -> dict[str, Path]:
+    """scorecard.html (each claim linked to its study report) and scorecard.pdf."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    if "html" in formats:
+        env = jinja2.Environment(loader=jinja2.PackageLoader("robustbench_vit.analysis", "templates"),
+                                 autoescape=True, undefined=jinja2.StrictUndefined)
+        paths["html"] = out / "scorecard.html"
+        paths["html"].write_text(env.get_template("scorecard.html.j2").render(card=card), encoding="utf-8")
+    if "pdf" in formats:
+        from robustbench_vit.analysis.pdf import write_scorecard_pdf
+
+        paths["pdf"] = write_scorecard_pdf(card, out / "scorecard.pdf")
+    return paths
+
+
+def reproduce_command(*, preset: str, claims: str | None, run: RunOptions, yes: bool, out: str | None,
+                      formats: str, stem: ModelSpec | None = None) -> int:
+    """`reproduce` (and `compare --claims` with a stem): plan and confirm, run what is missing, score the claims,
+    write and print the scorecard."""
+    from robustbench_vit.analysis.report import parse_formats
+    from robustbench_vit.study.launch import run_study
+
+    fmts = parse_formats(formats)
+    chosen = load_claims([c.strip() for c in claims.split(",") if c.strip()] if claims else None)
+    specs = load_studies(chosen, preset)
+    confirm(preset, *gpu_hours(list(specs.values())), yes=yes or preset == "default")
+    for spec in specs.values():
+        models = None if stem is None else [ModelSpec.from_name(f"vit_{k}_{stem.size}") for k in "pc"] + [stem]
+        done = run_study(spec, run, models=models)
+        print(f"{spec.name}: {done.done}/{done.total} trials finished; {done.ran} ran now in {done.seconds:.0f} s",
+              file=sys.stderr)
+    reports = Path(out) if out else Path("reports")
+    card = scorecard(chosen, specs, run, preset=preset, reports=reports, stem=stem)
+    Console().print(table(card))
+    folder = reports / (f"claims-{stem.name}" if stem else "reproduce")
+    folder = folder.with_name(folder.name + ("" if preset == "default" else f"-{preset}"))
+    for fmt, path in write_card(card, folder, fmts).items():
+        print(f"{fmt}: {path}")
+    return 0

@@ -1,0 +1,69 @@
+"""`robustbench-vit reproduce` end to end on a tiny study of our own (a claims file in ./studies/claims/ takes
+the built-in one's place): real training, real storage, the scorecard in HTML and PDF, a rerun that trains
+nothing, the GPU-hour gate, and `compare --claims` with a user stem."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from robustbench_vit.cli import main
+
+STEM = str(Path(__file__).resolve().parents[1] / "examples" / "overlap_stem.py") + ":OverlapPatchStem"
+TINY = ("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 256, threads: 1}\n"
+        "space:\n  lr: {values: [0.0005, 0.002, 0.008]}\n")
+CLAIMS = """claims:
+  - {id: robust, statement: ViT_C is more robust., where: Fig. 4, paper: EDF above., from_figure: true,
+     study: tiny, test: robustness}
+  - {id: peak, statement: ViT_C reaches a lower best error., where: Table 2, paper: 24.7 vs 27.7., study: tiny,
+     test: best}
+"""
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A working folder with studies/tiny.yaml and studies/claims/paper.yaml."""
+    (tmp_path / "studies" / "claims").mkdir(parents=True)
+    (tmp_path / "studies" / "tiny.yaml").write_text(TINY)
+    (tmp_path / "studies" / "claims" / "paper.yaml").write_text(CLAIMS)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.slow
+def test_reproduce_writes_a_scorecard_linked_to_the_study_report_and_reruns_in_seconds(here, capsys):
+    assert main(["reproduce", "--runs-dir", "runs"]) == 0
+    out, err = capsys.readouterr()
+    assert "tiny: 6/6 trials finished; 6 ran now" in err
+    assert "Does the paper hold?" in out and "robust (micro)" in out and "peak (micro)" in out
+    card = here / "reports" / "reproduce" / "scorecard.html"
+    html = card.read_text()
+    assert html.count('data-status="') == 2 and 'href="../tiny/report.html"' in html
+    assert (card.parent / "../tiny/report.html").resolve().is_file()
+    statuses = [s.split('"')[0] for s in html.split('data-status="')[1:]]
+    assert set(statuses) <= {"reproduced", "contradicted", "inconclusive"}
+    assert "paired permutation test over 3 paired settings" in html and "power" in html
+    text = "".join(page.extract_text() for page in PdfReader(card.with_suffix(".pdf")).pages)
+    assert "Does the paper hold?" in text and "peak (micro)" in text
+    t0 = time.perf_counter()
+    assert main(["reproduce", "--runs-dir", "runs", "--claims", "peak", "--format", "html"]) == 0
+    assert time.perf_counter() - t0 < 60 and "tiny: 6/6 trials finished; 0 ran now" in capsys.readouterr().err
+
+
+def test_paper_scale_needs_a_yes_above_100_gpu_hours(here, capsys):
+    """The paper preset of the real studies: its plan and GPU-hour estimate, then a refusal without --yes."""
+    (here / "studies" / "claims" / "paper.yaml").unlink()  # the built-in claims and studies
+    assert main(["reproduce", "--preset", "paper", "--runs-dir", "runs"]) == 2
+    err = capsys.readouterr().err
+    assert "trials planned, about" in err and "GPU-hours" in err and "pass --yes to launch" in err
+    assert not (here / "runs").exists()
+
+
+@pytest.mark.slow
+def test_compare_scores_a_stem_on_the_claims(here, capsys):
+    assert main(["compare", "--stem", STEM, "--claims", "peak", "--runs-dir", "runs", "--format", "html"]) == 0
+    html = (here / "reports" / "claims-overlap_patch_stem_micro" / "scorecard.html").read_text()
+    assert "peak</a> (micro)" in html and "overlap_patch_stem_micro" in html
