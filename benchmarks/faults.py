@@ -167,14 +167,22 @@ def wait_for_checkpoint(study: Study, proc: subprocess.Popen, timeout: float = 3
 
 
 def mid_trial(study: Study) -> bool:
-    """Whether some trial is mid-way: its checkpoint was written within the last second."""
+    """Whether some trial is mid-way: an unfinished trial's checkpoint was written within the last second."""
+    import torch
+
     now = time.time()
-    return any(now - p.stat().st_mtime < 1 for p in study.runs.glob("*/trials/*/*/last.pt"))
+    for p in study.runs.glob("*/trials/*/*/last.pt"):
+        try:
+            if now - p.stat().st_mtime < 1 and torch.load(p, weights_only=True).get("result") is None:
+                return True
+        except Exception:  # noqa: BLE001 — replaced while we read it
+            continue
+    return False
 
 
 def kill_workers(folder: Path, small: bool) -> Row:
     """`kill -9` of a random local worker, each time after one more trial finished."""
-    study, kills = Study(folder, points=4 if small else 32, epochs=5), 2 if small else 10
+    study, kills = Study(folder, points=4 if small else 32, epochs=8), 2 if small else 10
     row, t0 = Row("kill -9 local workers"), time.perf_counter()
     proc = study.start("--workers", "2")
     wait_for_checkpoint(study, proc)
@@ -230,7 +238,7 @@ def slurm_preemption(folder: Path, small: bool) -> Row:
     if subprocess.run([str(CLUSTER / "slurm-local.sh"), "status"], capture_output=True, timeout=30).returncode:
         row.note = "skipped: no SLURM cluster up (tests/cluster/slurm-local.sh start)"
         return row
-    study = Study(folder, points=2 if small else 4, epochs=6,
+    study = Study(folder, points=2 if small else 4, epochs=12,
                   extra=["--executor", "slurm", "--slurm-partition", "debug", "--slurm-cpus", "1",
                          "--slurm-timeout-min", "20", "--slurm-option", "mem=1G"])
     t0, preempted = time.perf_counter(), set()
@@ -240,11 +248,11 @@ def slurm_preemption(folder: Path, small: bool) -> Row:
         jobs = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i", f"--name=rbv-{study.name}"],
                               capture_output=True, text=True).stdout.split()
         fresh = [j for j in jobs if j not in preempted]
-        if fresh:
-            time.sleep(random.uniform(1, 3))
-            for sig in ("SIGTERM", "USR2"):  # what submitit's SlurmJob._interrupt sends for a preemption
-                subprocess.run(["scancel", "--signal", sig, fresh[0]], capture_output=True)
-            preempted.add(fresh[0])
+        if fresh and mid_trial(study):  # preempt every running job: the one training that trial among them
+            for job in fresh:
+                for sig in ("SIGTERM", "USR2"):  # what submitit's SlurmJob._interrupt sends for a preemption
+                    subprocess.run(["scancel", "--signal", sig, job], capture_output=True)
+                preempted.add(job)
         time.sleep(0.5)
     row.faults = len(preempted)
     row = tally(study, row, finish(proc))

@@ -29,6 +29,10 @@ def test_outages_are_told_apart_from_bad_requests():
     assert unreachable(wrapped)  # Optuna's StorageInternalError keeps the driver error as its cause
     assert not unreachable(exc.IntegrityError("insert", {}, Exception("duplicate key")))
     assert not unreachable(ValueError("bad value"))
+    try:
+        create_engine("sqlite://").connect().execute(text("select * from studies"))
+    except exc.OperationalError as e:
+        assert not unreachable(e)  # a file that is not a study storage: no point in waiting
 
 
 def test_retry_waits_out_an_outage_with_one_line_each_way(capsys):

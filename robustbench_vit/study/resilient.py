@@ -22,6 +22,7 @@ from robustbench_vit.study.optuna_internals import BaseHeartbeat
 
 STORAGE_WAIT_S = 300.0  # default; $ROBUSTBENCH_VIT_STORAGE_WAIT_S (or --storage-wait) overrides it
 MAX_BACKOFF_S = 5.0
+NOT_OUTAGES = ("no such table", "no such column", "syntax error")  # SQLite's OperationalErrors that will not pass
 
 
 class StorageUnreachable(UserError):
@@ -36,6 +37,8 @@ def unreachable(e: BaseException | None) -> bool:
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
+        if isinstance(e, exc.OperationalError) and any(s in str(e) for s in NOT_OUTAGES):
+            return False
         if isinstance(e, (exc.OperationalError, exc.InterfaceError, exc.DisconnectionError)) or \
                 (isinstance(e, exc.DBAPIError) and e.connection_invalidated):
             return True
