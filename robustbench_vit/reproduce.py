@@ -63,8 +63,10 @@ def gpu_hours(specs: list[StudySpec]) -> tuple[int, float]:
 
 def confirm(preset: str, trials: int, hours: float, yes: bool) -> None:
     """Print the plan; above CONFIRM_GPU_HOURS ask on a terminal, else require --yes."""
-    print(f"reproduce --preset {preset}: {trials} trials planned, about {hours:,.1f} GPU-hours "
-          f"(at {GPU_TFLOPS:.0f} TFLOP/s sustained per GPU; trials already stored are reused)", file=sys.stderr)
+    cost = (f"about {hours:,.1f} GPU-hours at {GPU_TFLOPS:.0f} TFLOP/s sustained per GPU (a lower bound for "
+            f"small models, which a GPU runs below its FLOP rate)" if hours >= 0.05 else "CPU-sized")
+    print(f"reproduce --preset {preset}: {trials} trials planned, {cost}; trials already stored are reused",
+          file=sys.stderr)
     if hours <= CONFIRM_GPU_HOURS or yes:
         return
     if sys.stdin.isatty():
@@ -117,10 +119,11 @@ def table(card: Card) -> Table:
     t = Table(title=f"Does the paper hold? (preset {card.preset}; the paper's numbers are in the HTML)",
               show_lines=True)
     t.add_column("claim", no_wrap=True)
-    for col in ("status", "ours [95%]", "test", "power"):
+    t.add_column("status", no_wrap=True)
+    for col in ("ours [95%]", "p", "power"):
         t.add_column(col, overflow="fold")
     for s, size, _ in card.rows:
-        t.add_row(f"{s.claim.id} ({size})", f"{s.status}: {s.why}", s.ours, s.test, s.power_text)
+        t.add_row(f"{s.claim.id} ({size})", s.status, s.ours, "–" if s.p is None else f"{s.p:.2g}", s.power_text)
     return t
 
 

@@ -143,8 +143,13 @@ def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: s
     ours = f"{within}Δ-EDF area {conv} − {patch} {sign * r['auc_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
     status = ("reproduced" if v.more_robust == conv else "contradicted" if v.more_robust == patch
               else "inconclusive")
-    return Score(claim, status, ours, f"Δ-EDF permutation test (area + KS), p = {r['p']:.2g}", float(r["p"]),
-                 float(r["power"]), None if pd.isna(r["needed"]) else int(r["needed"]), v.headline, ran)
+    why = {"more robust": f"{v.more_robust} is significantly more robust",
+           "less robust": f"{v.more_robust} is significantly more robust",
+           "differ, EDFs cross": "the Δerror distributions differ significantly, but the Δ-EDFs cross",
+           }.get(v.outcome, f"not significant at {int(r['n_tested'])} settings")
+    return Score(claim, status, ours, f"Δ-EDF permutation test (area + KS) over {int(r['n_tested'])} settings, "
+                 f"p = {r['p']:.2g}", float(r["p"]), float(r["power"]),
+                 None if pd.isna(r["needed"]) else int(r["needed"]), why, ran)
 
 
 def best_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
