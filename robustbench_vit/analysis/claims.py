@@ -146,7 +146,8 @@ def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: s
     why = {"more robust": f"{v.more_robust} is significantly more robust",
            "less robust": f"{v.more_robust} is significantly more robust",
            "differ, EDFs cross": "the Δerror distributions differ significantly, but the Δ-EDFs cross",
-           }.get(v.outcome, f"not significant at {int(r['n_tested'])} settings")
+           "no significant difference": f"not significant at {int(r['n_tested'])} settings",
+           }.get(v.outcome, v.headline)  # not comparable (a model did not learn): the verdict says why
     return Score(claim, status, ours, f"Δ-EDF permutation test (area + KS) over {int(r['n_tested'])} settings, "
                  f"p = {r['p']:.2g}", float(r["p"]), float(r["power"]),
                  None if pd.isna(r["needed"]) else int(r["needed"]), why, ran)
