@@ -12,6 +12,8 @@ from robustbench_vit.errors import UserError
 if TYPE_CHECKING:
     from robustbench_vit.study.options import RunOptions
 
+STORAGE_WAIT_ENV = "ROBUSTBENCH_VIT_STORAGE_WAIT_S"  # see study/resilient.py
+
 
 def add_storage_options(p: argparse.ArgumentParser) -> None:
     """Options every study command shares: where results live."""
@@ -214,8 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user mistakes become one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "storage_wait", None) is not None:  # read by every storage opened in this process and its workers
-        os.environ["ROBUSTBENCH_VIT_STORAGE_WAIT_S"] = str(args.storage_wait)
+    wait, before = getattr(args, "storage_wait", None), os.environ.get(STORAGE_WAIT_ENV)
+    if wait is not None:  # read by every storage this command opens, and inherited by its workers
+        os.environ[STORAGE_WAIT_ENV] = str(wait)
     try:
         return int(args.func(args) or 0)
     except UserError as e:
@@ -224,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("robustbench-vit: interrupted", file=sys.stderr)
         return 130
+    finally:  # a caller of main() in the same process keeps its own setting
+        if wait is not None and before is None:
+            os.environ.pop(STORAGE_WAIT_ENV, None)
+        elif wait is not None:
+            os.environ[STORAGE_WAIT_ENV] = before
 
 
 if __name__ == "__main__":

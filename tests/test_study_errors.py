@@ -206,6 +206,7 @@ def test_bad_or_unreachable_storage_is_one_masked_line(command, url, tmp_path, c
     waited for (--storage-wait, here 1 s; one line says so), then the same: exit 2, one masked line."""
     from robustbench_vit.cli import main
 
+    before = os.environ.get("ROBUSTBENCH_VIT_STORAGE_WAIT_S")
     path = tmp_path / "st.yaml"
     path.write_text("models: [vit_p_micro]\ntrain: {epochs: 1}\nspace:\n  lr: {values: [0.001]}\n")
     assert main(["study", command, str(path) if command == "run" else "st", "--storage", url,
@@ -218,6 +219,7 @@ def test_bad_or_unreachable_storage_is_one_masked_line(command, url, tmp_path, c
         assert len(err) == 2 and "Connection refused), retrying for 1 s" in err[0]
         assert err[1].startswith("robustbench-vit: error: storage postgresql+psycopg://me:***@127.0.0.1:1/db: "
                                  "unreachable for 1 s"), err
+    assert os.environ.get("ROBUSTBENCH_VIT_STORAGE_WAIT_S") == before  # --storage-wait ends with the command
     assert not (tmp_path / "runs").exists()
 
 

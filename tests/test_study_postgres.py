@@ -41,7 +41,8 @@ def test_a_postgres_restart_mid_study_loses_and_repeats_nothing(postgres_server,
     and run again, none is lost."""
     url, runs = postgres_server["url"], tmp_path / "runs"
     spec = small_spec(tmp_path, "pgrestart", epochs=4)
-    env = {**os.environ, "ROBUSTBENCH_VIT_GRACE_S": "6", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "ROBUSTBENCH_VIT_GRACE_S": "6", "ROBUSTBENCH_VIT_STORAGE_WAIT_S": "120",
+           "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "robustbench_vit.cli", "study", "run", spec.source, "--storage",
                              url, "--runs-dir", str(runs), "--workers", "2"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)

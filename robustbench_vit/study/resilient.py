@@ -144,7 +144,9 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         """Stale trials, except right after an outage (others' heartbeats are catching up): none then."""
         if time.monotonic() - self._recovered_at < self._grace_s:
             return []
-        return self._call("_get_stale_trial_ids", study_id)
+        stale = self._call("_get_stale_trial_ids", study_id)
+        # asked again after the call: an outage it waited out ends just now, before anyone's heartbeat resumed
+        return [] if time.monotonic() - self._recovered_at < self._grace_s else stale
 
     def get_heartbeat_interval(self) -> int | None:
         return self._inner.get_heartbeat_interval()  # type: ignore[attr-defined]
