@@ -34,6 +34,8 @@ from pathlib import Path
 
 import optuna
 
+from robustbench_vit.study.plan import quiet_optuna
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster"
 MODELS = ("vit_p_micro", "vit_c_micro")
@@ -98,14 +100,8 @@ class Study:
             return 0
 
     def trials(self, model: str) -> list[optuna.trial.FrozenTrial]:
-        with quiet():
+        with quiet_optuna():
             return optuna.load_study(study_name=f"{self.name}/{model}", storage=self.url).get_trials(deepcopy=False)
-
-
-def quiet():
-    from robustbench_vit.study.plan import quiet_optuna
-
-    return quiet_optuna()
 
 
 def tally(study: Study, row: Row, stderr: str) -> Row:

@@ -55,7 +55,7 @@ def gpu_hours(specs: list[StudySpec]) -> tuple[int, float]:
         for model in spec.models:
             macs = model_complexity(model)["gmacs"] * 1e9
             for p in points:
-                epochs = float(p.params.get("epochs", spec.train.get("epochs", 10)))
+                epochs = float(p.params.get("epochs", spec.epochs))
                 flops += 6 * macs * TRAIN_IMAGES.get(spec.dataset, 0) * epochs * len(seeds)
             trials += len(points) * len(seeds)
     return trials, flops / (GPU_TFLOPS * 1e12) / 3600
@@ -90,7 +90,7 @@ def described(spec: StudySpec) -> str:
     """What a study runs: dataset, models, trials per model, epochs."""
     from robustbench_vit.study.plan import trial_count
 
-    epochs = spec.space["epochs"].values if "epochs" in spec.space else [spec.train.get("epochs", 10)]
+    epochs = spec.space["epochs"].values if "epochs" in spec.space else [spec.epochs]
     span = f"{epochs[0]}" if len(epochs) == 1 else f"{min(epochs)}–{max(epochs)}"
     return (f"{spec.dataset}, {', '.join(m.name for m in spec.models)}: {trial_count(spec)} "
             f"trials per model, {span} epochs")

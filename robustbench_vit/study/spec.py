@@ -208,6 +208,11 @@ class StudySpec(BaseModel):
         return self.train.get("threads")
 
     @property
+    def epochs(self) -> int:
+        """The epochs a trial trains when the study does not search them (`train: {epochs: N}`, else the default)."""
+        return int(self.train.get("epochs", TrialConfig.model_fields["epochs"].default))
+
+    @property
     def device(self) -> str:
         """The device the study's trials ask for (`train: {device: ...}`, default auto)."""
         return self.train.get("device", "auto")
