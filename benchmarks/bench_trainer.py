@@ -30,9 +30,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:
-    """This machine's fp32 matmul throughput (GFLOP/s): best of `reps` n×n×n products."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_gflops(device: torch.device, n: int = 2048, reps: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    """This machine's matmul throughput in `dtype` (GFLOP/s; fp32 without TF32): best of `reps` n×n×n products."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     torch.backends.cuda.matmul.allow_tf32 = False
     best = float("inf")
     for _ in range(reps + 2):

@@ -61,7 +61,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
              "gpus_per_node": args.slurm_gpus, "array_parallelism": args.slurm_array_parallelism,
              "additional_parameters": parse_sbatch_options(args.slurm_option) or None, "ddp": args.slurm_ddp}
     return RunOptions.from_flags(runs_dir=args.runs_dir, storage=args.storage, executor=args.executor,
-                                 workers=args.workers, data_root=args.data_root, slurm=SlurmOptions(**slurm),
+                                 workers=args.workers, trials_per_gpu=args.trials_per_gpu, data_root=args.data_root, slurm=SlurmOptions(**slurm),
                                  detach=getattr(args, "detach", False))
 
 
@@ -71,12 +71,16 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--executor", default="auto", choices=["auto", "inline", "local", "slurm"],
                    help="auto: local when --workers > 1, else inline")
     r.add_argument("--workers", type=int, default=None,
-                   help="local worker processes (default: one per GPU, else as many as the study's pinned CPU "
-                        "threads fit on this machine, else 1)")
+                   help="local worker processes (default: --trials-per-gpu per GPU, else as many as the study's "
+                        "pinned CPU threads fit on this machine, else 1)")
+    r.add_argument("--trials-per-gpu", type=int, default=None, metavar="K",
+                   help="trials sharing each GPU: K local workers per GPU, K trial workers per one-GPU SLURM job "
+                        "(default: the study's trials_per_gpu, else auto: from the model size and GPU memory, "
+                        "1 for 1GF and up)")
     r.add_argument("--data-root", default=None, help="dataset folder (cifar10/100, imagefolder)")
     r.add_argument("--slurm-partition", default=None)
     r.add_argument("--slurm-timeout-min", type=int, default=None, help="time limit per trial job (minutes)")
-    r.add_argument("--slurm-cpus", type=int, default=None, help="CPUs per trial job")
+    r.add_argument("--slurm-cpus", type=int, default=None, help="CPUs per job (shared by its trial workers)")
     r.add_argument("--slurm-gpus", type=int, default=None, help="GPUs per trial job")
     r.add_argument("--slurm-array-parallelism", type=int, default=None, help="array tasks running at once")
     r.add_argument("--slurm-ddp", action=argparse.BooleanOptionalAction, default=None,

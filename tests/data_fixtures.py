@@ -1,26 +1,13 @@
 """Tiny on-disk datasets for tests: CIFAR pickles in torchvision's layout and a PNG image folder."""
 
-import pickle
-
 import numpy as np
+
+from robustbench_vit.data.cifar import write_synthetic
 
 
 def write_cifar(root, name="cifar10", n=20, seed=0):
     """Write tiny CIFAR pickles in torchvision's layout; returns the per-file (data, labels)."""
-    rng = np.random.default_rng(seed)
-    folder, files, key, classes = {
-        "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"], "labels", 10),
-        "cifar100": ("cifar-100-python", ["train", "test"], "fine_labels", 100),
-    }[name]
-    (root / folder).mkdir(parents=True)
-    written = {}
-    for f in files:
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, classes, n).tolist()
-        with open(root / folder / f, "wb") as fh:
-            pickle.dump({"data": data, key: labels, "batch_label": f}, fh)
-        written[f] = (data, labels)
-    return written
+    return write_synthetic(root, name, n, seed)
 
 
 def write_image_folder(root, classes=("cat", "dog", "owl"), n_train=6, n_val=2, size=(40, 48), seed=0):

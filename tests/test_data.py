@@ -9,7 +9,7 @@ import torch
 from tests.data_fixtures import write_cifar, write_image_folder
 
 from robustbench_vit.data import TensorLoader, load_dataset
-from robustbench_vit.data.loader import random_crop, random_flip
+from robustbench_vit.data.loader import draw_augmentation, random_crop, random_flip
 from robustbench_vit.errors import UserError
 
 
@@ -46,22 +46,48 @@ def test_tensor_loader_seeded_per_epoch_and_covers_data():
 
 
 def test_random_crop_translates_and_flip_mirrors():
-    """Crops are shifted copies (edge-replicated at the border) by at most `pad`; flips mirror whole images."""
+    """Each crop is its image shifted by its drawn (dy, dx), edge-replicated at the border; flips mirror whole images."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(64, 3, 8, 8)
-    out = random_crop(x, 2, g)
-    assert out.shape == x.shape
+    draws = draw_augmentation(g, 1, 64, 2)[0]
+    assert draws.shape == (64, 3) and draws[:, :2].min() >= 0 and draws[:, :2].max() <= 4
+    out = random_crop(x, 2, draws[:, :2])
+    assert out.shape == x.shape and not torch.equal(out, x)
     for i in range(64):
-        ok = False
+        dy, dx = draws[i, :2].tolist()
         xp = torch.nn.functional.pad(x[i : i + 1], (2, 2, 2, 2), mode="replicate")[0]
-        for dy in range(5):
-            for dx in range(5):
-                ok |= torch.equal(out[i], xp[:, dy : dy + 8, dx : dx + 8])
-        assert ok
-    assert not torch.equal(out, x)  # some image moved
-    f = random_flip(x, g)
-    flipped = [torch.equal(f[i], x[i].flip(2)) for i in range(64)]
-    assert all(fl or torch.equal(f[i], x[i]) for i, fl in enumerate(flipped)) and 10 < sum(flipped) < 54
+        assert torch.equal(out[i], xp[:, dy : dy + 8, dx : dx + 8])
+    f = random_flip(x, draws[:, 2])
+    for i in range(64):
+        assert torch.equal(f[i], x[i].flip(2) if draws[i, 2] else x[i])
+    assert 10 < int(draws[:, 2].sum()) < 54
+
+
+def test_augmentation_draws_are_uniform_independent_and_seeded():
+    """Offsets uniform over the 9×9 (pad 4) grid and flips fair, independently per image (chi-square on the joint
+    9×9×2 table): the distribution of a per-image crop-and-flip. Same (seed, epoch): same batches; next epoch: new."""
+    from scipy.stats import chisquare
+
+    d = draw_augmentation(torch.Generator().manual_seed(1), 200, 256, 4).view(-1, 3)
+    cells = (d[:, 0] * 9 + d[:, 1]) * 2 + d[:, 2]
+    assert chisquare(cells.bincount(minlength=162).numpy()).pvalue > 1e-3
+    x = torch.randn(300, 3, 32, 32)
+    loader = TensorLoader(x, torch.arange(300), batch_size=64, shuffle=True, seed=5, pad=4, flip=True,
+                          drop_last=True)
+    first = [xb.clone() for xb, _ in loader]
+    assert all(torch.equal(a, b) for a, b in zip(first, [xb for xb, _ in loader]))
+    loader.set_epoch(1)
+    assert not any(torch.equal(a, b) for a, b in zip(first, [xb for xb, _ in loader]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: checked on a GPU machine")
+def test_device_augmentation_matches_the_cpu_path():
+    """The same seed and epoch give the same augmented batches with the data on the GPU as on the CPU."""
+    x, y = torch.randn(300, 3, 32, 32), torch.arange(300)
+    cpu = TensorLoader(x, y, batch_size=64, shuffle=True, seed=5, pad=4, flip=True, drop_last=True)
+    gpu = TensorLoader(x.cuda(), y.cuda(), batch_size=64, shuffle=True, seed=5, pad=4, flip=True, drop_last=True)
+    for (xc, yc), (xg, yg) in zip(cpu, gpu):
+        assert xg.is_cuda and torch.equal(yc, yg.cpu()) and torch.equal(xc, xg.cpu())
 
 
 def test_digits_augmentation_translates_without_flip():

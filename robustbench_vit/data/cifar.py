@@ -71,3 +71,19 @@ def load_cifar(name: str, root: str | None = None, device: str | torch.device = 
     (tx, ty), (vx, vy) = tensors(train_files), tensors(val_files)
     return DataBundle(name=name, num_classes=num_classes, in_chans=3, img_size=32, train_x=tx, train_y=ty,
                       val_x=vx, val_y=vy, pad=4, flip=True)
+
+
+def write_synthetic(root: str | Path, name: str = "cifar10", n: int = 20, seed: int = 0) -> dict:
+    """Random pixels and labels in torchvision's layout under `root` (speed measurements, tests): `n` images per
+    pickle file. Returns {file: (N×3072 uint8 data, labels)}."""
+    folder_name, train_files, val_files, label_key, num_classes, *_ = LAYOUTS[name]
+    rng, folder = np.random.default_rng(seed), Path(root) / folder_name
+    folder.mkdir(parents=True)
+    written = {}
+    for f in train_files + val_files:
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, num_classes, n).tolist()
+        with open(folder / f, "wb") as fh:
+            pickle.dump({"data": data, label_key: labels, "batch_label": f}, fh)
+        written[f] = (data, labels)
+    return written

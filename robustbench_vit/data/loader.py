@@ -46,26 +46,35 @@ class ShardedBatches(torch.utils.data.Sampler):
                 yield idx.tolist()
 
 
-def random_crop(x: Tensor, pad: int, g: torch.Generator) -> Tensor:
-    """Random translation: pad each image by `pad` (edge-replicate) and crop back at a random offset."""
+def draw_augmentation(g: torch.Generator, steps: int, batch: int, pad: int) -> Tensor:
+    """One epoch's augmentation numbers, all drawn at once on the host: steps×batch×3 of (dy, dx) crop offsets in
+    [0, 2·pad] and a flip bit (probability 1/2) per image slot. Moved to the data's device in one copy, so no
+    training step waits on the host; the same numbers (and images) on every device."""
+    shifts = torch.randint(0, 2 * pad + 1, (steps, batch, 2), generator=g)
+    flips = (torch.rand(steps, batch, 1, generator=g) < 0.5).long()
+    return torch.cat([shifts, flips], 2)
+
+
+def random_crop(x: Tensor, pad: int, shifts: Tensor) -> Tensor:
+    """Translate: pad each image by `pad` (edge-replicate) and crop back at its offset `shifts[i]` = (dy, dx)."""
     b, _, h, w = x.shape
     xp = F.pad(x, (pad, pad, pad, pad), mode="replicate")
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device, non_blocking=True)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=g).to(x.device, non_blocking=True)
-    rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # B×H×1
-    cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]  # B×1×W
+    rows = (shifts[:, 0, None] + torch.arange(h, device=x.device))[:, :, None]  # B×H×1
+    cols = (shifts[:, 1, None] + torch.arange(w, device=x.device))[:, None, :]  # B×1×W
     idx = torch.arange(b, device=x.device)[:, None, None]
     return xp.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
-def random_flip(x: Tensor, g: torch.Generator) -> Tensor:
-    """Flip each image horizontally with probability 1/2."""
-    flip = (torch.rand(x.shape[0], generator=g) < 0.5).to(x.device, non_blocking=True)
-    return torch.where(flip[:, None, None, None], x.flip(3), x)
+def random_flip(x: Tensor, flips: Tensor) -> Tensor:
+    """Mirror the images whose `flips` entry is 1 horizontally."""
+    return torch.where(flips.bool()[:, None, None, None], x.flip(3), x)
 
 
 class TensorLoader:
-    """Batches of in-memory tensors (on any device): seeded per-epoch shuffling, then crop / flip on tensors."""
+    """Batches of in-memory tensors (on any device): seeded per-epoch shuffling, then crop / flip on the device.
+
+    Per epoch the host sends the permutation and the augmentation numbers once; nothing per step.
+    """
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                  pad: int = 0, flip: bool = False, drop_last: bool = False, rank: int = 0, world: int = 1):
@@ -95,6 +104,8 @@ class TensorLoader:
         if self.world > 1:  # the permutation stays shared; augmentation draws its own numbers per rank
             g = torch.Generator().manual_seed(rank_seed(self.seed, self.epoch, self.rank))
             order = torch.arange(n, device=self.x.device) if order is None else order
+        draws = (draw_augmentation(g, len(self), self.batch_size, self.pad).to(self.x.device)
+                 if self.pad or self.flip else None)
         for i in range(len(self)):
             sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
             idx = order[sl] if order is not None else sl
@@ -104,9 +115,9 @@ class TensorLoader:
                     continue
             xb, yb = self.x[idx], self.y[idx]
             if self.pad:
-                xb = random_crop(xb, self.pad, g)
+                xb = random_crop(xb, self.pad, draws[i, :len(yb), :2])
             if self.flip:
-                xb = random_flip(xb, g)
+                xb = random_flip(xb, draws[i, :len(yb), 2])
             yield xb, yb
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -21,6 +23,7 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.study.checks import check_slurm, preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
+from robustbench_vit.study.gpus import Packing, choose_trials_per_gpu, visible_gpus
 from robustbench_vit.study.plan import plan, quiet_optuna
 from robustbench_vit.study.progress import StudyProgress
 from robustbench_vit.study.runner import work
@@ -57,7 +60,7 @@ class StudySummary:
         return sum(c[s] for c in self.counts.values() for s in FINISHED)
 
 
-def guard_preemption_handler() -> None:
+def guard_preemption_handler(*, shared: bool = False) -> None:
     """Make a failure inside submitit's preemption handler end the job instead of failing the trial it interrupts.
 
     submitit requeues a preempted or timed-out job from its signal handler (`scontrol requeue`), which runs in the
@@ -65,6 +68,9 @@ def guard_preemption_handler() -> None:
     the `scontrol` child, the handler raises CalledProcessError there: the trainer would record an ordinary
     exception, a "failed" trial. As SystemExit instead, the trial goes back to the queue (resuming from its
     checkpoint) and the job ends; the study submits a new job for the trial.
+
+    `shared`: the job's tasks are separate trial workers (--trials-per-gpu). submitit checkpoints and requeues the
+    job from task 0 only; the other tasks end too (SystemExit), so their trials go back to the queue at once.
     """
     name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
     sig = getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
@@ -81,6 +87,8 @@ def guard_preemption_handler() -> None:
             logging.getLogger(__name__).warning("preemption handler failed (%s: %s); ending the job, the trial "
                                                 "goes back to the queue", type(e).__name__, e)
             raise SystemExit(-1) from e
+        if shared:
+            raise SystemExit(-1)
 
     handler.guarded = True  # type: ignore[attr-defined]
     signal.signal(sig, handler)
@@ -90,17 +98,19 @@ class Worker(submitit.helpers.Checkpointable):
     """A submitit job: run queued trials; on preemption or timeout submitit requeues it and it claims again."""
 
     def __init__(self, url: str, name: str, models: list[str], runs_dir: str, *, threads: int | None,
-                 max_trials: int | None = None, gpu: int | None = None, launcher: int | None = None) -> None:
+                 max_trials: int | None = None, gpu: int | None = None, launcher: int | None = None,
+                 shared: bool = False) -> None:
         """Everything the job needs; the trials themselves come from the storage.
 
         `launcher`: for local workers, the `study run` process; they claim no new trial once it is gone.
+        `shared`: one of several trial workers (tasks) of a SLURM job sharing its GPU.
         """
         self.args = dict(url=url, name=name, models=models, runs_dir=runs_dir, threads=threads, max_trials=max_trials)
-        self.gpu, self.launcher = gpu, launcher
+        self.gpu, self.launcher, self.shared = gpu, launcher, shared
 
     def __call__(self) -> int:
         """Pin the GPU (if any) and work; returns the number of trials run."""
-        guard_preemption_handler()
+        guard_preemption_handler(shared=self.shared)
         if self.gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = str(self.gpu)
         return work(**self.args, launcher=self.launcher)
@@ -139,6 +149,7 @@ class Launch:
     kind: str  # inline, local or slurm
     workers: int
     slurm: SlurmOptions  # the study's `slurm:` block with the flags merged over it
+    trials_per_gpu: int = 1  # SLURM: trial workers (tasks) per job; local: already in `workers`
 
     @property
     def models(self) -> list[str]:
@@ -148,7 +159,14 @@ class Launch:
     @property
     def params(self) -> dict[str, Any]:
         """submitit's SLURM job parameters (empty for local executors)."""
-        return self.slurm.submitit_parameters(self.spec.threads) if self.kind == "slurm" else {}
+        if self.kind != "slurm":
+            return {}
+        return self.slurm.submitit_parameters(self.spec.threads, self.trials_per_gpu)
+
+    @property
+    def ddp(self) -> bool:
+        """Each SLURM job is one DDP trial over its tasks (not several trial workers)."""
+        return self.trials_per_gpu == 1 and is_ddp(self.params)
 
     def executor(self) -> submitit.Executor:
         """A submitit executor: local processes (no time limit) or SLURM job arrays."""
@@ -160,6 +178,14 @@ class Launch:
             ex.update_parameters(timeout_min=7 * 24 * 60)
         return ex
 
+    def describe(self, pack: Packing | None) -> str:
+        """One line on how trials share GPUs: K per GPU and why, and the workers or jobs that makes."""
+        if pack is None:
+            return f"no GPU visible here: --trials-per-gpu does not apply ({self.workers} CPU worker(s))"
+        where = (f"{self.workers} local worker(s) on {study_gpus(self.spec)} GPU(s)" if self.kind == "local" else
+                 f"each SLURM job runs {self.trials_per_gpu} trial worker(s) on its GPU")
+        return f"{pack.trials_per_gpu} trial(s) per GPU ({pack.why}); {where}"
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Fail stale trials (which re-queues them) and count slots by state, per model."""
         with quiet_optuna():
@@ -168,24 +194,39 @@ class Launch:
         return {m: count_states(s) for m, s in self.studies.items()}
 
 
-def _gpus() -> int:
-    """GPUs on this machine (0 without CUDA)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+def study_gpus(spec: StudySpec) -> int:
+    """The GPUs this machine's workers use for `spec` (none for a CPU study)."""
+    return visible_gpus() if spec.device != "cpu" else 0
 
 
-def auto_workers(spec: StudySpec, executor: str = "auto") -> int:
-    """The default worker count: one per GPU, else as many as the study's pinned CPU threads fit here, else 1.
+def auto_workers(spec: StudySpec, executor: str = "auto", trials_per_gpu: int = 1) -> int:
+    """The default worker count: `trials_per_gpu` per GPU, else as many as the study's pinned CPU threads fit
+    here, else 1.
 
     Only the auto and local executors use it: inline runs in this process, SLURM submits one job per trial.
     """
     if executor not in ("auto", "local"):
         return 1
-    gpus = _gpus() if spec.device != "cpu" else 0
+    gpus = study_gpus(spec)
     if gpus:
-        return gpus
+        return gpus * trials_per_gpu
     return max(1, (os.cpu_count() or 1) // int(spec.threads)) if spec.threads else 1
+
+
+def packing(spec: StudySpec, models: list[ModelSpec], options: RunOptions, slurm: SlurmOptions) -> Packing | None:
+    """Trials per GPU for this run (None: no GPU here, nor SLURM); 1 where a trial takes whole GPUs (DDP or
+    multi-GPU jobs), and a UserError when --trials-per-gpu or the study asked for more there."""
+    on_slurm = options.executor == "slurm"
+    if not on_slurm and not study_gpus(spec):
+        return None
+    chosen = choose_trials_per_gpu(spec, models, options.trials_per_gpu)
+    whole = "DDP jobs (--slurm-ddp)" if slurm.ddp else "jobs of several GPUs" if (slurm.gpus_per_node or 1) > 1 else ""
+    if on_slurm and whole and chosen.trials_per_gpu > 1:
+        if chosen.asked:
+            raise UserError(f"{chosen.why} {chosen.trials_per_gpu}: trials share a GPU only in jobs of one GPU, not "
+                            f"in {whole}; allowed: --trials-per-gpu 1, or --slurm-gpus 1 without --slurm-ddp")
+        return Packing(1, f"auto: {whole} train one trial each")
+    return chosen
 
 
 def pick_gpus(n: int, gpus: int, busy: list[int]) -> list[int | None]:
@@ -220,14 +261,19 @@ def run_study(spec: StudySpec, options: RunOptions = RunOptions(), *, models: li
     """
     if options.data_root is not None:
         spec = spec.model_copy(update={"data_root": options.data_root})
-    workers = auto_workers(spec, options.executor) if options.workers is None else options.workers
-    kind, slurm, models = options.kind(workers), options.slurm.over(spec.slurm), models or spec.models
-    t0 = time.perf_counter()
-    if kind == "slurm":
+    slurm, models, t0 = options.slurm.over(spec.slurm), models or spec.models, time.perf_counter()
+    if options.executor == "slurm":
         check_slurm(slurm.partition)
     preflight(spec, models)  # nothing is written or launched for a missing dataset or a broken stem
+    pack = packing(spec, models, options, slurm)
+    per_gpu = pack.trials_per_gpu if pack else 1
+    workers = auto_workers(spec, options.executor, per_gpu) if options.workers is None else options.workers
+    kind = options.kind(workers)
     url = resolve_storage(spec.name, options.runs_dir, options.storage)
-    launch = Launch(spec, open_studies(spec, url, models), url, str(options.runs_dir), kind, workers, slurm)
+    launch = Launch(spec, open_studies(spec, url, models), url, str(options.runs_dir), kind, workers, slurm,
+                    per_gpu if kind == "slurm" else 1)
+    if pack and kind != "inline" or options.trials_per_gpu and not pack:
+        print(f"{spec.name}: {launch.describe(pack)}", file=sys.stderr)
     points, seeds = plan(spec), spec.design.seed_list
     for study in launch.studies.values():
         enqueue_missing(study, points, seeds)
@@ -297,10 +343,12 @@ def _submit(launch: Launch, ex: submitit.Executor, want: int, *, alive: list[sub
     """Submit `want` new worker jobs: local ones on the least used GPUs, SLURM ones as one job array."""
     local = launch.kind == "local"
     threads = max(1, (os.cpu_count() or 1) // launch.workers) if local else int(launch.params.get("cpus_per_task", 1))
-    job = DDPWorker if is_ddp(launch.params) else Worker
-    gpus = pick_gpus(want, _gpus() if local else 0, [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])
+    job = DDPWorker if launch.ddp else Worker
+    gpus = pick_gpus(want, study_gpus(launch.spec) if local else 0,
+                     [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])
     new = [job(launch.url, launch.spec.name, launch.models, launch.runs_dir, threads=threads,
-               max_trials=None if local else 1, gpu=gpu, launcher=os.getpid() if local else None) for gpu in gpus]
+               max_trials=None if local else 1, gpu=gpu, launcher=os.getpid() if local else None,
+               shared=launch.trials_per_gpu > 1) for gpu in gpus]
     if local:
         jobs = [ex.submit(w) for w in new]
         gpu_of.update({j.job_id: w.gpu for j, w in zip(jobs, new) if w.gpu is not None})
@@ -334,7 +382,8 @@ def _run_jobs(launch: Launch, bar: StudyProgress, *, detach: bool = False) -> tu
             alive = [j for j in jobs if not j.done()]
             crashes.check([j for j in jobs if j not in alive], sum(c[s] for c in counts.values() for s in FINISHED))
             jobs = alive
-            want = min(launch.workers - len(alive), pending) if launch.kind == "local" else pending - len(alive)
+            want = (min(launch.workers - len(alive), pending) if launch.kind == "local" else
+                    math.ceil(pending / launch.trials_per_gpu) - len(alive))  # a SLURM job serves K trials
             if want > 0:
                 jobs += _submit(launch, ex, want, alive=alive, gpu_of=gpu_of)
             if detach:  # leave the jobs running

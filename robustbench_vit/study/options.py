@@ -81,11 +81,14 @@ class SlurmOptions(BaseModel):
         """These settings merged over `base` (the flags over the study's `slurm:` block): the one merge."""
         return SlurmOptions(**{**base.given(), **self.given()})
 
-    def submitit_parameters(self, threads: int | None) -> dict[str, Any]:
+    def submitit_parameters(self, threads: int | None, trials: int = 1) -> dict[str, Any]:
         """submitit's `update_parameters` keywords: our defaults (4 h; CPUs = the study's pinned threads, else 4)
-        under these settings; `ddp` becomes one task per GPU."""
+        under these settings; `ddp` becomes one task per GPU, `trials` > 1 one task per trial worker (sharing the
+        job's GPU and CPUs)."""
         merged = {"timeout_min": DEFAULT_TIMEOUT_MIN, "cpus_per_task": threads or DEFAULT_CPUS, **self.given()}
         merged.pop("folder", None)
+        if trials > 1:  # the job's CPUs split over its trial workers
+            merged.update(tasks_per_node=trials, cpus_per_task=max(1, merged["cpus_per_task"] // trials))
         if merged.pop("ddp", False):  # one task (DDP rank) per GPU
             merged.setdefault("tasks_per_node", merged.get("gpus_per_node", 1))
             merged.setdefault("srun_args", ["--kill-on-bad-exit=1"])  # a crashed rank ends its peers at once
@@ -110,7 +113,9 @@ class RunOptions(BaseModel):
     storage: an SQLAlchemy URL overriding the SQLite file (e.g. PostgreSQL, shared by several machines).
     executor: "inline" (this process), "local" (`workers` processes), "slurm" (job arrays), or "auto" (local
         when workers > 1, else inline).
-    workers: local worker processes; None: one per GPU, else as many as the study's pinned threads fit.
+    workers: local worker processes; None: trials_per_gpu per GPU, else as many as the study's pinned threads fit.
+    trials_per_gpu: trial processes sharing each GPU (local: workers per GPU; SLURM: trial workers per
+        one-GPU job), over the study's `trials_per_gpu`; None: the study's, else automatic (study/gpus.py).
     data_root: the dataset folder (cifar10/100, imagefolder), over the study's `data_root`.
     slurm: SLURM settings over the study's `slurm:` block.
     detach: (slurm only) submit the jobs and return without waiting.
@@ -122,15 +127,17 @@ class RunOptions(BaseModel):
     storage: str | None = None
     executor: Literal["auto", "inline", "local", "slurm"] = "auto"
     workers: int | None = None
+    trials_per_gpu: int | None = None
     data_root: str | None = None
     slurm: SlurmOptions = SlurmOptions()
     detach: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> RunOptions:
-        """Workers >= 1; --detach only where jobs outlive the command (SLURM)."""
-        if self.workers is not None and self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        """Workers and trials per GPU >= 1; --detach only where jobs outlive the command (SLURM)."""
+        for name in ("workers", "trials_per_gpu"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.detach and self.executor != "slurm":
             got = self.kind(self.workers) if self.workers is not None else self.executor
             raise ValueError(f"--detach needs --executor slurm (local and inline trials run inside this process), "

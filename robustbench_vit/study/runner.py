@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,18 @@ def result_attrs(result: TrialResult, config: TrialConfig) -> dict[str, Any]:
             "epochs_run": result.epochs_run, "seconds": result.seconds,
             "history": [h.model_dump() for h in result.history], "config": config.model_dump(mode="json"),
             "message": result.message, **provenance(), "params_count": result.params, "gmacs": result.gmacs,
-            "num_classes": result.num_classes, "resumed_epochs": result.resumed_epochs}
+            "num_classes": result.num_classes, "resumed_epochs": result.resumed_epochs,
+            "first_step_seconds": result.first_step_seconds, "worker": worker_attrs()}
+
+
+def worker_attrs() -> dict[str, Any]:
+    """Where the trial ran: host, process, the GPU its worker was pinned to, the SLURM job and task if any."""
+    env = os.environ
+    job = env.get("SLURM_JOB_ID")
+    if job and env.get("SLURM_ARRAY_JOB_ID"):
+        job = f"{env['SLURM_ARRAY_JOB_ID']}_{env.get('SLURM_ARRAY_TASK_ID')}"
+    return {"host": socket.gethostname(), "pid": os.getpid(), "gpu": env.get("CUDA_VISIBLE_DEVICES"),
+            "slurm_job": job, "slurm_task": env.get("SLURM_PROCID") if job else None}
 
 
 def is_duplicate(study: optuna.Study, me: FrozenTrial) -> bool:

@@ -127,6 +127,7 @@ class StudySpec(BaseModel):
     space: dict[str, Dim]
     design: Design = Field(default_factory=Design)
     slurm: SlurmOptions = SlurmOptions()
+    trials_per_gpu: int | Literal["auto"] = "auto"  # trial processes sharing each GPU (see study/gpus.py)
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     preset: str | None = None
     _source: str = PrivateAttr(default="")
@@ -138,6 +139,14 @@ class StudySpec(BaseModel):
         if not isinstance(v, list):
             return v
         return [ModelSpec.from_name(m) if isinstance(m, str) else m for m in v]
+
+    @field_validator("trials_per_gpu")
+    @classmethod
+    def _trials_per_gpu(cls, v: int | str) -> int | str:
+        """At least one trial per GPU."""
+        if isinstance(v, int) and v < 1:
+            raise ValueError(f"must be >= 1 or 'auto', got {v}")
+        return v
 
     @field_validator("train")
     @classmethod

@@ -71,6 +71,7 @@ class TrialResult(BaseModel):
     history: list[EpochRecord] = Field(default_factory=list)
     message: str | None = None  # why it diverged / failed
     resumed_epochs: int = 0  # epochs restored from a checkpoint when this run began (0: trained from the start)
+    first_step_seconds: float | None = None  # from this run's start to its first optimizer step (data, model, compile)
     params: int | None = None
     gmacs: float | None = None
     device: str | None = None

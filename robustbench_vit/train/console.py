@@ -51,7 +51,8 @@ def train_console(config: TrialConfig, trial_dir: str | Path | None = None, as_j
     if as_json:
         print(json.dumps({"final_error": result.final_error, "min_error": result.min_error, "status": result.status,
                           "epochs": result.epochs_run, "seconds": round(result.seconds, 3),
-                          "resumed_epochs": result.resumed_epochs}))
+                          "resumed_epochs": result.resumed_epochs,
+                          "first_step_seconds": result.first_step_seconds}))
     else:
         note = f" ({result.message})" if result.message else ""
         console.print(f"{config.model.name}: {result.status}, final error {result.final_error:.2f}% "

@@ -38,6 +38,7 @@ class TrainState:
     first_loss: float | None = None  # epoch 0's train loss: later epochs are held to it
     seconds_before: float = 0.0  # training time of the trial's earlier runs (before a resume)
     resumed_epochs: int = 0  # epochs the checkpoint held when this run began
+    first_step: float | None = None  # seconds from this run's start to its first optimizer step done
     status: str = "complete"
     message: str | None = None  # why it diverged
 
@@ -60,7 +61,8 @@ class TrainState:
         final = errors[-1] if status == "complete" and errors else 100.0
         return TrialResult(status=status, final_error=final, min_error=min(errors + [100.0]),
                            epochs_run=len(self.history), seconds=self.seconds(), history=self.history,
-                           message=message, resumed_epochs=self.resumed_epochs, **self.meta)
+                           message=message, resumed_epochs=self.resumed_epochs, first_step_seconds=self.first_step,
+                           **self.meta)
 
     @property
     def diverged(self) -> bool:
@@ -151,7 +153,7 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, *, depth:
         # Train one epoch from seeds of its own: the same draws whether or not the trial was resumed.
         seed_all(epoch_seed(config.seed, epoch))  # mixup / folder transforms draw from the global RNGs
         parts.train_loader.set_epoch(epoch)
-        train_loss = train_epoch(parts, config, epoch, device)
+        train_loss = train_epoch(parts, config, epoch, device, state=state)
         # Divergence: a non-finite loss, or one that grew beyond diverge_factor of where it started.
         check_divergence(state, config, epoch, train_loss, init_loss=math.log(data.num_classes))
         # Evaluate (EMA weights when there are; a diverged model counts at 100% error).
@@ -196,13 +198,40 @@ def restore(parts: Parts, checkpoint: dict) -> None:
         parts.ema.load_state_dict(checkpoint["ema"])
 
 
-def train_epoch(parts: Parts, config: TrialConfig, epoch: int, device: torch.device) -> float:
+class FiniteWatch:
+    """Whether the running loss is still finite, asked every NAN_CHECK_EVERY steps without stalling a GPU.
+
+    On one GPU the answer comes back by an asynchronous copy and is read at the next ask (one interval late), so
+    the host never waits for the device mid-epoch. On the CPU, and under DDP (every rank must stop alike), it is
+    read at once.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.lagged = device.type == "cuda" and world()[1] == 1
+        self.answer = torch.ones((), dtype=torch.bool, pin_memory=self.lagged)
+        self.copied = None  # the CUDA event after the last copy
+
+    def finite(self, loss_sum: torch.Tensor) -> bool:
+        """False once the loss sum is known to be non-finite."""
+        if not self.lagged:
+            return bool(torch.isfinite(all_sum(loss_sum)))
+        if self.copied is not None and not self.copied.query():
+            return True  # the last answer is not back yet: ask again next time
+        seen = bool(self.answer)
+        self.answer.copy_(torch.isfinite(loss_sum), non_blocking=True)
+        self.copied = torch.cuda.Event()
+        self.copied.record()
+        return seen
+
+
+def train_epoch(parts: Parts, config: TrialConfig, epoch: int, device: torch.device, *, state: TrainState) -> float:
     """One pass over the training split (forward, backward, clip, step, schedule, EMA); the mean train loss.
 
-    A non-finite loss ends the epoch early (checked every NAN_CHECK_EVERY steps, all ranks alike).
+    A non-finite loss ends the epoch early (FiniteWatch, every NAN_CHECK_EVERY steps). The run's first step is
+    timed (one device sync) into `state.first_step`.
     """
     parts.model.train()
-    loss_sum, step0 = torch.zeros((), device=device), epoch * parts.steps
+    loss_sum, step0, watch = torch.zeros((), device=device), epoch * parts.steps, FiniteWatch(device)
     for i, (x, y) in enumerate(parts.train_loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if parts.mixup:
@@ -218,7 +247,11 @@ def train_epoch(parts: Parts, config: TrialConfig, epoch: int, device: torch.dev
         if parts.ema:
             parts.ema.update(parts.model, step=step0 + i + 1)
         loss_sum += loss.detach()
-        if (i + 1) % NAN_CHECK_EVERY == 0 and not torch.isfinite(all_sum(loss_sum)):
+        if state.first_step is None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            state.first_step = time.perf_counter() - state.started
+        if (i + 1) % NAN_CHECK_EVERY == 0 and not watch.finite(loss_sum):
             break
     return all_sum(loss_sum).item() / (i + 1) / world()[1]
 
