@@ -9,7 +9,7 @@ import pytest
 
 from robustbench_vit.cli import main
 
-KEYS = {"final_error", "min_error", "status", "epochs", "seconds", "resumed_epochs"}
+KEYS = {"final_error", "min_error", "status", "epochs", "seconds", "resumed_epochs", "first_step_seconds"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -20,7 +20,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_json_is_the_only_stdout():
-    """--json: stdout is exactly one JSON object with the five keys; progress lines go to stderr."""
+    """--json: stdout is exactly one JSON object with its keys; progress lines go to stderr."""
     p = run_cli("--epochs", "2", "--threads", "1", "--json")
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)

@@ -8,6 +8,7 @@ on the CPU. Everything else (worker processes, claims, storage, checkpoints) is 
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -42,8 +43,6 @@ design: {{kind: random, points: 4, seed: 0}}
 
 def run_cli(args: list[str], standins: int) -> subprocess.CompletedProcess:
     """`robustbench-vit ARGS` in a fresh process planning for `standins` GPUs."""
-    import os
-
     env = {**os.environ, STANDIN_ENV: str(standins)}
     return subprocess.run([sys.executable, "-m", "robustbench_vit.cli", *args], env=env, capture_output=True,
                           text=True, timeout=600)
@@ -132,6 +131,9 @@ def test_slurm_jobs_of_one_gpu_run_k_trial_workers(monkeypatch):
     assert auto.trials_per_gpu == 1
     multi = packing(cifar, cifar.models, RunOptions(executor="slurm"), SlurmOptions(gpus_per_node=4).over(slurm))
     assert multi.trials_per_gpu == 1 and "jobs of several GPUs" in multi.why
+    digits = load_spec("lr_sensitivity")  # CPU jobs: nothing to share unless asked
+    assert packing(digits, digits.models, RunOptions(executor="slurm"), digits.slurm).trials_per_gpu == 1
+    assert packing(digits, digits.models, options, digits.slurm).trials_per_gpu == 4
 
 
 @pytest.mark.parametrize("args, message", [
