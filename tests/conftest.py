@@ -100,10 +100,17 @@ def slurm_cluster():
 
 @pytest.fixture(autouse=True)
 def _services_for_markers(request):
-    """Tests marked `postgres` / `slurm` get their service (or are skipped with the reason)."""
+    """Tests marked `postgres` / `slurm` get their service (or are skipped with the reason); a slurm test's
+    leftover jobs are cancelled after it."""
     for marker, fixture in (("postgres", "postgres_url"), ("slurm", "slurm_cluster")):
         if request.node.get_closest_marker(marker):
             request.getfixturevalue(fixture)
+    yield
+    # a failed test's jobs must not hold the node for the next one (under xdist, other workers' jobs may be queued)
+    if request.node.get_closest_marker("slurm") and "PYTEST_XDIST_WORKER" not in os.environ:
+        ids = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True).stdout.split()
+        if ids:
+            subprocess.run(["scancel", *ids], capture_output=True)
 
 
 def pytest_terminal_summary(terminalreporter):

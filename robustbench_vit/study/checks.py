@@ -67,3 +67,27 @@ def check_slurm(partition: str | None) -> None:
     partitions = [p.rstrip("*") for p in proc.stdout.split()]
     if partition and partition not in partitions:
         raise UserError(f"SLURM partition {partition!r} does not exist; allowed: {choices(partitions)}")
+
+
+# squeue reasons for a job whose request exceeds what its partition offers: it would stay pending for ever
+NEVER_STARTS = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints")
+
+
+def check_slurm_jobs_can_start(job_ids: list[str]) -> None:
+    """Raise when SLURM holds one of `job_ids` pending for a reason no wait can end (it asks for more CPUs, memory,
+    nodes or time than its partition has); a failing `squeue` says nothing (the next poll asks again)."""
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    if not arrays:
+        return
+    try:
+        proc = subprocess.run(["squeue", "-h", "-t", "PD", "-j", ",".join(arrays), "-o", "%i|%r|%P|%D|%C|%m|%l"],
+                              capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        job, reason, partition, nodes, cpus, mem, limit = line.split("|")
+        if reason in NEVER_STARTS:
+            raise UserError(f"SLURM job {job} can never start in partition {partition!r} ({reason}): it asks "
+                            f"{nodes} node(s), {cpus} CPU(s), {mem} memory per node and {limit}, more than the "
+                            f"partition offers (`scontrol show partition {partition}`); lower --slurm-cpus, "
+                            f"--trials-per-gpu, --slurm-gpus or --slurm-option mem=")

@@ -21,7 +21,7 @@ import submitit
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
-from robustbench_vit.study.checks import check_slurm, preflight
+from robustbench_vit.study.checks import check_slurm, check_slurm_jobs_can_start, preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.gpus import Packing, choose_trials_per_gpu, visible_gpus
 from robustbench_vit.study.plan import plan, quiet_optuna
@@ -32,6 +32,7 @@ from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.storage import FINISHED, count_states, enqueue_missing, open_studies, resolve_storage
 
 POLL_S = 1.0
+SLURM_CHECK_S = 30.0  # how often SLURM is asked whether pending jobs can ever start
 MAX_CRASHES = 3  # worker jobs that fail in a row, with no trial finishing in between, stop the study
 DETACHED_FILE = "detached_jobs.json"  # in the submitit folder: the SLURM jobs a detached run left running
 
@@ -220,6 +221,8 @@ def packing(spec: StudySpec, models: list[ModelSpec], options: RunOptions, slurm
     if not on_slurm and not study_gpus(spec):
         return None
     chosen = choose_trials_per_gpu(spec, models, options.trials_per_gpu)
+    if on_slurm and not chosen.asked and not (slurm.gpus_per_node or slurm.gres):
+        return Packing(1, "auto: the SLURM jobs ask for no GPU")
     whole = "DDP jobs (--slurm-ddp)" if slurm.ddp else "jobs of several GPUs" if (slurm.gpus_per_node or 1) > 1 else ""
     if on_slurm and whole and chosen.trials_per_gpu > 1:
         if chosen.asked:
@@ -367,11 +370,13 @@ def _run_jobs(launch: Launch, bar: StudyProgress, *, detach: bool = False) -> tu
 
     Returns the final counts and, with `detach`, the ids of the jobs left running: then it submits once for the
     queued trials and returns at once. SLURM jobs an earlier detached run left (listed in the submitit folder)
-    count as alive workers until they end, so trials waiting for them are not submitted twice.
+    count as alive workers until they end, so trials waiting for them are not submitted twice. A SLURM job that can
+    never start (it asks for more than its partition has) is a UserError: its jobs are cancelled, trials stay queued.
     """
     ex = launch.executor()
     jobs: list[submitit.Job] = left_jobs(ex.folder, launch.params) if launch.kind == "slurm" else []
     crashes, gpu_of = _Crashes(), {}  # gpu_of: local job id -> its GPU
+    next_check = time.monotonic() + 2 * POLL_S  # the scheduler's first pass sets a pending job's reason
     try:
         while True:
             counts = launch.counts()
@@ -386,13 +391,19 @@ def _run_jobs(launch: Launch, bar: StudyProgress, *, detach: bool = False) -> tu
                     math.ceil(pending / launch.trials_per_gpu) - len(alive))  # a SLURM job serves K trials
             if want > 0:
                 jobs += _submit(launch, ex, want, alive=alive, gpu_of=gpu_of)
-            if detach:  # leave the jobs running
+            if launch.kind == "slurm" and time.monotonic() >= next_check:
+                next_check = time.monotonic() + SLURM_CHECK_S
+                check_slurm_jobs_can_start([j.job_id for j in jobs])
+            if detach:  # leave the jobs running, once the scheduler has looked at them
+                if launch.kind == "slurm":
+                    time.sleep(2 * POLL_S)
+                    check_slurm_jobs_can_start([j.job_id for j in jobs])
                 ids = [j.job_id for j in jobs]
                 ex.folder.mkdir(parents=True, exist_ok=True)
                 (ex.folder / DETACHED_FILE).write_text(json.dumps(ids))
                 return counts, ids
             time.sleep(POLL_S)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, UserError):
         for j in jobs:
             if not j.done():
                 j.cancel(check=False)

@@ -70,7 +70,7 @@ is_up() {  # controller answers and the node is usable
 
 write_slurm_conf() {
   local cpus mem_mb
-  cpus=$(nproc)
+  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # GNU nproc obeys OMP_*; the tests set OMP_NUM_THREADS=1
   # RealMemory must not exceed what slurmd detects; 85% of the total leaves room (nothing enforces it).
   mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.85}' /proc/meminfo)
   cat >"$ETC/slurm.conf" <<EOF
@@ -181,7 +181,7 @@ cmd_start() {
   job=$(sbatch --parsable --output=/dev/null --wrap true)
   wait_for "warm-up job $job" "$LOG/slurmctld.log" \
     bash -c "sacct -n -X -j $job -o State | grep -q COMPLETED"
-  log "up in $((SECONDS - t0)) s: cluster $CLUSTER, node $NODE, partition debug ($(nproc) CPUs)"
+  log "up in $((SECONDS - t0)) s: cluster $CLUSTER, node $NODE, partition debug ($(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) CPUs)"
 }
 
 cmd_stop() {
