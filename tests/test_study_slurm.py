@@ -82,7 +82,7 @@ def test_slurm_refusals_are_one_line(slurm_cluster, tmp_path, capsys):
                  "--slurm-cpus", too_big, "--slurm-option", "mem=1G"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("robustbench-vit: error: SLURM job ") and "can never start in partition 'debug' " \
-        "(PartitionConfig)" in err and f"{too_big} CPU(s)" in err, err
+        "(PartitionConfig)" in err and f"{too_big} CPU(s) in all" in err, err
     assert not subprocess.run(["squeue", "-h", f"--name=rbv-{spec.name}"], capture_output=True, text=True,
                               check=True).stdout.strip()
     queued = optuna.load_study(study_name=f"{spec.name}/vit_c_micro", storage=url).get_trials(deepcopy=False)

@@ -88,6 +88,6 @@ def check_slurm_jobs_can_start(job_ids: list[str]) -> None:
         job, reason, partition, nodes, cpus, mem, limit = line.split("|")
         if reason in NEVER_STARTS:
             raise UserError(f"SLURM job {job} can never start in partition {partition!r} ({reason}): it asks "
-                            f"{nodes} node(s), {cpus} CPU(s), {mem} memory per node and {limit}, more than the "
+                            f"{nodes} node(s), {cpus} CPU(s) in all, {mem} memory per node, for {limit}: more than the "
                             f"partition offers (`scontrol show partition {partition}`); lower --slurm-cpus, "
                             f"--trials-per-gpu, --slurm-gpus or --slurm-option mem=")
