@@ -61,8 +61,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
              "gpus_per_node": args.slurm_gpus, "array_parallelism": args.slurm_array_parallelism,
              "additional_parameters": parse_sbatch_options(args.slurm_option) or None, "ddp": args.slurm_ddp}
     return RunOptions.from_flags(runs_dir=args.runs_dir, storage=args.storage, executor=args.executor,
-                                 workers=args.workers, trials_per_gpu=args.trials_per_gpu, data_root=args.data_root, slurm=SlurmOptions(**slurm),
-                                 detach=getattr(args, "detach", False))
+                                 workers=args.workers, trials_per_gpu=args.trials_per_gpu, data_root=args.data_root,
+                                 slurm=SlurmOptions(**slurm), detach=getattr(args, "detach", False))
 
 
 def add_run_options(r: argparse.ArgumentParser) -> None:
