@@ -391,20 +391,33 @@ def _run_jobs(launch: Launch, bar: StudyProgress, *, detach: bool = False) -> tu
                     math.ceil(pending / launch.trials_per_gpu) - len(alive))  # a SLURM job serves K trials
             if want > 0:
                 jobs += _submit(launch, ex, want, alive=alive, gpu_of=gpu_of)
-            if launch.kind == "slurm" and time.monotonic() >= next_check:
-                next_check = time.monotonic() + SLURM_CHECK_S
-                check_slurm_jobs_can_start([j.job_id for j in jobs])
-            if detach:  # leave the jobs running, once the scheduler has looked at them
-                if launch.kind == "slurm":
-                    time.sleep(2 * POLL_S)
-                    check_slurm_jobs_can_start([j.job_id for j in jobs])
+            if detach:  # (SLURM only) leave the jobs running, once the scheduler has looked at them
+                time.sleep(2 * POLL_S)
+                _cancel_unless_they_can_start(jobs)
                 ids = [j.job_id for j in jobs]
                 ex.folder.mkdir(parents=True, exist_ok=True)
                 (ex.folder / DETACHED_FILE).write_text(json.dumps(ids))
                 return counts, ids
+            if launch.kind == "slurm" and time.monotonic() >= next_check:
+                next_check = time.monotonic() + SLURM_CHECK_S
+                _cancel_unless_they_can_start(jobs)
             time.sleep(POLL_S)
-    except (KeyboardInterrupt, UserError):
-        for j in jobs:
-            if not j.done():
-                j.cancel(check=False)
+    except KeyboardInterrupt:
+        _cancel(jobs)
+        raise
+
+
+def _cancel(jobs: list[submitit.Job]) -> None:
+    """Cancel the jobs still queued or running (their trials go back to the queue)."""
+    for j in jobs:
+        if not j.done():
+            j.cancel(check=False)
+
+
+def _cancel_unless_they_can_start(jobs: list[submitit.Job]) -> None:
+    """A SLURM job that can never start: cancel them all and raise the UserError that says why."""
+    try:
+        check_slurm_jobs_can_start([j.job_id for j in jobs])
+    except UserError:
+        _cancel(jobs)
         raise

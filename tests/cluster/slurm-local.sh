@@ -68,9 +68,13 @@ is_up() {  # controller answers and the node is usable
   sinfo -h -n "$NODE" -o %T 2>/dev/null | grep -qE '^(idle|mixed|allocated|completing)'
 }
 
+node_cpus() {  # GNU nproc obeys OMP_NUM_THREADS, which the tests set to 1: count without it
+  env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc
+}
+
 write_slurm_conf() {
   local cpus mem_mb
-  cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # GNU nproc obeys OMP_*; the tests set OMP_NUM_THREADS=1
+  cpus=$(node_cpus)
   # RealMemory must not exceed what slurmd detects; 85% of the total leaves room (nothing enforces it).
   mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.85}' /proc/meminfo)
   cat >"$ETC/slurm.conf" <<EOF
@@ -181,7 +185,7 @@ cmd_start() {
   job=$(sbatch --parsable --output=/dev/null --wrap true)
   wait_for "warm-up job $job" "$LOG/slurmctld.log" \
     bash -c "sacct -n -X -j $job -o State | grep -q COMPLETED"
-  log "up in $((SECONDS - t0)) s: cluster $CLUSTER, node $NODE, partition debug ($(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc) CPUs)"
+  log "up in $((SECONDS - t0)) s: cluster $CLUSTER, node $NODE, partition debug ($(node_cpus) CPUs)"
 }
 
 cmd_stop() {
