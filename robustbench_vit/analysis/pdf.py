@@ -111,6 +111,12 @@ def _text_part(layout: Layout, c, toc: list[tuple[str, int]] | None, first: bool
             layout.table(c.comparisons)
         else:
             layout.para("Unavailable: a comparison needs at least two models, one of them a baseline.")
+        section("Hyperparameter importances")
+        layout.table(c.importance)
+        if c.importance.rows:
+            layout.para("fANOVA (Optuna): share of the error's variance each hyperparameter explains alone; "
+                        "interactions: the rest. Trials that did not train count at the cap.", "small")
+        layout.para(c.importance_note, "small")
     else:
         section("Trials by status")
         layout.table(c.status)

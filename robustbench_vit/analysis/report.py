@@ -18,6 +18,8 @@ from markupsafe import Markup
 from robustbench_vit.analysis import metrics as M
 from robustbench_vit.analysis.figures import STYLE, FigureItem, make_figures
 from robustbench_vit.analysis.frame import STATUSES, StudyData, load_study_data, model_order
+from robustbench_vit.analysis.importance import NOTE as IMPORTANCE_NOTE
+from robustbench_vit.analysis.importance import importance_table, importances
 from robustbench_vit.analysis.methods import methods
 from robustbench_vit.analysis.summary import Table, comparisons_table, metrics_table, notes
 from robustbench_vit.analysis.verdict import Verdict, verdicts
@@ -45,6 +47,8 @@ class ReportContent:
     provenance: list[tuple[str, str]]
     methods: list[str] = field(default_factory=methods)
     generated: str = field(default_factory=lambda: datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    importance: Table = field(default_factory=lambda: Table([], []))  # hyperparameter importances per model
+    importance_note: str = ""  # what they do not mean, or why the study has none
 
 
 def _status_table(df: pd.DataFrame) -> Table:
@@ -105,6 +109,7 @@ def collect(data: StudyData) -> ReportContent:
     cmp = M.comparisons(df) if len(df) else pd.DataFrame()
     spec = data.spec or {}
     done = len(df) and df["status"].isin(M.RESULTS).any()
+    imp = importances(df, spec) if done else None
     return ReportContent(
         study=data.name, description=str(spec.get("description", "")),
         partial=bool(df["status"].isin(["running", "pending"]).any()) if len(df) else True,
@@ -113,7 +118,9 @@ def collect(data: StudyData) -> ReportContent:
         figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
         failed=_failed_table(df) if len(df) else Table([], []),
         spec_yaml=_spec_text(spec, data.preset),
-        provenance=_provenance(data))
+        provenance=_provenance(data),
+        importance=importance_table(imp) if imp else Table([], []),
+        importance_note=(imp.reason or IMPORTANCE_NOTE) if imp else "No trial has a result yet.")
 
 
 def svg(item: FigureItem, salt: str) -> str:
