@@ -21,10 +21,11 @@ from optuna.importance import FanovaImportanceEvaluator
 from robustbench_vit.analysis import metrics as M
 from robustbench_vit.analysis.frame import DID_NOT_TRAIN, model_order
 from robustbench_vit.analysis.summary import Table
+from robustbench_vit.study.plan import quiet_optuna
 
 DESIGNS = ("random", "quasirandom")
 MIN_TRIALS = 16  # per model (and stratum): below it lr's share varied by sd ≈ 0.15–0.19 over redraws (see Methods)
-TREES, DEPTH, SEED = 32, 8, 0  # fANOVA forest: 0.2 s at 64 trials, 0.6 s at 512 per model on one core
+TREES, DEPTH, SEED = 32, 6, 0  # fANOVA forest; the time per model is in tests/test_importance.py
 NOTE = ("Importances describe this study's ranges and models: they are not causal, say nothing outside the ranges "
         "searched, and are not a robustness verdict (a model can depend strongly on lr and still be robust).")
 
@@ -76,7 +77,8 @@ def _value(dim: dict[str, Any] | None, v: Any) -> Any:
 def _fanova(g: pd.DataFrame, params: list[str], space: dict, stratum: str | None) -> dict[str, float]:
     """fANOVA main-effect variance fractions of the error over the given trials (an in-memory Optuna study)."""
     dists = {p: _distribution(space.get(p), stratum, g[p]) for p in params}
-    study = optuna.create_study(direction="minimize")
+    with quiet_optuna():
+        study = optuna.create_study(direction="minimize")
     study.add_trials([optuna.trial.create_trial(params={p: _value(space.get(p), r[p]) for p in params},
                                                 distributions=dists, value=float(r["error"]))
                       for _, r in g.iterrows()])
