@@ -118,7 +118,7 @@ def importances(df: pd.DataFrame, spec: dict[str, Any] | None) -> Importances:
         return Importances((), (), reason=f"not computed for {kind} designs: {why}")
     space, key = spec.get("space") or {}, design.get("stratify")
     fin = M.results(df)
-    params = [p for p in df.attrs.get("searched", ()) if p != key and p in fin]
+    params = [p for p in df.attrs.get("searched", ()) if p != key and p in fin and fin[p].nunique() > 1]
     rows = []
     for m in model_order(fin["model"]):
         g = fin[fin["model"] == m]
@@ -128,10 +128,10 @@ def importances(df: pd.DataFrame, spec: dict[str, Any] | None) -> Importances:
 
 
 def importance_table(imp: Importances) -> Table:
-    """The importances as text cells: one row per model (and stratum), one column per hyperparameter."""
+    """The importances as text cells: per model (and stratum), % of the error's variance per hyperparameter."""
     if not imp.rows:
         return Table([], [])
-    headers = ["model", "trials (at cap)", *(f"{p} (% of variance)" for p in imp.params), "interactions (%)"]
+    headers = ["model", "trials (at cap)", *(f"{p} (%)" for p in imp.params), "interactions (%)"]
     rows = []
     for r in imp.rows:
         name = f"{r.model} ({r.stratum})" if r.stratum else r.model
