@@ -43,7 +43,7 @@ def assert_stored(url: str, spec: StudySpec, runs_dir: Path) -> dict[str, list[o
         assert f"{spec.name}/{model}" in names
         study = optuna.load_study(study_name=f"{spec.name}/{model}", storage=url)
         attrs = study.user_attrs
-        assert (attrs["schema"], attrs["study"], attrs["model"]["name"], attrs["preset"]) == (1, spec.name, model, None)
+        assert (attrs["schema"], attrs["study"], attrs["model"]["name"], attrs["preset"]) == (2, spec.name, model, None)
         assert attrs["spec"]["space"]["lr"]["values"] == list(LRS)
         done = sorted((t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE),
                       key=lambda t: t.user_attrs["point"])

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from robustbench_vit.study.plan import plan, trial_config, trial_count
+from robustbench_vit.study.plan import init_seed, plan, setting_seed, trial_config, trial_count
 from robustbench_vit.study.spec import parse_spec
 
 MODELS = ["vit_p_micro", "vit_c_micro"]
@@ -66,9 +66,26 @@ def test_seeds_multiply_points_and_configs_are_complete():
     spec = spec_of({"lr": {"values": [0.001, 0.01]}}, {"kind": "grid", "seeds": [7, 8, 9]},
                    train={"epochs": 3, "weight_decay": 0.2})
     assert trial_count(spec) == 6
-    cfg = trial_config(spec, spec.models[1], plan(spec)[0].params, 8)
-    assert (cfg.model.name, cfg.dataset, cfg.epochs, cfg.weight_decay, cfg.seed) == ("vit_c_micro", "digits", 3, 0.2, 8)
+    cfg = trial_config(spec, spec.models[1], plan(spec)[0].params, point=0, replicate=8)
+    assert (cfg.model.name, cfg.dataset, cfg.epochs, cfg.weight_decay) == ("vit_c_micro", "digits", 3, 0.2)
+    assert cfg.seed == setting_seed(spec.design.seed, 0, 8) and cfg.init_seed == init_seed(cfg.seed, "vit_c_micro")
     assert cfg.lr in (0.001, 0.01)
+
+
+def test_every_setting_has_its_own_seed_and_every_model_its_own_init():
+    """Settings (point × replicate) get distinct seeds; the models of one setting share it (data order) but draw
+    their initial weights from seeds of their own."""
+    spec = spec_of({"lr": {"low": 1e-4, "high": 1e-1, "log": True}}, {"kind": "random", "points": 16, "seeds": 2})
+    configs = {(m.name, p.index, r): trial_config(spec, m, p.params, point=p.index, replicate=r)
+               for m in spec.models for p in plan(spec) for r in spec.design.seed_list}
+    p_seeds = {k[1:]: c.seed for k, c in configs.items() if k[0] == "vit_p_micro"}
+    c_seeds = {k[1:]: c.seed for k, c in configs.items() if k[0] == "vit_c_micro"}
+    assert p_seeds == c_seeds and len(set(p_seeds.values())) == 32  # shared within a setting, distinct across
+    inits = [c.init_seed for c in configs.values()]
+    assert len(set(inits)) == 64 and not set(inits) & set(p_seeds.values())
+    again = trial_config(spec, spec.models[0], plan(spec)[3].params, point=3, replicate=1)
+    assert again == configs[("vit_p_micro", 3, 1)]  # a pure function of the design: stable across processes
+    assert setting_seed(1, 3, 1) != setting_seed(0, 3, 1)  # the design seed roots them
 
 
 def test_tpe_slots_are_empty_and_bounded():

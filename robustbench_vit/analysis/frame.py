@@ -149,6 +149,7 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
     row = {"study": study, "model": model["name"], "stem": model.get("stem"), "size": model.get("size"),
            "depth": depth, **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
            "seed": a.get("seed", config.get("seed")), "point": a.get("point"), "status": status,
+           "setting_seed": config.get("seed"), "init_seed": config.get("init_seed"),
            "error": error, "final_error": final, "min_error": float(a.get("min_error", error)),
            "epochs_run": a.get("epochs_run", 0), "seconds": a.get("seconds", math.nan),
            "host": a.get("host"), "commit": a.get("commit"), "number": t.number,
@@ -228,7 +229,8 @@ def load_results(study: str, *, runs_dir: str | Path = "runs", storage: str | li
 
 def curves(df: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch curves in long form: one row per (trial, epoch) with the trial's identifying columns."""
-    keys = [c for c in ("study", "model", "number", "point", "seed", "status", "error", *HYPERPARAMS) if c in df]
+    keys = [c for c in ("study", "model", "number", "point", "seed", "setting_seed", "init_seed", "status", "error",
+                        *HYPERPARAMS) if c in df]
     rename = {"lr": "lr_epoch", "seconds": "seconds_epoch"}  # the epoch's lr / time, not the trial's
     rows = [{**{k: r[k] for k in keys}, **{rename.get(k, k): v for k, v in rec.items()}}
             for _, r in df.iterrows() for rec in r["history"]]

@@ -36,6 +36,12 @@ def methods() -> list[str]:
         "every metric, figure and test. Failed trials are no result: left out of everything and listed. In Optuna "
         "storage, diverged trials are COMPLETE with value 100 (optuna-dashboard plots them) and failed ones FAIL; "
         "'at chance' is decided when reading, from the stored error and class count.",
+        "Seeds (DESIGN.md §1.2): every setting of a design (a point × a replicate) gets its own seed, hashed from "
+        "the design seed, the point and the replicate; it sets the data order, augmentation and mixup, shared by "
+        "the models of that setting (common random numbers). Each model's initial weights come from its own init "
+        "seed, hashed from (setting seed, model name), so every trial of a model starts from an independent draw "
+        "and no two models share an init stream. A design's 'seeds' are replicates: extra independent draws at "
+        "one point. `export` shows setting_seed and init_seed with each trial.",
         "A model learned when at least one of its trials is complete. One that did not (all diverged or at "
         "chance) has every Δerror ≈ 0 and would look perfectly robust: it is named as not having learned, gets "
         "no robustness metrics or rank, and no comparison calls it or its opponent more robust.",

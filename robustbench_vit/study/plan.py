@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import math
@@ -149,7 +150,7 @@ def trial_count(spec: StudySpec) -> int:
 def _check(spec: StudySpec, index: int, params: dict[str, Any]) -> None:
     """Raise a one-line UserError if `params` does not make a valid TrialConfig."""
     try:
-        trial_config(spec, spec.models[0], params, spec.design.seed_list[0])
+        trial_config(spec, spec.models[0], params, point=max(index, 0), replicate=spec.design.seed_list[0])
     except ValidationError as e:
         err = e.errors()[0]
         field_ = ".".join(str(x) for x in err["loc"])
@@ -157,7 +158,26 @@ def _check(spec: StudySpec, index: int, params: dict[str, Any]) -> None:
         raise UserError(f"{spec.source}: {what} gives an invalid training setting {field_!r}: {err['msg']}") from None
 
 
-def trial_config(spec: StudySpec, model: ModelSpec, params: dict[str, Any], seed: int, **overrides: Any) -> TrialConfig:
-    """The TrialConfig of one (model, point, seed): the study's data and fixed settings, the point's values."""
+def _mix(*parts: Any) -> int:
+    """A 31-bit seed hashed from `parts` (stable across processes and machines, unlike hash())."""
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 2**31
+
+
+def setting_seed(design_seed: int, point: int, replicate: int) -> int:
+    """The seed of one setting (design point × replicate): its data order and augmentation, shared by its models."""
+    return _mix("setting", design_seed, point, replicate)
+
+
+def init_seed(setting: int, model: str) -> int:
+    """A model's init seed at one setting: independent across models and settings (no overlapping RNG streams)."""
+    return _mix("init", setting, model)
+
+
+def trial_config(spec: StudySpec, model: ModelSpec, params: dict[str, Any], *, point: int, replicate: int,
+                 **overrides: Any) -> TrialConfig:
+    """The TrialConfig of one (model, point, replicate): the study's data and fixed settings, the point's values,
+    the setting's seed and the model's own init seed (DESIGN.md §1.2)."""
+    seed = setting_seed(spec.design.seed, point, replicate)
     return TrialConfig(model=model, dataset=spec.dataset, data_root=spec.data_root,
-                       **{**spec.train, **params, **overrides}, seed=seed)
+                       **{**spec.train, **params, **overrides}, seed=seed, init_seed=init_seed(seed, model.name))

@@ -120,7 +120,8 @@ class TrialRun:
             params = {k: suggest(trial, k, d) for k, d in dists.items()}
         model = ModelSpec.model_validate(self.study.user_attrs["model"])
         pinned = {"threads": threads} if threads and "threads" not in spec.train else {}  # the spec's own wins
-        return trial_config(spec, model, params, slot(frozen)[1], **pinned)
+        point, replicate = slot(frozen)
+        return trial_config(spec, model, params, point=point, replicate=replicate, **pinned)
 
     def run(self, spec: StudySpec, threads: int | None = None, trial_fn: TrialFn | None = None,
             on_epoch: Callable[[EpochRecord], None] | None = None) -> str:

@@ -33,7 +33,7 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 # TrialConfig fields a study may fix (`train:`) or search (`space:`); model, data and seed are set by the study.
-SETTINGS = tuple(f for f in TrialConfig.model_fields if f not in ("model", "dataset", "data_root", "seed"))
+SETTINGS = tuple(f for f in TrialConfig.model_fields if f not in ("model", "dataset", "data_root", "seed", "init_seed"))
 
 
 def _only_settings(keys, what: str) -> None:
@@ -82,8 +82,8 @@ class Design(BaseModel):
 
     kind: Literal["grid", "random", "quasirandom", "tpe"] = "grid"
     points: int | None = Field(None, ge=1)  # random / quasirandom: points per stratum; tpe: trials per model
-    seeds: int | list[int] = 1  # replicates: a count (seeds 0..n-1) or explicit seeds
-    seed: int = 0  # the sampler's seed
+    seeds: int | list[int] = 1  # replicates: a count (seeds 0..n-1) or explicit seeds (plan.setting_seed mixes them)
+    seed: int = 0  # the design's seed: the sampler's, and the root of every setting's seed
     stratify: str | None = None  # a categorical dim: the design is drawn once per choice, with per-choice ranges
 
     @field_validator("seeds")

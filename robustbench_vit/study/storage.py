@@ -22,7 +22,7 @@ from robustbench_vit.study.plan import Point, quiet_optuna
 from robustbench_vit.study.resilient import ResilientStorage, retry, storage_wait_s
 from robustbench_vit.study.spec import StudySpec
 
-SCHEMA = 1
+SCHEMA = 2  # 2: a seed per setting and an init seed per model (plan.setting_seed, plan.init_seed); 1: seed 0 for all
 HEARTBEAT_S = 5  # a running trial records a heartbeat this often ...
 GRACE_S = 30  # ... and is failed as stale (then retried from its checkpoint) after this long without one
 STATES = ("complete", "diverged", "failed", "running", "pending")
@@ -148,6 +148,10 @@ def open_studies(spec: StudySpec, url: str, models: list[ModelSpec] | None = Non
         attrs = study.user_attrs
         if attrs.get("spec") is not None:
             stored = StudySpec.model_validate(attrs["spec"]).fingerprint()
+            if attrs.get("schema", 1) < SCHEMA:
+                raise UserError(f"{mask_url(url)}: study {name!r} was made under the old seeding rule (every trial of "
+                                f"a model from one init seed); run it under another name or --runs-dir, or delete "
+                                f"the old storage")
             if stored != spec.fingerprint() or not same_model(attrs.get("model") or {}, model):
                 was = f" (preset {attrs.get('preset')})" if attrs.get("preset") else ""
                 raise UserError(f"{mask_url(url)}: study {name!r} was made from a different spec{was}; run the "

@@ -34,7 +34,8 @@ class TrialConfig(BaseModel):
     augment: bool = False  # tensor crop/flip (CIFAR), ±1 px shifts (digits); off: it underfits short runs
     grad_clip: float | None = Field(None, gt=0)
     diverge_factor: float = Field(5.0, gt=1)  # stop when loss > factor × first epoch's loss
-    seed: int = 0
+    seed: int = 0  # the setting's seed: data order, augmentation, mixup (shared by the models of a setting)
+    init_seed: int | None = None  # the model's initial weights; None: `seed` (a study derives one per model)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     compile: bool = False  # torch.compile, CUDA only
     amp: bool = True  # bf16 autocast, CUDA only

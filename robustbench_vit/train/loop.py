@@ -142,8 +142,8 @@ def trial_device(config: TrialConfig) -> torch.device:
 def train(config: TrialConfig, data: DataBundle, device: torch.device, *, depth: int, ckpt: Path | None,
           checkpoint: dict | None, state: TrainState, progress: Callable[[EpochRecord], None] | None) -> TrialResult:
     """The loop: set up, restore, then per epoch train, check for divergence, evaluate and checkpoint."""
-    # Set up: the model and everything that trains it (seeded, so a fresh start is reproducible).
-    seed_all(config.seed)
+    # Set up: the model (from its own init seed) and everything that trains it (data order from the setting's seed).
+    seed_all(config.seed if config.init_seed is None else config.init_seed)
     parts = build_parts(config, data, device, depth)
     # Restore: weights, optimizer, schedule and EMA as the checkpoint left them (history etc. are in `state`).
     if checkpoint is not None:
