@@ -31,6 +31,13 @@ def cmd_models(args: argparse.Namespace) -> int:
     return models_command(args.json)
 
 
+def cmd_stems(args: argparse.Namespace) -> int:
+    """Print the stem table (or JSON) at a size."""
+    from robustbench_vit.models.commands import stems_command
+
+    return stems_command(args.size, args.json)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: one trial with progress; exit 1 when the trial failed (diverged is a result: exit 0)."""
     from robustbench_vit.train.console import make_config, train_console
@@ -160,14 +167,23 @@ def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=cmd_export)
 
 
+def add_model_parsers(sub: argparse._SubParsersAction) -> None:
+    """The `models` and `stems` commands."""
+    p = sub.add_parser("models", help="list the built-in models with params and GMACs")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("stems", help="list the stems (baselines and the zoo): citation, params, GMACs, matched depth")
+    p.add_argument("--size", default="micro", help="model size to measure them at (default: micro)")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_stems)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command tree."""
     parser = argparse.ArgumentParser(prog="robustbench-vit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("models", help="list the built-in models with params and GMACs")
-    p.add_argument("--json", action="store_true", help="print a JSON list")
-    p.set_defaults(func=cmd_models)
+    add_model_parsers(sub)
 
     p = sub.add_parser("train", help="train one model once (one trial) and print its final error")
     p.add_argument("--model", default="vit_c_micro", help="built-in model name (default: vit_c_micro)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 from rich.console import Console
 from rich.table import Table
@@ -24,4 +25,23 @@ def models_command(as_json: bool = False) -> int:
         t.add_row(r["name"], r["stem"], str(r["depth"]), f"{r['params'] / 1e6:.2f}", f"{r['gmacs']:.4g}",
                   f"{r['flop_ratio']:.3f}", str(r["img_size"]))
     Console().print(t)
+    return 0
+
+
+def stems_command(size: str = "micro", as_json: bool = False) -> int:
+    """`stems`: every registered stem (the baselines and the zoo) with its citation, params, GMACs and FLOP-matched
+    depth at `size` (or JSON); plain text, one line of numbers and the citation under it, within 80 columns."""
+    from robustbench_vit.models import stem_table
+
+    rows = stem_table(size)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    line = "{:<16} {:<25} {:>5} {:>8} {:>9} {:>7}"
+    print(f"stems at {size}: trunk depth FLOP-matched to vit_p_{size} (FLOPs/P: ratio to it)")
+    print(line.format("stem", "model", "depth", "params M", "GMACs", "FLOPs/P"))
+    for r in rows:
+        print(line.format(r["stem"], r["model"], r["depth"], f"{r['params'] / 1e6:.3f}", f"{r['gmacs']:.4g}",
+                          f"{r['flop_ratio']:.3f}"))
+        print(textwrap.fill(r["citation"], 80, initial_indent=" " * 17, subsequent_indent=" " * 17))
     return 0

@@ -39,8 +39,12 @@ def builtin_model_names() -> list[str]:
 
 
 def parse_model_name(name: str) -> tuple[str, str]:
-    """Split `vit_c_1gf` into (size, stem); raises UserError naming the allowed names."""
-    parts = name.split("_")
-    if len(parts) == 3 and parts[0] == "vit" and parts[1] in BUILTIN_STEMS and parts[2] in SIZES:
-        return parts[2], BUILTIN_STEMS[parts[1]]
-    raise UserError(f"unknown model {name!r}; allowed: {', '.join(builtin_model_names())}")
+    """Split `vit_c_1gf` into (size, stem), `vit_hmlp_micro` into (size, a registered stem); UserError otherwise."""
+    from robustbench_vit.models.stems import zoo_names
+
+    head, _, size = name.rpartition("_")
+    prefix, _, key = head.partition("_")
+    if prefix == "vit" and size in SIZES and (key in BUILTIN_STEMS or key in zoo_names()):
+        return size, BUILTIN_STEMS.get(key, key)
+    raise UserError(f"unknown model {name!r}; allowed: {', '.join(builtin_model_names())}, "
+                    f"or vit_STEM_SIZE with STEM one of {choices(zoo_names())}")

@@ -38,6 +38,8 @@ def register_stem(name: str):
 class PatchifyStem(nn.Module):
     """The original ViT stem: one p×p stride-p convolution with bias."""
 
+    citation = "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (ViT, ICLR)"
+
     def __init__(self, in_chans: int, embed_dim: int, patch_size: int, **options):
         """One conv from in_chans to embed_dim with kernel and stride patch_size."""
         super().__init__()
@@ -53,6 +55,8 @@ class PatchifyStem(nn.Module):
 @register_stem("conv")
 class ConvStem(nn.Module):
     """The paper's conv stem: 3×3 convs (no bias) + BN + ReLU at the given strides, then a 1×1 conv to D."""
+
+    citation = "Xiao et al. 2021, Early Convolutions Help Transformers See Better (NeurIPS)"
 
     def __init__(self, in_chans: int, embed_dim: int, patch_size: int, *, widths=(), strides=()):
         """3×3 convs of the given widths and strides (which must multiply to patch_size), then 1×1 to embed_dim."""
@@ -152,6 +156,16 @@ def stem_source(ref: str) -> dict[str, str] | None:
     if not path or not Path(path).is_file():
         return None
     return {"file": str(Path(path).resolve()), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
+
+
+def registered_stems() -> dict[str, type[nn.Module]]:
+    """The registry: name → class, the baselines first, then the zoo in registration order."""
+    return dict(_REGISTRY)
+
+
+def zoo_names() -> list[str]:
+    """Registered stems other than the two baselines: each is also a model `vit_<name>_<size>`."""
+    return sorted(set(_REGISTRY) - {"patchify", "conv"})
 
 
 def stem_names() -> list[str]:
