@@ -1,7 +1,10 @@
 """Stems: the registry, the two paper stems, and loading user stems by import reference or entry point.
 
 The stem contract: `Stem(in_chans: int, embed_dim: int, patch_size: int, **options)` is a torch.nn.Module
-whose forward maps B×C×H×W to a B×embed_dim×(H/p)×(W/p) feature map.
+whose forward maps B×C×H×W to a B×embed_dim×(H/p)×(W/p) feature map. A class whose constructor takes `img_size`
+follows timm's embed-layer contract instead (timm.layers.PatchEmbed and the embed layers papers ship for timm):
+`Embed(img_size=, patch_size=, in_chans=, embed_dim=, ...)` with `num_patches`, mapping B×C×H×W to B×N×D tokens;
+it is used as it is (see `timm_embed_layer`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -78,6 +82,28 @@ class ConvStem(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """B×C×H×W → B×D×H/p×W/p."""
         return self.stem(x)
+
+
+def follows_timm_contract(cls: type[nn.Module]) -> bool:
+    """True for a timm embed layer: its constructor takes `img_size` (our stems take in_chans, embed_dim, patch_size)."""
+    try:
+        return "img_size" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature to read: the stem contract
+        return False
+
+
+def _build_timm_embed(cls: type[nn.Module], options: dict, **timm_kwargs) -> nn.Module:
+    """Build a timm embed layer from VisionTransformer's arguments, passing those its constructor takes (all of them
+    if it takes **kwargs: older or smaller classes lack bias, dynamic_img_pad, device, dtype), plus `options`."""
+    params = inspect.signature(cls).parameters
+    takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return cls(**{k: v for k, v in timm_kwargs.items() if takes_all or k in params}, **options)
+
+
+def timm_embed_layer(cls: type[nn.Module], options: dict):
+    """The `embed_layer` timm's VisionTransformer calls for a timm-contract class: the class itself, unchanged, with
+    the keyword arguments it does not take left out."""
+    return partial(_build_timm_embed, cls, options)
 
 
 def _load_file(path: Path):

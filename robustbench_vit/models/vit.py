@@ -11,7 +11,7 @@ from torch import nn
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.sizes import size_info
 from robustbench_vit.models.spec import ModelSpec
-from robustbench_vit.models.stems import get_stem
+from robustbench_vit.models.stems import follows_timm_contract, get_stem, timm_embed_layer
 
 
 class StemEmbed(nn.Module):
@@ -43,6 +43,14 @@ def stem_options(spec: ModelSpec) -> dict:
     return dict(spec.stem_options)
 
 
+def embed_layer(spec: ModelSpec):
+    """What timm's VisionTransformer builds its `patch_embed` with: a timm embed layer as it is, else StemEmbed."""
+    cls = get_stem(spec.stem)
+    if follows_timm_contract(cls):
+        return timm_embed_layer(cls, stem_options(spec))
+    return partial(StemEmbed, cls, stem_options(spec))
+
+
 def own_depth(spec: ModelSpec) -> int:
     """The depth a spec fixes by itself: its own, else the size's for the baseline (others need matched_depth)."""
     if spec.depth is not None:
@@ -65,7 +73,7 @@ def build_model(spec: ModelSpec, num_classes: int | None = None, depth: int | No
         num_classes=num_classes or info["num_classes"], embed_dim=info["embed_dim"], depth=depth,
         num_heads=info["num_heads"], mlp_ratio=info["mlp_dim"] / info["embed_dim"], qkv_bias=True,
         class_token=True, global_pool="token", norm_layer=partial(nn.LayerNorm, eps=1e-6),
-        embed_layer=partial(StemEmbed, get_stem(spec.stem), stem_options(spec)),
+        embed_layer=embed_layer(spec),
     )
     nn.init.normal_(model.pos_embed, std=0.02)
     nn.init.zeros_(model.head.weight)
