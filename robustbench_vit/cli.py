@@ -207,7 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_analysis_parsers(sub)
 
     p = sub.add_parser("compare", help="put your stem against the patchify and conv baselines, then report")
-    p.add_argument("--stem", required=True, help="path/to/file.py:Class, package.module:Class, or an installed stem")
+    p.add_argument("--stem", action="append", metavar="STEM",
+                   help="path/to/file.py:Class, package.module:Class (a stem or a timm embed layer), a zoo or installed "
+                        "stem (robustbench-vit stems); repeat it to run several in one launch and one report "
+                        "(default: the study's own stems)")
     p.add_argument("--name", default=None, help="model name in results (default: from the class name and size)")
     p.add_argument("--study", default="lr_wd_stability", help="the study to compare on (default: lr_wd_stability)")
     p.add_argument("--size", default=None, help="model size (default: the study's baselines' size)")

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, get_stem, model_complexity, validate_stem
-from robustbench_vit.models.stems import absolute_ref
+from robustbench_vit.models.stems import absolute_ref, zoo_names
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.options import RunOptions
@@ -32,8 +32,11 @@ class Contender:
 def default_name(ref: str, size: str) -> str:
     """A model name from the stem's class name: `path.py:OverlapPatchStem` → `overlap_patch_stem_micro`.
 
-    Acronyms stay whole: `GNStem` → `gn_stem_micro`; pass --name for anything else.
+    Acronyms stay whole: `GNStem` → `gn_stem_micro`; pass --name for anything else. A zoo stem gets its model name,
+    `hmlp` → `vit_hmlp_micro` (the name a study's `models:` uses, so their trials are the same).
     """
+    if ref in zoo_names():
+        return f"vit_{ref}_{size}"
     cls = ref.rpartition(":")[2] or ref
     words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", cls)
     return "_".join(w.lower() for w in words) + f"_{size}"
@@ -43,7 +46,12 @@ def contender(stem: str, *, size: str, name: str | None = None, options: dict | 
     """Validate the stem at `size` and FLOP-match its trunk depth to the patchify baseline of that size."""
     ref = absolute_ref(stem)
     get_stem(ref)  # a clear error for a bad reference before anything else
-    spec = ModelSpec(name=name or default_name(ref, size), size=size, stem=ref, stem_options=options or {})
+    return checked(ModelSpec(name=name or default_name(ref, size), size=size, stem=ref, stem_options=options or {}))
+
+
+def checked(spec: ModelSpec) -> Contender:
+    """Validate a model's stem and FLOP-match its depth (unless the spec fixes one) against its size's baselines."""
+    size = spec.size
     if spec.name in {f"vit_p_{size}", f"vit_c_{size}"}:
         raise UserError(f"--name {spec.name!r} is a baseline's name; choose another")
     validate_stem(spec)
@@ -63,10 +71,34 @@ def study_for(study: str, preset: str | None, size: str | None) -> tuple[StudySp
     return spec, size
 
 
-def run_contender(spec: StudySpec, new: Contender, run: RunOptions, *, progress: bool = True) -> StudySummary:
-    """Run both baselines and the new stem on the study's points; stored baseline trials are reused."""
-    models = [ModelSpec.from_name(n) for n in new.baselines] + [new.spec]
-    return run_study(spec, run, models=models, progress=progress)
+def contenders(stems: list[str], spec: StudySpec, *, size: str, name: str | None = None,
+               options: dict | None = None) -> list[Contender]:
+    """The stems to run, validated and FLOP-matched: each --stem, or without one the study's own (its models other
+    than the baselines: a YAML's `stems:` and zoo models). --name / --options apply to a single --stem."""
+    if len(stems) > 1 and (name or options):
+        raise UserError("--name and --options apply to one --stem; with several, each stem gets its default name "
+                        "(list stems with names and options in a study YAML's `stems:`)")
+    if stems:
+        news = [contender(s, size=size, name=name, options=options) for s in stems]
+    else:
+        news = [checked(m) for m in spec.models if m.name not in (f"vit_p_{size}", f"vit_c_{size}")]
+        if not news:
+            raise UserError(f"study {spec.name!r} lists no stems besides the baselines; give --stem (repeatable)")
+    names = [n.spec.name for n in news]
+    if len(set(names)) != len(names):
+        raise UserError(f"--stem: two stems get the same model name ({', '.join(names)}); list each once")
+    return news
+
+
+def models_of(news: list[Contender]) -> list[ModelSpec]:
+    """Both baselines, then every new stem's model (all of one size)."""
+    return [ModelSpec.from_name(n) for n in news[0].baselines] + [n.spec for n in news]
+
+
+def run_contender(spec: StudySpec, new: Contender | list[Contender], run: RunOptions, *,
+                  progress: bool = True) -> StudySummary:
+    """Run both baselines and the new stem(s) on the study's points in one launch; stored trials are reused."""
+    return run_study(spec, run, models=models_of(new if isinstance(new, list) else [new]), progress=progress)
 
 
 def compare_stem(stem: str, *, study: str = "lr_wd_stability", preset: str | None = None, size: str | None = None,
@@ -92,14 +124,15 @@ def parse_options(text: str | None) -> dict:
     return value
 
 
-def summary_table(new: Contender) -> Table:
-    """Params, GMACs and FLOP ratios of the new stem and both baselines (fits 80 columns)."""
-    t = Table(title=f"{new.spec.name} ({Path(new.spec.stem).name}): FLOP-matched against the {new.spec.size} "
+def summary_table(new: Contender, *more: Contender) -> Table:
+    """Params, GMACs and FLOP ratios of the new stem(s) and both baselines (fits 80 columns)."""
+    what = f"{new.spec.name} ({Path(new.spec.stem).name})" if not more else f"{1 + len(more)} stems"
+    t = Table(title=f"{what}: FLOP-matched against the {new.spec.size} "
                     f"baselines", caption="FLOPs/P, FLOPs/C: FLOP ratio to the patchify (P) and conv-stem (C) baseline")
     for col in ("model", "depth", "params M", "GMACs", "FLOPs/P", "FLOPs/C"):
         t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     p, c = new.baselines.values()  # patchify first, then conv
-    for name, x in [*new.baselines.items(), (new.spec.name, new.complexity)]:
+    for name, x in [*new.baselines.items(), *((n.spec.name, n.complexity) for n in (new, *more))]:
         t.add_row(name, str(x["depth"]), f"{x['params'] / 1e6:.3f}", f"{x['gmacs']:.4g}",
                   f"{x['gmacs'] / p['gmacs']:.3f}", f"{x['gmacs'] / c['gmacs']:.3f}")
     return t
@@ -110,6 +143,7 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
                     claims: str | None = None) -> int:
     """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts.
 
+    `stem`: one reference or several (one launch, one report); none: the study's own stems.
     With `claims` ("" for all, or ids): score the stem on the paper's claims instead (a scorecard).
     """
     from robustbench_vit.analysis.frame import load_results
@@ -117,8 +151,13 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     from robustbench_vit.analysis.report import build_report, parse_formats
     from robustbench_vit.analysis.verdict import verdict
 
+    stems = [stem] if isinstance(stem, str) else list(stem or [])
     if claims is not None:  # the paper's claims, this stem in ViT_C's place
         from robustbench_vit.reproduce import reproduce_command
+
+        if len(stems) != 1:
+            raise UserError("--claims scores one stem in ViT_C's place; give exactly one --stem")
+        stem = stems[0]
 
         spec, size = study_for("lr_wd_stability", preset, size)
         new = contender(stem, size=size, name=name, options=parse_options(options))
@@ -127,16 +166,17 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
                                  formats=formats, stem=new.spec)
     spec, size = study_for(study, preset, size)
     fmts = parse_formats(formats)  # checked before hours of trials, not after
-    new = contender(stem, size=size, name=name, options=parse_options(options))
+    news = contenders(stems, spec, size=size, name=name, options=parse_options(options))
     console = Console(stderr=True)
-    console.print(summary_table(new))
-    summary = run_contender(spec, new, run)
+    console.print(summary_table(*news))
+    summary = run_contender(spec, news, run)
     console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: {summary.storage}")
     paths = build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=out, formats=fmts)
     df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
-    df = df[df["model"].isin([*new.baselines, new.spec.name])]
+    names = [n.spec.name for n in news]
+    df = df[df["model"].isin([*news[0].baselines, *names])]
     mm, cmp = model_metrics(df), comparisons(df)
-    for _, r in cmp[cmp["model"] == new.spec.name].iterrows():
+    for _, r in cmp[cmp["model"].isin(names)].iterrows():
         v = verdict(r, mm)
         print(f"{v.title}: {v.headline}")
     failed = int((df["status"] == "failed").sum())
