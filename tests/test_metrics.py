@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from robustbench_vit.analysis import metrics as M
+from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.frame import chance_error, collapsed
 
 
@@ -151,25 +152,31 @@ def test_pairs_only_within_a_size():
     # comparisons take the sizes from the frame's size column
     df = pd.concat([_frame().assign(size="x"), _frame().assign(model="vit_c_y", size="y"),
                     _frame().assign(model="mine", size="y")])
-    got = M.comparisons(df)[["model", "baseline"]].apply(tuple, axis=1).tolist()
+    got = [(c.model, c.baseline) for c in comparisons(df)]
     assert got == [("vit_c_x", "vit_p_x"), ("mine", "vit_c_y")]
 
 
 def test_pairs_and_comparisons():
-    c = M.comparisons(_frame()).iloc[0]
+    (c,) = comparisons(_frame())
     # the failed vit_p trial is no result: 4 vs 4
-    assert (c["model"], c["baseline"], c["n_model"], c["n_baseline"]) == ("vit_c_x", "vit_p_x", 4, 4)
+    assert (c.model, c.baseline, c.n_model, c.n_baseline) == ("vit_c_x", "vit_p_x", 4, 4)
     # paired on (point, seed): vit_c wins at points 0..3 (2<3, 3<5, 4<8, 9<100); point 4 only exists for vit_p
-    assert (c["matched"], c["wins"], c["losses"], c["ties"]) == (4, 4, 0, 0)
+    assert (c.matched, c.wins, c.losses, c.ties) == (4, 4, 0, 0)
     # sign test, 4 of 4: two-sided p = 2·(1/2)^4 = 0.125
-    assert c["sign_p"] == pytest.approx(0.125)
-    # Δ: vit_c 0, 1, 2, 7 vs vit_p 0, 2, 5, 97: F_c − F_p = 0 on (0, 1], 2/4−1/4 on (1, 2], 3/4−2/4 on (2, 5],
-    # 0 on (5, 7], 1−3/4 on (7, 97] → D = 0.25, vit_c never below
-    assert c["ks_d"] == pytest.approx(0.25) and c["above"] == "vit_c_x"
+    assert c.sign_p == pytest.approx(0.125)
+    # Δ within the 10-point window: vit_c 0, 1, 2, 7 vs vit_p 0, 2, 5, 10 (97 clipped): F_c − F_p = 0 on (0, 1],
+    # 2/4−1/4 on (1, 2], 3/4−2/4 on (2, 5], 0 on (5, 7], 1−3/4 on (7, 10] → D = 0.25, vit_c never below
+    assert c.ks_d == pytest.approx(0.25) and c.above == "vit_c_x"
     # 4 paired settings: the exact test enumerates 2^4 swaps; areas 0.75 vs 0.575 → +0.175
-    assert c["design"] == "paired" and c["test"].startswith("paired permutation test (exact, all 16")
-    assert c["auc_diff"] == pytest.approx(0.175) and 0 < c["p"] <= c["p_conservative"] <= 1
-    assert c["auc_diff_low"] <= c["auc_diff"] <= c["auc_diff_high"] and 0 <= c["power"] <= 1
+    d = c.robustness
+    assert c.design == "paired" and d.test.method().startswith("paired permutation test (exact, all 16")
+    assert d.difference.value == pytest.approx(0.175) and 0 < d.p <= d.test.p_conservative <= 1
+    assert d.difference.low <= d.difference.value <= d.difference.high and 0 <= d.power <= 1
+    assert (d.model_value, d.baseline_value) == pytest.approx((0.75, 0.575))
+    # 4 settings cannot decide: the interval reaches past both margins
+    assert d.outcome == "inconclusive" and c.outcome == "inconclusive" and d.needed is None or d.needed > 4
+    # the bests are 2 vs 3: close, so Δ decides (not the normalised statistic)
+    assert not c.confounded and c.decision is d
 
 
 def test_lr_sensitivity_per_optimizer():
@@ -189,16 +196,16 @@ def test_sign_test_pairs_identical_settings_not_point_indices():
     a = pd.DataFrame(dict(model="vit_p_x", point=[0, 1, 2], seed=0, lr=[1e-3, 1e-2, 1e-1], weight_decay=0.05,
                           optimizer="adamw", status="complete", error=[10.0, 20, 30]))
     b = a.assign(model="vit_c_x", lr=[2e-3, 3e-2, 4e-1], error=[5.0, 6, 7])
-    c = M.comparisons(pd.concat([a, b])).iloc[0]
-    assert (c["matched"], c["wins"], c["losses"]) == (0, 0, 0) and math.isnan(c["sign_p"])
+    (c,) = comparisons(pd.concat([a, b]))
+    assert (c.matched, c.wins, c.losses) == (0, 0, 0) and math.isnan(c.sign_p)
     # identical settings under different point indices do pair: lr 1e-2 (6 < 20) and 1e-1 (7 < 30); a searched
     # column named in df.attrs must match too: at lr 1e-3 the warmup differs, so that one is not paired
     b = a.assign(model="vit_c_x", point=[7, 8, 9], warmup=[1, 0, 0], error=[5.0, 6, 7])
     df = pd.concat([a.assign(warmup=0), b])
     df.attrs["searched"] = ["lr", "warmup"]
-    c = M.comparisons(df).iloc[0]
-    assert (c["matched"], c["wins"], c["losses"], c["ties"]) == (2, 2, 0, 0)
-    assert c["sign_p"] == pytest.approx(0.5)  # 2 of 2: 2·(1/2)²
+    (c,) = comparisons(df)
+    assert (c.matched, c.wins, c.losses, c.ties) == (2, 2, 0, 0)
+    assert c.sign_p == pytest.approx(0.5)  # 2 of 2: 2·(1/2)²
 
 
 def test_lr_sensitivity_on_a_2d_random_design_bins_lr_and_takes_the_best_wd():

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from robustbench_vit.analysis import metrics as M
+from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.figures import make_figures
 from robustbench_vit.analysis.summary import comparisons_table, metrics_table
 from robustbench_vit.analysis.verdict import OUTCOMES, verdicts
@@ -26,7 +27,7 @@ def _verdicts(*models: pd.DataFrame, design: str | None = None) -> dict:
     """Verdicts by title of a study made of these models' trials."""
     df = pd.concat(models, ignore_index=True)
     df.attrs["design"] = design
-    return {v.title: v for v in verdicts(M.model_metrics(df), M.comparisons(df))}
+    return {v.title: v for v in verdicts(M.model_metrics(df), comparisons(df))}
 
 
 RNG = np.random.default_rng(0)
@@ -75,30 +76,56 @@ def test_failed_trials_are_left_out_not_counted_at_the_cap():
     p = _model("vit_p_x", BASE_P)
     p.loc[:3, ["status", "error"]] = ["failed", np.nan]
     df = pd.concat([p, _model("vit_c_x", BASE_C)])
-    c = M.comparisons(df).iloc[0]
-    assert (c["n_baseline"], c["n_tested"], c["failed_baseline"]) == (12, 12, 4)
+    (c,) = comparisons(df)
+    assert (c.n_baseline, c.n_tested, c.failed_baseline) == (12, 12, 4)
     mm = M.model_metrics(df).set_index("model")
     assert mm.at["vit_p_x", "trials"] == 12 and mm.at["vit_p_x", "did_not_train_rate"] == 0
 
 
 def test_a_constant_shift_is_not_a_robustness_difference():
-    # vit_c is worse by 7 points at every setting: the same Δ shape → no robustness difference, worse in error
-    v = _verdicts(_model("vit_p_x", BASE_C), _model("vit_c_x", BASE_C + 7))["vit_c_x vs vit_p_x"]
-    assert v.outcome == "no significant difference" and v.p > 0.5
+    # vit_c is worse by 4 points at every setting: the same Δ shape → no robustness difference, worse in error
+    v = _verdicts(_model("vit_p_x", BASE_C), _model("vit_c_x", BASE_C + 4))["vit_c_x vs vit_p_x"]
+    assert v.outcome in ("equivalent", "inconclusive") and v.p > 0.5 and v.more_robust is None
+    assert not v.confounded
     assert "in absolute error vit_p_x is better at 16 of 16 identical settings" in v.headline
+    # worse by 7: the bests (8 vs 15) are more than 5 points apart, so Δ-robustness is confounded by peak error
+    # and the verdict says so, deciding on the normalised statistic instead
+    v = _verdicts(_model("vit_p_x", BASE_C), _model("vit_c_x", BASE_C + 7))["vit_c_x vs vit_p_x"]
+    assert v.confounded and v.headline.startswith("Δ-robustness is confounded by peak error (best vit_c_x 15.0% "
+                                                  "vs vit_p_x 8.0%, chance 90%)")
+    assert v.more_robust is None
+
+
+def test_a_model_bad_everywhere_is_not_called_more_robust():
+    # ViT_P at 6 epochs on digits: best 52%, half its trials within 2 points of that, the rest near chance (bad
+    # everywhere); vit_c learns (best 7%) with a wider spread. Δ from one's own best would call vit_p "more
+    # robust" (Δ-EDF area 0.45 vs 0.17); the guard does not.
+    bad = np.concatenate([52 + np.linspace(0, 2, N // 2), 80 + np.linspace(0, 9, N // 2)])[RNG.permutation(N)]
+    good = 7 + np.linspace(0, 30, N)[RNG.permutation(N)]
+    df = pd.concat([_model("vit_p_x", bad), _model("vit_c_x", good)], ignore_index=True)
+    v = verdicts(M.model_metrics(df), comparisons(df))[0]
+    assert v.confounded and v.more_robust != "vit_p_x" and "confounded by peak error" in v.headline
+    mm = M.model_metrics(df).set_index("model")
+    assert mm.at["vit_p_x", "peak_far"] and not mm.at["vit_c_x", "peak_far"]
+    assert "rank" not in mm or mm["rank"].isna().all()  # one rankable model: no rank
+    rows = {r[0]: r[1:] for r in metrics_table(mm.reset_index()).rows}
+    assert rows["Δ-EDF area over 0–10 points (↑ robust)"][0].endswith("†")  # vit_p's Δ value is marked
+    # normalised robustness points the right way: vit_c keeps more of its attainable improvement
+    kept = rows["normalised robustness: share of the attainable improvement kept (↑ robust)"]
+    assert float(kept[1]) > float(kept[0])
 
 
 def test_adaptive_designs_make_no_edf_or_budget_claims():
     df = pd.concat([_model("vit_p_x", BASE_P), _model("vit_c_x", BASE_C)], ignore_index=True)
     df.attrs["design"] = "tpe"
-    (v,) = verdicts(M.model_metrics(df), M.comparisons(df))
+    (v,) = verdicts(M.model_metrics(df), comparisons(df))
     assert v.outcome == "adaptive" and "no robustness verdict" in v.headline and v.p is None
     ids = {f.id for f in make_figures(df)}
     assert not ids & {"edf", "edf-delta", "expected-best"} and "search" in ids
     labels = [r[0] for r in metrics_table(M.model_metrics(df)).rows]
     assert not any(k in " ".join(labels) for k in ("Δ-EDF", "expected best", "rank"))
     assert "search: trials until within 1 point of its best" in labels
-    assert comparisons_table(M.comparisons(df)).rows[0][3] == "adaptive design: no robustness test"
+    assert comparisons_table(comparisons(df)).rows[0][3] == "adaptive design: no robustness test"
 
 
 def test_verdict_states_both_axes_with_intervals_and_power():

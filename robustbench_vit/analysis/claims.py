@@ -2,7 +2,8 @@
 reproduced, contradicted, inconclusive (a test without the power to tell) or incomplete (failed trials).
 
 A claim is reproduced only by a significant test in the paper's direction and contradicted only by a significant
-one against it; everything else is inconclusive, with the power of the test at this size and the size that would
+one against it; a robustness claim is "equivalent" where the two are equally robust within the margin; everything
+else is inconclusive, with the power of the test at this size and the size that would
 give 80%. The tests are the permutation tests of `inference` (exact under their null, calibrated in
 benchmarks/calibration.py and tests/test_inference.py).
 """
@@ -20,12 +21,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from robustbench_vit.analysis import inference as I
-from robustbench_vit.analysis.metrics import comparisons, fraction_within, matched, model_metrics, results
+from robustbench_vit.analysis.comparison import comparisons
+from robustbench_vit.analysis.metrics import fraction_within, matched, model_metrics, results
 from robustbench_vit.analysis.summary import fmt
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
 
-STATUSES = ("reproduced", "contradicted", "inconclusive", "incomplete")
+STATUSES = ("reproduced", "contradicted", "equivalent", "inconclusive", "incomplete")
 
 
 class Claim(BaseModel):
@@ -128,29 +130,37 @@ def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str) -> Score:
 
 
 def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> Score:
-    """The study's own robustness verdict (Δ-EDF permutation test), conv stem against ViT_P."""
-    cmp = comparisons(df)
-    r = cmp[cmp["model"].isin([conv, patch]) & cmp["baseline"].isin([conv, patch])].iloc[0]
-    v = verdict(r, model_metrics(df))
-    sign = 1 if r["model"] == conv else -1  # the area difference is model − baseline
+    """The study's own robustness verdict (the three-way decision on the Δ-EDF area), conv stem against ViT_P.
+
+    Reproduced: the conv stem decided more robust; contradicted: decided less robust; equivalent: decided equal
+    within the margin (the claim of a difference does not hold); otherwise inconclusive, with why.
+    """
+    c = next(c for c in comparisons(df) if {c.model, c.baseline} == {conv, patch})
+    v = verdict(c, model_metrics(df))
+    sign = 1 if c.model == conv else -1  # differences are model − baseline
     res = results(df)
     within = (f"{fmt(fraction_within(res.loc[res['model'] == conv, 'error'], claim.within), '%')} vs "
               f"{fmt(fraction_within(res.loc[res['model'] == patch, 'error'], claim.within), '%')} within "
               f"{claim.within:g} points of their best; " if claim.within else "")
-    if pd.isna(r.get("p", math.nan)):
+    d = c.decision
+    if d is None or not c.learned:
         return Score(claim, "inconclusive", within.rstrip("; ") or "–", "–", None, None, None, v.headline, ran)
-    lo, hi = sorted((sign * r["auc_diff_low"], sign * r["auc_diff_high"]))
-    ours = f"{within}Δ-EDF area {conv} − {patch} {sign * r['auc_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    iv = d.difference
+    lo, hi = sorted((sign * iv.low, sign * iv.high))
+    what = "normalised robustness" if c.confounded else "Δ-EDF area"
+    ours = f"{within}{what} {conv} − {patch} {sign * iv.value:+.3f} [{lo:+.3f}, {hi:+.3f}] (margin ±{d.margin:g})"
     status = ("reproduced" if v.more_robust == conv else "contradicted" if v.more_robust == patch
-              else "inconclusive")
-    why = {"more robust": f"{v.more_robust} is significantly more robust",
-           "less robust": f"{v.more_robust} is significantly more robust",
-           "differ, EDFs cross": "the Δerror distributions differ significantly, but the Δ-EDFs cross",
-           "no significant difference": f"not significant at {int(r['n_tested'])} settings",
-           }.get(v.outcome, v.headline)  # not comparable (a model did not learn): the verdict says why
-    return Score(claim, status, ours, f"Δ-EDF permutation test (area + KS) over {int(r['n_tested'])} settings, "
-                 f"p = {r['p']:.2g}", float(r["p"]), float(r["power"]),
-                 None if pd.isna(r["needed"]) else int(r["needed"]), why, ran)
+              else "equivalent" if v.outcome == "equivalent" else "inconclusive")
+    why = {"more robust": f"{v.more_robust} is more robust beyond the margin",
+           "less robust": f"{v.more_robust} is more robust beyond the margin",
+           "equivalent": f"equally robust within ±{d.margin:g}: the claimed difference does not appear",
+           "differ, EDFs cross": "the Δerror distributions differ, but the Δ-EDFs cross",
+           "inconclusive": f"neither beyond nor inside the margin at {c.n_tested} settings",
+           }.get(v.outcome, v.headline)
+    if c.confounded:
+        why += " (bests far apart: decided on the normalised statistic)"
+    return Score(claim, status, ours, f"three-way decision on the {what}, permutation test over {c.n_tested} "
+                 f"settings, p = {d.p:.2g}", float(d.p), float(d.power), d.needed, why, ran)
 
 
 def best_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -210,6 +210,7 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
     df.attrs["searched"] = sorted(searched)  # the searched hyperparameters: with seed, they define a setting
     design = spec.get("design")
     df.attrs["design"] = design.get("kind") if isinstance(design, dict) else None  # "tpe": adaptive
+    df.attrs["margins"] = spec.get("margins") or {}  # δ per decided statistic (comparison.MARGINS by default)
     urls = sorted({u for u, _ in opened})
     return StudyData(name=study, frame=df, storages=urls, spec=spec, preset=preset, models=models)
 

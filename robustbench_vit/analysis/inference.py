@@ -57,7 +57,7 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     F(x) = fraction of Δ strictly below x; the distance is taken just above each observed Δ (after every tie).
     """
-    da, db = deltas(a), deltas(b)
+    da, db = np.round(deltas(a), 9), np.round(deltas(b), 9)  # equal Δs computed in another order are ties
     n, m = da.shape[-1], db.shape[-1]
     v = np.concatenate([da, db], axis=-1)
     step = np.concatenate([np.full(da.shape, 1.0 / n), np.full(db.shape, -1.0 / m)], axis=-1)
@@ -65,6 +65,54 @@ def ks_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     v, gap = np.take_along_axis(v, order, -1), np.cumsum(np.take_along_axis(step, order, -1), axis=-1)
     last_of_tie = np.concatenate([v[..., 1:] != v[..., :-1], np.ones(v.shape[:-1] + (1,), bool)], axis=-1)
     return np.where(last_of_tie, np.abs(gap), 0.0).max(axis=-1)
+
+
+def ks_within(window: float) -> Statistic:
+    """The largest gap between the Δ-EDFs over [0, window] (what the report draws): Δ beyond the window are all
+    alike, so where a capped trial sits (100 − best) does not matter, and the statistic is shift-invariant."""
+    return lambda a, b: ks_distance(np.minimum(deltas(a), window), np.minimum(deltas(b), window))
+
+
+def retained(e: np.ndarray, chance: float) -> np.ndarray:
+    """Normalised robustness along the last axis: the mean share of the attainable improvement (chance − best) that
+    a trial keeps, mean(clip((chance − e) / (chance − best), 0, 1)); 1 = every trial at the best, 0 = at chance.
+    Invariant to a scale change of the errors towards chance (e → chance − k·(chance − e))."""
+    span = np.maximum(chance - e.min(axis=-1, keepdims=True), 1e-9)
+    return np.clip((chance - e) / span, 0.0, 1.0).mean(axis=-1)
+
+
+def retained_difference(chance: float) -> Statistic:
+    """Normalised robustness of a minus that of b (> 0: a keeps more of what it can gain)."""
+    return lambda a, b: retained(a, chance) - retained(b, chance)
+
+
+Align = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (a, b) → b moved onto a's level before permuting
+
+
+def align_shift(cap: float) -> Align:
+    """b shifted by the median paired difference a − b over the settings where neither is capped (DESIGN.md §1.2).
+
+    The permutation null is exchangeability; a model worse by a constant is not exchangeable with the other,
+    although its Δ shape is the same, and the test would flag it more often as n grows. Shift-invariant
+    statistics (Δ-EDF area, the KS gap within the window) are unchanged by moving b; only the null is.
+    """
+    def align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ok = (a < cap) & (b < cap)
+        if a.ndim > 1:
+            ok = ok.all(axis=tuple(range(1, a.ndim)))
+        d = (a - b)[ok] if ok.any() else np.zeros(1)
+        return b + float(np.median(d))
+    return align
+
+
+def align_scale(chance: float) -> Align:
+    """b rescaled towards chance by the median ratio of the paired improvements (chance − a) / (chance − b) over
+    the settings where both learned: the alignment of `retained`, which a scale change leaves unchanged."""
+    def align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        ok = (a < chance) & (b < chance)
+        k = float(np.median((chance - a[ok]) / (chance - b[ok]))) if ok.any() else 1.0
+        return chance - k * (chance - b)
+    return align
 
 
 @dataclass(frozen=True)
@@ -160,18 +208,20 @@ def _per_setting(swap: np.ndarray, extra: int) -> np.ndarray:
 
 
 def permutation_test(a, b, stats: Statistic | Sequence[Statistic], *, paired: bool,
-                     permutations: int = PERMUTATIONS, seed: int = 0) -> TestResult:
+                     permutations: int = PERMUTATIONS, seed: int = 0, align: Align | None = None) -> TestResult:
     """Permutation test of a against b on one statistic or several (min-p combined).
 
     Paired: a[i] and b[i] are the two models at setting i and the null swaps them (a[i] may be a row of results
     that belong together, swapped whole); two-sample: the pooled results are re-dealt into samples of the
-    original sizes.
+    original sizes. `align` (paired): b is moved onto a's level before swapping (statistics invariant to that
+    move observe the same value; their null no longer counts the level difference as evidence).
     """
     a, b, fns, rng = np.asarray(a, float), np.asarray(b, float), _stats(stats), np.random.default_rng(seed)
     if paired:
         swap, exact = _swaps(len(a), permutations, rng)
         swap = _per_setting(swap, a.ndim - 1)
-        pa, pb = np.where(swap, b, a), np.where(swap, a, b)
+        bb = align(a, b) if align is not None else b
+        pa, pb = np.where(swap, bb, a), np.where(swap, a, bb)
     else:
         idx, exact = _deals(len(a), len(b), permutations, rng)
         pooled = np.concatenate([a, b])[idx]

@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.frame import ERROR_CAP, HYPERPARAMS, RESULTS, chance_error, is_baseline, model_order
@@ -21,6 +20,8 @@ DELTA_WINDOW = 10.0  # points of error: the Δ-EDF area is taken over Δ ∈ [0,
 WITHIN = (1, 2, 5)  # fraction of trials within these many points of the best
 BUDGET = 5  # the expected best error after this many random trials goes into the metrics table
 CROSSING = 0.1  # a Δ-EDF lying above the other by at most this share of trials still counts as below it
+PEAK_POINTS = 5.0  # bests further apart than this many points: Δ-robustness is confounded by peak error
+PEAK_SHARE = 0.5  # … or the worse best more than this share of the way from the better best to chance
 ADAPTIVE = ("tpe",)  # designs whose points follow each model's own results: no EDF, no random-budget claims
 
 
@@ -65,12 +66,16 @@ def expected_best(errors, n) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(np.maximum(p @ e**2 - mean**2, 0.0))
 
 
-def lr_sensitivity(lr, errors, error_at_init: float, others: pd.DataFrame | None = None) -> float:
+def lr_sensitivity(lr, errors, error_at_init: float, others: pd.DataFrame | None = None, *,
+                   normalised: bool = False) -> float:
     """Wortsman et al. 2023 on 1-D lr sweeps: mean over the lr values of min(error, error at init) − their best.
 
     Trials sharing an lr are averaged over seeds first. Where other hyperparameters vary (`others`, one column
     each), each fixed setting of them is its own 1-D sweep (a slice) and the value is the mean over the slices
     with ≥ 3 lr values. NaN where no slice has 3 lr values, e.g. random designs, which draw every lr once.
+    `normalised`: each slice's value divided by its attainable improvement (error at init − its best), i.e. the
+    share of what the model can gain that it loses across the lr range — comparable between models whose bests
+    differ, where the raw value calls a model that is bad everywhere "insensitive".
     """
     e = pd.Series(np.minimum(np.asarray(errors, float), error_at_init))
     log_lr = pd.Series(np.round(np.log10(np.asarray(lr, float)), 9))
@@ -78,7 +83,8 @@ def lr_sensitivity(lr, errors, error_at_init: float, others: pd.DataFrame | None
     keep = log_lr.notna()
     per = e[keep].groupby([*(c[keep] for c in cols), log_lr[keep]], dropna=False).mean()  # seed-averaged
     slices = [per] if not cols else [g for _, g in per.groupby(level=list(range(len(cols))), dropna=False)]
-    values = [float(g.mean() - g.min()) for g in slices if len(g) >= 3]
+    values = [float((g.mean() - g.min()) / (max(error_at_init - g.min(), 1e-9) if normalised else 1.0))
+              for g in slices if len(g) >= 3]
     return float(np.mean(values)) if values else math.nan
 
 
@@ -133,6 +139,13 @@ def dominance(a, b, *, window: float = DELTA_WINDOW) -> str:
     return "crossing"
 
 
+def peak_confounded(best_a: float, best_b: float, chance: float) -> bool:
+    """Whether two bests are too far apart for Δ from one's own best to compare robustness (DESIGN.md §1.2):
+    more than PEAK_POINTS apart, or the worse more than PEAK_SHARE of the way from the better to chance."""
+    better, worse = sorted((best_a, best_b))
+    return worse - better > PEAK_POINTS or worse - better > PEAK_SHARE * max(chance - better, 0.0)
+
+
 def search_progress(errors, points: float = 1.0) -> int:
     """Trials (in the order they ran) until the running best came within `points` of the final best."""
     e = np.asarray(errors, float)
@@ -153,7 +166,9 @@ def _sensitivity(g: pd.DataFrame) -> dict:
     wd_lo, _, wd_hi = _log_range(g, "weight_decay")
     chance = chance_error(g["num_classes"].max() if "num_classes" in g else None)
     others = g[[c for c in setting_columns(g) if c not in ("lr", "seed", "optimizer")]]
-    return {"lr_sensitivity": lr_sensitivity(g["lr"], g["error"], chance, others) if "lr" in g else math.nan,
+    sens = {f"lr_sensitivity{k}": lr_sensitivity(g["lr"], g["error"], chance, others, normalised=bool(k))
+            if "lr" in g else math.nan for k in ("", "_normalised")}
+    return {**sens,
             "good_lr_low": lr_lo, "good_lr_high": lr_hi, "good_wd_low": wd_lo, "good_wd_high": wd_hi}
 
 
@@ -189,13 +204,14 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
             elif row["learned"]:
                 exp_best, exp_std = expected_best(e, BUDGET)  # draws with replacement: no cap
                 row |= {"delta_auc": delta_auc(e, window), **{f"within_{k}": fraction_within(e, k) for k in WITHIN},
+                        "retained": float(I.retained(e, chance_error(row["num_classes"]))),
                         "expected_best": float(exp_best[0]), "expected_best_std": float(exp_std[0])}
             opts = sorted(g["optimizer"].dropna().unique()) if "optimizer" in g else []
             # lr scales differ between optimizers: with several, the sensitivities are per optimizer
             for suffix, sub in ({"": g} if len(opts) <= 1 else {f"_{o}": g[g["optimizer"] == o] for o in opts}).items():
                 sens = _sensitivity(sub)
                 if not row["learned"] or adaptive:  # at chance everywhere reads as "insensitive"; TPE is no sweep
-                    sens["lr_sensitivity"] = math.nan
+                    sens["lr_sensitivity"] = sens["lr_sensitivity_normalised"] = math.nan
                 row |= {f"{k}{suffix}": v for k, v in sens.items()}
             by_opt = g.assign(final=finals).groupby("optimizer")["final"] if "optimizer" in g else None
             best_by_opt = by_opt.min() if by_opt is not None else pd.Series(dtype=float)  # as "best": the final error
@@ -205,8 +221,16 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
                                     if {"sgd", "adamw"} <= set(best_by_opt.index) and row["learned"] else math.nan)
         rows.append(row)
     out = pd.DataFrame(rows)
-    if "delta_auc" in out and out["delta_auc"].notna().sum() > 1:  # 1 = the most robust of those that learned
-        out["rank"] = out["delta_auc"].rank(ascending=False, method="min")
+    if "delta_auc" not in out:
+        return out
+    sizes = df.dropna(subset=["size"]).groupby("model")["size"].first().to_dict() if "size" in df else {}
+    size = out["model"].map(lambda m: model_size(m, sizes) or m)
+    top = out["best"].where(out["delta_auc"].notna()).groupby(size).transform("min")
+    out["peak_far"] = [bool(d == d and peak_confounded(b, t, chance_error(c)))  # Δ-robustness not comparable
+                       for d, b, t, c in zip(out["delta_auc"], out["best"], top, out["num_classes"])]
+    rankable = out["delta_auc"].where(~out["peak_far"])
+    if rankable.notna().sum() > 1:  # 1 = the most robust of those that learned with a best near the top one
+        out["rank"] = rankable.rank(ascending=False, method="min")
     return out
 
 
@@ -243,72 +267,3 @@ def matched(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["error_a", "error_b"])
     a, b = (x.dropna(subset=keys + ["error"]).groupby(keys)["error"].mean().reset_index() for x in (a, b))
     return a.merge(b, on=keys, suffixes=("_a", "_b"))
-
-
-def _sign_test(m: pd.DataFrame) -> dict:
-    """Wins / losses / ties of a over b on matched settings, and the two-sided sign-test p."""
-    wins, losses = int((m["error_a"] < m["error_b"]).sum()), int((m["error_a"] > m["error_b"]).sum())
-    p = stats.binomtest(wins, wins + losses).pvalue if wins + losses else math.nan
-    return {"matched": len(m), "wins": wins, "losses": losses, "ties": len(m) - wins - losses, "sign_p": float(p)}
-
-
-def _differences(window: float) -> dict[str, I.Statistic]:
-    """The headline differences (model − baseline) that get a bootstrap interval, vectorised over resamples."""
-    return {"auc": I.area_difference(window),
-            **{f"within_{k}": (lambda a, b, k=k: (I.deltas(a) <= k).mean(-1) - (I.deltas(b) <= k).mean(-1))
-               for k in WITHIN},
-            "did_not_train": lambda a, b: (a >= ERROR_CAP).mean(-1) - (b >= ERROR_CAP).mean(-1),
-            "best": lambda a, b: a.min(-1) - b.min(-1)}
-
-
-def compare_pair(a: pd.DataFrame, b: pd.DataFrame, *, adaptive: bool, window: float = DELTA_WINDOW,
-                 seed: int = 0) -> dict:
-    """The numbers behind one comparison of model a with baseline b (their result rows).
-
-    Paired design (≥ 2 identical settings, not adaptive): tests, intervals and power use the matched settings;
-    otherwise the two-sample versions on all results. Adaptive designs: best errors and search progress only.
-    """
-    m = matched(a, b)
-    row = {"n_model": len(a), "n_baseline": len(b), **_sign_test(m)}
-    if len(a) and len(b):
-        row |= {"best_model": float(a["error"].min()), "best_baseline": float(b["error"].min())}
-    if adaptive:
-        row["design"] = "adaptive"
-        return row
-    paired = len(m) >= 2
-    ea, eb = ((m["error_a"], m["error_b"]) if paired else (a["error"], b["error"]))
-    ea, eb = ea.to_numpy(float), eb.to_numpy(float)
-    row |= {"design": "paired" if paired else "two-sample", "n_tested": len(ea) if paired else min(len(ea), len(eb))}
-    if min(len(ea), len(eb)) < 2:
-        return row
-    stats = [I.area_difference(window), I.ks_distance]  # the primary test combines both (min-p)
-    test = I.permutation_test(ea, eb, stats, paired=paired, seed=seed)
-    row |= {"auc_model": delta_auc(ea, window), "auc_baseline": delta_auc(eb, window), "p": test.p,
-            "p_conservative": test.p_conservative, "p_area": test.p_each[0], "ks_d": test.statistics[1],
-            "ks_p": test.p_each[1], "test": test.method(), "above": dominance(ea, eb, window=window)}
-    for name, fn in _differences(window).items():
-        lo, hi = I.bootstrap_interval(ea, eb, fn, paired=paired, seed=seed)
-        row |= {f"{name}_diff": float(fn(ea, eb)), f"{name}_diff_low": lo, f"{name}_diff_high": hi}
-    row["power"] = I.power(ea, eb, stats, paired=paired, n=row["n_tested"], seed=seed)
-    row["needed"] = (row["n_tested"] if row["power"] >= I.POWER_TARGET  # enough already: no search
-                     else I.needed_for_power(ea, eb, stats, paired=paired, start=row["n_tested"] + 1, seed=seed))
-    return row
-
-
-def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFrame:
-    """For every model against each baseline of its size: the tests, intervals and power of `compare_pair`."""
-    rows = []
-    res, adaptive = results(df), is_adaptive(df)
-    sizes = df.dropna(subset=["size"]).groupby("model")["size"].first().to_dict() if "size" in df else {}
-    for m, b in pairs(df["model"], sizes):
-        a_df, b_df = res[res["model"] == m], res[res["model"] == b]
-        learned = {f"learned_{k}": bool((x["status"] == "complete").any()) for k, x in (("model", a_df),
-                                                                                       ("baseline", b_df))}
-        failed = {f"failed_{k}": int((df.loc[df["model"] == x, "status"] == "failed").sum())
-                  for k, x in (("model", m), ("baseline", b))}
-        row = {"model": m, "baseline": b, **learned, **failed,
-               **compare_pair(a_df, b_df, adaptive=adaptive, window=window)}
-        if "above" in row:  # whose Δ-EDF lies above, by name
-            row["above"] = {"a": m, "b": b}.get(row["above"], row["above"])
-        rows.append(row)
-    return pd.DataFrame(rows)

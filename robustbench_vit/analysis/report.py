@@ -16,6 +16,7 @@ import yaml
 from markupsafe import Markup
 
 from robustbench_vit.analysis import metrics as M
+from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.figures import STYLE, FigureItem, make_figures
 from robustbench_vit.analysis.frame import STATUSES, StudyData, load_study_data, model_order
 from robustbench_vit.analysis.importance import NOTE as IMPORTANCE_NOTE
@@ -106,7 +107,7 @@ def collect(data: StudyData) -> ReportContent:
     """Metrics, comparisons, verdicts, figures and provenance of a study's data."""
     df = data.frame
     mm = M.model_metrics(df) if len(df) else pd.DataFrame(columns=["model"])
-    cmp = M.comparisons(df) if len(df) else pd.DataFrame()
+    cmp = comparisons(df) if len(df) else []
     spec = data.spec or {}
     done = len(df) and df["status"].isin(M.RESULTS).any()
     imp = importances(df, spec) if done else None
@@ -114,7 +115,7 @@ def collect(data: StudyData) -> ReportContent:
         study=data.name, description=str(spec.get("description", "")),
         partial=bool(df["status"].isin(["running", "pending"]).any()) if len(df) else True,
         verdicts=verdicts(mm, cmp) if done else [Verdict("–", "–", "unavailable", "No trial has a result yet.")],
-        notes=notes(df) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
+        notes=notes(df, mm) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
         figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
         failed=_failed_table(df) if len(df) else Table([], []),
         spec_yaml=_spec_text(spec, data.preset),

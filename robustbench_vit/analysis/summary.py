@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from robustbench_vit.analysis.inference import MAX_N
-from robustbench_vit.analysis.metrics import DELTA_WINDOW, RESULTS, is_adaptive
+from robustbench_vit.analysis.metrics import DELTA_WINDOW, PEAK_POINTS, PEAK_SHARE, RESULTS, WITHIN, is_adaptive
+
+if TYPE_CHECKING:
+    from robustbench_vit.analysis.comparison import Comparison
 
 
 @dataclass
@@ -46,11 +50,19 @@ def _learned(r) -> str:
     return "yes" if r["learned"] else "no: did not learn in this range" if r["trials"] else "–"
 
 
-def _lr_sensitivity(r, suffix: str) -> str:
-    """LR sensitivity, or why it is n/a (it needs a 1-D lr sweep)."""
-    v = _get(r, f"lr_sensitivity{suffix}")
+FAR = "†"  # marks a Δ-based value of a model whose best is far from its size's best: not comparable as robustness
+
+
+def _far(r, text: str) -> str:
+    """A Δ-based cell, marked where the model's best is far worse than the best model's of its size."""
+    return f"{text} {FAR}" if _get(r, "peak_far") is True and text != "–" else text
+
+
+def _lr_sensitivity(r, suffix: str, normalised: bool = False) -> str:
+    """LR sensitivity (raw or normalised), or why it is n/a (it needs a 1-D lr sweep)."""
+    v = _get(r, f"lr_sensitivity{suffix}{'_normalised' if normalised else ''}")
     if v is not None and not math.isnan(v):
-        return fmt(v)
+        return fmt(v) if normalised else _far(r, fmt(v))
     if r["trials"] and r["learned"] and _get(r, f"good_lr_low{suffix}") is not None:
         return "n/a (no 1-D lr sweep)"
     return "–"
@@ -69,14 +81,19 @@ METRIC_ROWS = [  # (label, function of a metrics row → cell text); no label im
     ("median error (%)", lambda r: fmt(_get(r, "median"))),
     ("did not train, with 95% interval", lambda r: f"{fmt(_get(r, 'did_not_train_rate'), '%')} "
      f"[{fmt(_get(r, 'did_not_train_low'), '%')}, {fmt(_get(r, 'did_not_train_high'), '%')}]"),
-    (f"Δ-EDF area over 0–{DELTA_WINDOW:g} points (↑ robust)", lambda r: fmt(_get(r, "delta_auc"), ".3f")),
+    (f"Δ-EDF area over 0–{DELTA_WINDOW:g} points (↑ robust)", lambda r: _far(r, fmt(_get(r, "delta_auc"), ".3f"))),
+    ("normalised robustness: share of the attainable improvement kept (↑ robust)",
+     lambda r: fmt(_get(r, "retained"), ".3f")),
     ("rank by Δ-EDF area (1 = most robust)", lambda r: fmt(_get(r, "rank"), ".0f")),
-    ("within 1 / 2 / 5 points of best", lambda r: " / ".join(fmt(_get(r, f"within_{k}"), "%") for k in (1, 2, 5))),
+    ("within 1 / 2 / 5 points of best",
+     lambda r: _far(r, " / ".join(fmt(_get(r, f"within_{k}"), "%") for k in (1, 2, 5)))),
     ("expected best of 5 random trials (%)", lambda r: f"{fmt(_get(r, 'expected_best'))} ± "
      f"{fmt(_get(r, 'expected_best_std'))}"),
     ("search: trials until within 1 point of its best", lambda r: fmt(_get(r, "trials_to_best"), ".0f")),
     *[row for sfx, name in (("", ""), ("_adamw", " · AdamW"), ("_sgd", " · SGD")) for row in (
         (f"LR sensitivity{name} (points, ↓ robust)", lambda r, s=sfx: _lr_sensitivity(r, s)),
+        (f"LR sensitivity{name}, normalised: share of the attainable improvement lost (↓ robust)",
+         lambda r, s=sfx: _lr_sensitivity(r, s, normalised=True)),
         (f"where the best lr lies{name} (95%)", lambda r, s=sfx: _where(r, "lr", s)),
         (f"where the best wd lies{name} (95%)", lambda r, s=sfx: _where(r, "wd", s)))],
     ("best AdamW error (%)", lambda r: fmt(_get(r, "best_adamw"))),
@@ -95,39 +112,35 @@ def metrics_table(mm: pd.DataFrame) -> Table:
     return Table(["metric", *mm["model"]], rows)
 
 
-def interval_text(r, key: str, spec: str, scale: float = 1.0) -> str:
-    """A difference with its 95% bootstrap interval."""
-    v, lo, hi = (_get(r, f"{key}{s}") for s in ("_diff", "_diff_low", "_diff_high"))
-    if v is None or pd.isna(v):
-        return "–"
-    return f"{v * scale:{spec}} [{lo * scale:{spec}}, {hi * scale:{spec}}]"
-
-
-def comparisons_table(cmp: pd.DataFrame) -> Table:
-    """One row per (model, baseline) pair: the robustness test, the intervals, power, and the paired counts."""
-    headers = ["model vs baseline", "results", "design", "Δ-EDF area", "area difference [95%]", "p (permutation)",
-               "KS D · p", "within 2 pts, diff. [95%]", "best error diff. [95%]", "power", "n for 80%",
+def comparisons_table(cmp: list[Comparison]) -> Table:
+    """One row per (model, baseline) pair: the decision, its test, the intervals, power, and the paired counts."""
+    headers = ["model vs baseline", "results", "design", "decision", "Δ-EDF area", "area difference [95%]",
+               "p (permutation)", "KS D · p", "normalised diff. [95%]", "within 1 / 2 / 5 pts, diff. [95%]",
+               "did not train, diff. [95%]", "best error diff. [95%]", "power to decide", "n to decide",
                "paired better / worse / tie", "sign-test p"]
     rows = []
-    for _, r in cmp.iterrows():
-        head = [f"{r['model']} vs {r['baseline']}", f"{r['n_model']} vs {r['n_baseline']}", str(r.get("design", "–"))]
-        if "p" not in r or pd.isna(r.get("p")):
-            why = ("adaptive design: no robustness test" if r.get("design") == "adaptive"
+    for c in cmp:
+        head = [f"{c.model} vs {c.baseline}", f"{c.n_model} vs {c.n_baseline}", c.design]
+        d, area = c.decision, c.robustness
+        if d is None or area is None:
+            why = ("adaptive design: no robustness test" if c.design == "adaptive"
                    else "unavailable (needs ≥ 2 results each)")
             rows.append(head + [why] + [""] * (len(headers) - 4))
             continue
-        needed = r.get("needed")
-        rows.append(head + [f"{r['auc_model']:.3f} vs {r['auc_baseline']:.3f}", interval_text(r, "auc", "+.3f"),
-                            fmt(r["p"], ".2g"), f"{r['ks_d']:.2f} · {r['ks_p']:.2g}",
-                            interval_text(r, "within_2", "+.0f", 100), interval_text(r, "best", "+.2f"),
-                            fmt(r["power"], "%"), f"{needed:.0f}" if needed is not None and needed == needed
-                            else f"> {MAX_N}",
-                            f"{r['wins']} / {r['losses']} / {r['ties']}", fmt(r["sign_p"], ".2g")])
+        decision = ("not comparable (did not learn)" if not c.learned else
+                    f"{c.outcome} (±{d.margin:g}{', normalised: peak error confounds Δ' if c.confounded else ''})")
+        rows.append(head + [decision, f"{area.model_value:.3f} vs {area.baseline_value:.3f}",
+                            area.difference.text("+.3f"), fmt(area.p, ".2g"), f"{c.ks_d:.2f} · {c.ks_p:.2g}",
+                            c.normalised.difference.text("+.3f"),
+                            " · ".join(c.differences[f"within_{k}"].text("+.0f", 100) for k in WITHIN),
+                            c.differences["did_not_train"].text("+.0f", 100), c.differences["best"].text("+.2f"),
+                            fmt(d.power, "%"), f"{d.needed}" if d.needed is not None else f"> {MAX_N}",
+                            f"{c.wins} / {c.losses} / {c.ties}", fmt(c.sign_p, ".2g")])
     return Table(headers, rows)
 
 
-def notes(df: pd.DataFrame) -> list[str]:
-    """How the numbers were made: partial studies, capped trials, failures, adaptive designs."""
+def notes(df: pd.DataFrame, mm: pd.DataFrame | None = None) -> list[str]:
+    """How the numbers were made: partial studies, capped trials, failures, peak-error marks, adaptive designs."""
     counts = df["status"].value_counts()
     done = int(sum(counts.get(s, 0) for s in RESULTS))
     out = []
@@ -141,6 +154,11 @@ def notes(df: pd.DataFrame) -> list[str]:
         out.append(f"Incomplete study: {failed} trial{'s' if failed > 1 else ''} failed (crashed, killed or out of "
                    "memory) and left no result. Failed trials are not part of any metric, figure or test; they are "
                    "listed with their messages under Trials by status. Run `study run` again to re-run them.")
+    if mm is not None and "peak_far" in mm and mm["peak_far"].any():
+        out.append(f"{FAR} Δ measured from a best far worse than the best model's of its size (more than "
+                   f"{PEAK_POINTS:g} points, or more than {PEAK_SHARE:.0%} of the way to chance): such a model is "
+                   "small in Δ because it is bad everywhere, so its Δ-based values are not robustness and it gets no "
+                   "rank; read the normalised rows.")
     out.append(f"Did not train: diverged ({int(counts.get('diverged', 0))}) and at chance "
                f"({int(counts.get('collapsed', 0))}) trials count at 100% error in every metric and figure "
                "(they are part of the distribution, unlike in Optuna's plot_edf).")

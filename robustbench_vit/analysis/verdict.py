@@ -1,8 +1,10 @@
 """The verdict of a comparison as data: computed once from the comparison's numbers, rendered by every format.
 
 A verdict answers two questions, each with its own test: robustness (are a model's errors more concentrated
-near its own best? the permutation test on the Δ-EDF area) and absolute error (is it better at the same
-settings? the sign test). A model that did not learn has no robustness, so it is never "more robust".
+near its own best? a three-way decision on the Δ-EDF area: more robust, less robust, equivalent within ±δ, or
+inconclusive) and absolute error (is it better at the same settings? the sign test). A model that did not learn
+has no robustness, so it is never "more robust"; where the two bests are far apart, Δ-robustness is confounded by
+peak error and the decision is taken on the normalised statistic instead (DESIGN.md §1.2).
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from robustbench_vit.analysis.frame import chance_error
+from robustbench_vit.analysis.comparison import Comparison, Decision
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
 from robustbench_vit.analysis.metrics import DELTA_WINDOW
-from robustbench_vit.analysis.summary import fmt, interval_text
+from robustbench_vit.analysis.summary import fmt
 
-OUTCOMES = ("more robust", "less robust", "differ, EDFs cross", "no significant difference", "not comparable",
+OUTCOMES = ("more robust", "less robust", "equivalent", "inconclusive", "differ, EDFs cross", "not comparable",
             "unavailable", "adaptive")
+STATISTIC = {"area": f"Δ-EDF area over 0–{DELTA_WINDOW:g} points",
+             "retained": "normalised robustness (mean share of the attainable improvement a trial keeps)"}
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Verdict:
     caveats: tuple[str, ...] = ()
     more_robust: str | None = None  # the model found more robust, where one is
     p: float | None = None  # the robustness test's p-value, where it ran
+    confounded: bool = False  # decided on the normalised statistic: the bests are too far apart for Δ
 
     @property
     def title(self) -> str:
@@ -55,49 +60,48 @@ def _did_not_learn(model: str, x: pd.Series) -> str:
     return f"{model} did not learn in this range: none of its {n} trials beat chance ({why}{best_text})"
 
 
-def _absolute(r: pd.Series) -> str:
+def _absolute(c: Comparison) -> str:
     """The absolute-error clause: the paired sign test where settings match, else the best errors."""
-    m, b = r["model"], r["baseline"]
-    if not r["matched"]:
-        return (f"in absolute error, best {m} {r['best_model']:.1f}% vs {b} {r['best_baseline']:.1f}% "
+    m, b = c.model, c.baseline
+    if not c.matched:
+        return (f"in absolute error, best {m} {c.best_model:.1f}% vs {b} {c.best_baseline:.1f}% "
                 "(no identical settings to pair)")
-    w, lo, p = r["wins"], r["losses"], r["sign_p"]
-    first, second, k, j = (m, b, w, lo) if w >= lo else (b, m, lo, w)
+    w, lo, p = c.wins, c.losses, c.sign_p
+    first, k, j = (m, w, lo) if w >= lo else (b, lo, w)
     if w == lo:
-        return f"in absolute error neither is better ({w} vs {lo} wins over {r['matched']} identical settings)"
+        return f"in absolute error neither is better ({w} vs {lo} wins over {c.matched} identical settings)"
     better = "is better" if p < ALPHA else "is ahead, not significantly,"
-    return (f"in absolute error {first} {better} at {k} of {r['matched']} identical settings "
+    return (f"in absolute error {first} {better} at {k} of {c.matched} identical settings "
             f"({j} the other way, sign test p = {p:.2g})")
 
 
-def _power(r: pd.Series) -> str:
-    """The power caveat: estimated power at this size and the size that would give POWER_TARGET."""
+def _power(c: Comparison, d: Decision) -> str:
+    """The power caveat: the estimated chance of a decision at this size and the size that would decide."""
     target = fmt(POWER_TARGET, "%")
-    need = (f"about {int(r['needed'])} settings per model would give {target}" if r["needed"] == r["needed"]
-            and r["needed"] is not None else f"even {MAX_N} settings per model would not give {target}")
-    return (f"Power of the robustness test at {int(r['n_tested'])} settings ≈ {fmt(r['power'], '%')} for a "
-            "difference of the size observed (estimated by resampling the observed settings; optimistic when the "
-            f"study is small); {need}.")
+    need = (f"about {d.needed} settings per model would decide with {target}" if d.needed is not None
+            else f"even {MAX_N} settings per model would not decide with {target}")
+    return (f"Power to decide at {c.n_tested} settings ≈ {fmt(d.power, '%')}, taking the observed difference as "
+            f"the true one (normal approximation of its bootstrap spread); {need}.")
 
 
-def _not_comparable(r: pd.Series, x: pd.DataFrame, lost: list[str], failed: list[str]) -> Verdict:
-    """The verdict when a model (`lost`) did not learn: no robustness to compare, only absolute error."""
-    m, b = r["model"], r["baseline"]
+def _not_comparable(c: Comparison, x: pd.DataFrame, failed: list[str]) -> Verdict:
+    """The verdict when a model did not learn: no robustness to compare, only absolute error."""
+    m, b = c.model, c.baseline
+    lost = [who for who, ok in ((m, c.learned_model), (b, c.learned_baseline)) if not ok]
     why = "; ".join(_did_not_learn(who, x.loc[who]) for who in lost)
     ok = [who for who in (m, b) if who not in lost]
     tail = f"so it is not comparable with {ok[0]} on robustness" if ok else "so neither has a robustness to compare"
-    chance = chance_error(x.loc[lost[0]].get("num_classes")) if "num_classes" in x else None
-    note = f"Chance error here is {chance:.0f}%; " if chance and chance < 100 else ""
-    absolute = _absolute(r)
+    note = f"Chance error here is {c.chance:.0f}%; " if c.chance < 100 else ""
+    absolute = _absolute(c)
     return Verdict(m, b, "not comparable", f"{why}, {tail}.", (f"{absolute[0].upper()}{absolute[1:]}.",), (
         f"{note}a model that never leaves chance has every Δerror ≈ 0 and would look perfectly robust, so it "
         f"gets no rank.", *failed))
 
 
-def _adaptive(r: pd.Series, x: pd.DataFrame, failed: list[str]) -> Verdict:
+def _adaptive(c: Comparison, x: pd.DataFrame, failed: list[str]) -> Verdict:
     """The verdict of a TPE study: best errors and how fast each search got there, no robustness test."""
-    m, b = r["model"], r["baseline"]
-    first, second = (m, b) if r["best_model"] <= r["best_baseline"] else (b, m)
+    m, b = c.model, c.baseline
+    first, second = (m, b) if c.best_model <= c.best_baseline else (b, m)
     steps = {who: x.loc[who].get("trials_to_best") for who in (m, b)}
     return Verdict(m, b, "adaptive", f"Adaptive (TPE) search: no robustness verdict; best error {first} "
                    f"{x.loc[first, 'best']:.2f}% vs {second} {x.loc[second, 'best']:.2f}%.", evidence=(
@@ -107,67 +111,82 @@ def _adaptive(r: pd.Series, x: pd.DataFrame, failed: list[str]) -> Verdict:
                        "space: no error EDF, no robustness test and no random-budget curve apply.", *failed))
 
 
-def verdict(r: pd.Series, mm: pd.DataFrame) -> Verdict:
-    """The verdict of one comparison row (metrics.comparisons) given the per-model metrics."""
-    m, b = r["model"], r["baseline"]
+def _claim(c: Comparison, d: Decision, outcome: str) -> str:
+    """The robustness sentence of a decided or undecided comparison, with its numbers."""
+    m, b = c.model, c.baseline
+    lead, other = (m, b) if d.difference.value >= 0 else (b, m)
+    what = STATISTIC[d.statistic]
+    nums = (f"{what} {d.model_value:.2f} vs {d.baseline_value:.2f}, difference {d.difference.text('+.3f')}, "
+            f"margin ±{d.margin:g}, permutation test p = {d.p:.2g}")
+    if outcome in ("more robust", "less robust"):
+        return f"{lead} is more robust than {other} ({nums})"
+    if outcome == "equivalent":
+        return f"{m} and {b} are equally robust within ±{d.margin:g} ({nums})"
+    if outcome == "differ, EDFs cross":
+        return (f"The Δerror distributions of {m} and {b} differ beyond the margin, but the Δ-EDFs cross, so "
+                f"neither is more robust over the whole 0–{DELTA_WINDOW:g} point window ({nums})")
+    return f"Inconclusive: neither more robust nor equivalent within ±{d.margin:g} at this size ({nums})"
+
+
+def verdict(c: Comparison, mm: pd.DataFrame) -> Verdict:
+    """The verdict of one comparison given the per-model metrics (for the did-not-train counts)."""
+    m, b = c.model, c.baseline
     x = mm.set_index("model")
     failed = [f"{who}: {k} trial{'s' if k > 1 else ''} failed (no result: crashed, killed or out of memory), left "
               f"out; the comparison is incomplete until `study run` re-runs {'them' if k > 1 else 'it'}." for who, k in
-              ((m, r.get("failed_model", 0)), (b, r.get("failed_baseline", 0))) if k]
-    empty = [who for who, n in ((m, r["n_model"]), (b, r["n_baseline"])) if not n]
+              ((m, c.failed_model), (b, c.failed_baseline)) if k]
+    empty = [who for who, n in ((m, c.n_model), (b, c.n_baseline)) if not n]
     if empty:
         has = "has" if len(empty) == 1 else "have"
         return Verdict(m, b, "unavailable", f"No comparison: {' and '.join(empty)} {has} no results yet.",
                        caveats=tuple(failed))
-    lost = [who for who, k in ((m, "learned_model"), (b, "learned_baseline")) if not r[k]]
-    if lost:
-        return _not_comparable(r, x, lost, failed)
-    if r["design"] == "adaptive":
-        return _adaptive(r, x, failed)
-    if "p" not in r or pd.isna(r.get("p")):
+    if not c.learned:
+        return _not_comparable(c, x, failed)
+    if c.design == "adaptive":
+        return _adaptive(c, x, failed)
+    d = c.decision
+    if d is None:
         return Verdict(m, b, "unavailable", f"No robustness comparison: it needs at least 2 results per model "
-                       f"(have {r['n_model']} and {r['n_baseline']}); {_absolute(r)}.", caveats=tuple(failed))
-    sig = r["p"] < ALPHA
-    lead, other = (m, b) if r["auc_diff"] >= 0 else (b, m)
-    areas = f"Δ-EDF area {r['auc_model']:.2f} vs {r['auc_baseline']:.2f}, permutation test p = {r['p']:.2g}"
-    if sig and r["above"] == lead:  # "more robust" only where the lead's Δ-EDF never lies below the other's
-        outcome = "more robust" if lead == m else "less robust"
-        claim = f"{lead} is more robust than {other} ({areas})"
-    elif sig:
-        outcome = "differ, EDFs cross"
-        claim = (f"The Δerror distributions of {m} and {b} differ significantly, but the Δ-EDFs cross, so neither "
-                 f"is more robust over the whole 0–{DELTA_WINDOW:g} point window ({areas})")
-    else:
-        outcome = "no significant difference"
-        claim = f"No significant robustness difference between {m} and {b} ({areas})"
-    pairing = ("the same settings" if r["design"] == "paired" else "all results, unpaired")
+                       f"(have {c.n_model} and {c.n_baseline}); {_absolute(c)}.", caveats=tuple(failed))
+    outcome = c.outcome
+    area, pairing = c.robustness, ("the same settings" if c.design == "paired" else "all results, unpaired")
+    lead = m if d.difference.value >= 0 else b
+    claim = _claim(c, d, outcome)
+    if c.confounded:
+        claim = (f"Δ-robustness is confounded by peak error (best {m} {c.best_model:.1f}% vs {b} "
+                 f"{c.best_baseline:.1f}%, chance {c.chance:.0f}%): Δ from a far worse best is small for a model "
+                 f"that is bad everywhere. In normalised terms, {claim[0].lower()}{claim[1:]}")
     evidence = [
-        f"Robustness test: {r['test']} on {int(r['n_tested'])} settings of the Δ-EDF area difference and the "
-        f"largest gap between the Δ-EDFs together (min-p), p = {r['p']:.2g}.",
-        f"Δ-EDF area over 0–{DELTA_WINDOW:g} points, {m} − {b}: {interval_text(r, 'auc', '+.3f')} (95% bootstrap "
-        f"interval over {pairing}; on its own, permutation p = {r['p_area']:.2g}).",
-        f"Within 2 points of their best: {m} − {b} {interval_text(r, 'within_2', '+.0f', 100)} percentage points.",
+        f"Robustness test: {d.test.method()} on {c.n_tested} settings"
+        + (" of the Δ-EDF area difference and the largest gap between the Δ-EDFs within the window together "
+           "(min-p), the baseline aligned by the median paired shift first" if d.statistic == "area" else
+           " of the normalised difference, the baseline aligned by the median paired improvement ratio first")
+        + f", p = {d.p:.2g}.",
+        f"Δ-EDF area over 0–{DELTA_WINDOW:g} points, {m} − {b}: {area.difference.text('+.3f')} (95% bootstrap "
+        f"interval over {pairing}; on its own, permutation p = {c.p_area:.2g})"
+        + ("; not comparable as robustness here." if c.confounded else "."),
+        f"Normalised robustness {m} − {b}: {c.normalised.difference.text('+.3f')}.",
+        f"Within 2 points of their best: {m} − {b} {c.differences['within_2'].text('+.0f', 100)} percentage points.",
         f"Did not train (diverged or at chance): {fmt(x.at[m, 'did_not_train_rate'], '%')} vs "
         f"{fmt(x.at[b, 'did_not_train_rate'], '%')}, difference "
-        f"{interval_text(r, 'did_not_train', '+.0f', 100)} points.",
-        f"Best error {r['best_model']:.2f}% vs {r['best_baseline']:.2f}%, difference "
-        f"{interval_text(r, 'best', '+.2f')} points.",
-        f"Largest gap between the Δ-EDFs (KS D) {r['ks_d']:.2f}, on its own permutation p = {r['ks_p']:.2g}."]
-    caveats = []
-    if not sig or r["power"] < POWER_TARGET:
-        caveats.append(_power(r) + (" Not significant at this power is inconclusive, not evidence of no "
-                                    "difference." if not sig and r["power"] < POWER_TARGET else ""))
-    return Verdict(m, b, outcome, f"{claim}; {_absolute(r)}.", tuple(evidence), tuple(caveats + failed),
-                   more_robust=lead if outcome.endswith("robust") else None, p=float(r["p"]))
+        f"{c.differences['did_not_train'].text('+.0f', 100)} points.",
+        f"Best error {c.best_model:.2f}% vs {c.best_baseline:.2f}%, difference {c.differences['best'].text('+.2f')} "
+        "points.",
+        f"Largest gap between the Δ-EDFs within the window (KS D) {c.ks_d:.2f}, on its own permutation p = "
+        f"{c.ks_p:.2g}."]
+    caveats = [] if d.decided else [_power(c, d)]
+    return Verdict(m, b, outcome, f"{claim}; {_absolute(c)}.", tuple(evidence), tuple(caveats + failed),
+                   more_robust=lead if outcome in ("more robust", "less robust") else None, p=float(d.p),
+                   confounded=c.confounded)
 
 
-def verdicts(mm: pd.DataFrame, cmp: pd.DataFrame) -> list[Verdict]:
+def verdicts(mm: pd.DataFrame, cmp: list[Comparison]) -> list[Verdict]:
     """One verdict per comparison, or one saying why there is nothing to compare."""
     if len(mm) < 2:
         only = mm["model"].iloc[0] if len(mm) else "none"
         return [Verdict("–", "–", "unavailable", f"Only one model in this study ({only}): comparisons against a "
                         "baseline are unavailable; the metrics and figures below describe it alone.")]
-    if cmp.empty:
+    if not cmp:
         return [Verdict("–", "–", "unavailable", "No baseline (vit_p_* or vit_c_*) of the same size as another "
                         "model in this study to compare against (models are compared only within one size).")]
-    return [verdict(r, mm) for _, r in cmp.iterrows()]
+    return [verdict(c, mm) for c in cmp]
