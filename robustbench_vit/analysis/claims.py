@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.metrics import fraction_within, matched, model_metrics, results
+from robustbench_vit.analysis.noise import expected_floor, noise_floors
 from robustbench_vit.analysis.summary import fmt
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
@@ -148,7 +149,10 @@ def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: s
     iv = d.difference
     lo, hi = sorted((sign * iv.low, sign * iv.high))
     what = "normalised robustness" if c.confounded else "Δ-EDF area"
-    ours = f"{within}{what} {conv} − {patch} {sign * iv.value:+.3f} [{lo:+.3f}, {hi:+.3f}] (margin ±{d.margin:g})"
+    floor = noise_floors(df).get(patch) or expected_floor(c)
+    noise = f"; noise floor ±{floor.floors['area']:.3f} ({floor.source})" if floor and not c.confounded else ""
+    ours = (f"{within}{what} {conv} − {patch} {sign * iv.value:+.3f} [{lo:+.3f}, {hi:+.3f}] (margin ±{d.margin:g}"
+            f"{noise})")
     status = ("reproduced" if v.more_robust == conv else "contradicted" if v.more_robust == patch
               else "equivalent" if v.outcome == "equivalent" else "inconclusive")
     why = {"more robust": f"{v.more_robust} is more robust beyond the margin",

@@ -126,6 +126,7 @@ class TestResult:
     permutations: int  # permutations evaluated (all of them when exact)
     exact: bool
     paired: bool
+    floor: tuple[float, ...] = ()  # per statistic: 95% quantile of |T| under the null (what copies would differ by)
 
     @property
     def statistic(self) -> float:
@@ -229,7 +230,8 @@ def permutation_test(a, b, stats: Statistic | Sequence[Statistic], *, paired: bo
     observed = np.array([float(f(a, b)) for f in fns])
     null = np.stack([f(pa, pb) for f in fns])
     p, p_cons, each = _combined(observed, null, exact, rng)
-    return TestResult(tuple(observed), p, p_cons, each, null.shape[1], exact, paired)
+    floor = tuple(float(q) for q in np.quantile(np.abs(null), 1 - ALPHA, axis=1))
+    return TestResult(tuple(observed), p, p_cons, each, null.shape[1], exact, paired, floor)
 
 
 def paired_test(a, b, stats: Statistic | Sequence[Statistic], **kw) -> TestResult:

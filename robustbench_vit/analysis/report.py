@@ -22,6 +22,7 @@ from robustbench_vit.analysis.frame import STATUSES, StudyData, load_study_data,
 from robustbench_vit.analysis.importance import NOTE as IMPORTANCE_NOTE
 from robustbench_vit.analysis.importance import importance_table, importances
 from robustbench_vit.analysis.methods import methods
+from robustbench_vit.analysis.noise import noise_floors, split_copies
 from robustbench_vit.analysis.summary import Table, comparisons_table, metrics_table, notes
 from robustbench_vit.analysis.verdict import Verdict, verdicts
 from robustbench_vit.errors import UserError
@@ -105,7 +106,8 @@ def _spec_text(spec: dict, preset: str | None) -> str:
 
 def collect(data: StudyData) -> ReportContent:
     """Metrics, comparisons, verdicts, figures and provenance of a study's data."""
-    df = data.frame
+    floors = noise_floors(data.frame) if len(data.frame) else {}
+    df, _ = split_copies(data.frame)  # A/A copies measure the noise floor; they are not compared themselves
     mm = M.model_metrics(df) if len(df) else pd.DataFrame(columns=["model"])
     cmp = comparisons(df) if len(df) else []
     spec = data.spec or {}
@@ -114,7 +116,7 @@ def collect(data: StudyData) -> ReportContent:
     return ReportContent(
         study=data.name, description=str(spec.get("description", "")),
         partial=bool(df["status"].isin(["running", "pending"]).any()) if len(df) else True,
-        verdicts=verdicts(mm, cmp) if done else [Verdict("–", "–", "unavailable", "No trial has a result yet.")],
+        verdicts=verdicts(mm, cmp, floors) if done else [Verdict("–", "–", "unavailable", "No trial has a result yet.")],
         notes=notes(df, mm) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
         figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
         failed=_failed_table(df) if len(df) else Table([], []),

@@ -17,6 +17,7 @@ import pandas as pd
 from robustbench_vit.analysis.comparison import Comparison, Decision
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
 from robustbench_vit.analysis.metrics import DELTA_WINDOW
+from robustbench_vit.analysis.noise import NoiseFloor, expected_floor
 from robustbench_vit.analysis.summary import fmt
 
 OUTCOMES = ("more robust", "less robust", "equivalent", "inconclusive", "differ, EDFs cross", "not comparable",
@@ -38,6 +39,7 @@ class Verdict:
     more_robust: str | None = None  # the model found more robust, where one is
     p: float | None = None  # the robustness test's p-value, where it ran
     confounded: bool = False  # decided on the normalised statistic: the bests are too far apart for Δ
+    noise: str = ""  # the noise floor this comparison is read against (measured from copies, or expected)
 
     @property
     def title(self) -> str:
@@ -128,8 +130,22 @@ def _claim(c: Comparison, d: Decision, outcome: str) -> str:
     return f"Inconclusive: neither more robust nor equivalent within ±{d.margin:g} at this size ({nums})"
 
 
-def verdict(c: Comparison, mm: pd.DataFrame) -> Verdict:
-    """The verdict of one comparison given the per-model metrics (for the did-not-train counts)."""
+def _noise(c: Comparison, floors: dict[str, NoiseFloor] | None) -> str:
+    """The noise-floor sentence: copies of the baseline (or the model) measured, else the permutation null's."""
+    floor = (floors or {}).get(c.baseline) or (floors or {}).get(c.model) or expected_floor(c)
+    if floor is None:
+        return ""
+    text = f"Noise floor: {floor.text('area')}; here {c.robustness.difference.value:+.3f}"
+    if floor.pairs:
+        rate, lo, hi = floor.rate
+        text += (f"; the decision separated {floor.separated} of {len(floor.pairs)} pairs of copies (A/A rate "
+                 f"{fmt(rate, '%')}, 95% interval {fmt(lo, '%')}–{fmt(hi, '%')})")
+    return text + "."
+
+
+def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | None = None) -> Verdict:
+    """The verdict of one comparison given the per-model metrics (for the did-not-train counts) and the measured
+    noise floors (noise.noise_floors) where there are copies."""
     m, b = c.model, c.baseline
     x = mm.set_index("model")
     failed = [f"{who}: {k} trial{'s' if k > 1 else ''} failed (no result: crashed, killed or out of memory), left "
@@ -174,13 +190,14 @@ def verdict(c: Comparison, mm: pd.DataFrame) -> Verdict:
         "points.",
         f"Largest gap between the Δ-EDFs within the window (KS D) {c.ks_d:.2f}, on its own permutation p = "
         f"{c.ks_p:.2g}."]
+    noise = _noise(c, floors)
     caveats = [] if d.decided else [_power(c, d)]
-    return Verdict(m, b, outcome, f"{claim}; {_absolute(c)}.", tuple(evidence), tuple(caveats + failed),
-                   more_robust=lead if outcome in ("more robust", "less robust") else None, p=float(d.p),
-                   confounded=c.confounded)
+    return Verdict(m, b, outcome, f"{claim}; {_absolute(c)}.", tuple([noise] if noise else []) + tuple(evidence),
+                   tuple(caveats + failed), more_robust=lead if outcome in ("more robust", "less robust") else None,
+                   p=float(d.p), confounded=c.confounded, noise=noise)
 
 
-def verdicts(mm: pd.DataFrame, cmp: list[Comparison]) -> list[Verdict]:
+def verdicts(mm: pd.DataFrame, cmp: list[Comparison], floors: dict[str, NoiseFloor] | None = None) -> list[Verdict]:
     """One verdict per comparison, or one saying why there is nothing to compare."""
     if len(mm) < 2:
         only = mm["model"].iloc[0] if len(mm) else "none"
@@ -189,4 +206,4 @@ def verdicts(mm: pd.DataFrame, cmp: list[Comparison]) -> list[Verdict]:
     if not cmp:
         return [Verdict("–", "–", "unavailable", "No baseline (vit_p_* or vit_c_*) of the same size as another "
                         "model in this study to compare against (models are compared only within one size).")]
-    return [verdict(c, mm) for c in cmp]
+    return [verdict(c, mm, floors) for c in cmp]
