@@ -198,8 +198,9 @@ def write_scorecard_pdf(card, path: Path) -> Path:
     layout.line(f"Does the paper hold? (preset {card.preset})", "h1")
     layout.para(f"robustbench-vit reproduction scorecard · generated {card.generated} · Xiao et al., NeurIPS 2021 "
                 "(arXiv 2106.14881)", "small")
-    layout.para("Reproduced or contradicted only on a significant test (p < 0.05); otherwise inconclusive, with "
-                "the power at this size. A small-scale run is a proxy for the paper's ImageNet experiments.", "small")
+    layout.para("Reproduced or contradicted only on a significant test (p < 0.05; robustness: decided beyond the "
+                "margin); equivalent: equally robust within the margin; otherwise inconclusive, with the power at "
+                "this size. A small-scale run is a proxy for the paper's ImageNet experiments.", "small")
     for s, size, link in card.rows:
         layout.heading(f"{s.claim.id} ({size}): {s.status.upper()}")
         layout.para(s.claim.statement)
