@@ -57,7 +57,15 @@ def cmd_study(args: argparse.Namespace) -> int:
         return commands.list_command(args.json)
     if args.study_command == "status":
         return commands.status_command(study_name(args.name), args.runs_dir, args.storage, args.json)
-    return commands.run_command(args.name, args.preset, run_options(args))
+    return commands.run_command(args.name, args.preset, run_options(args), overrides=overrides(args),
+                                dry_run=args.dry_run)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The --set KEY=VALUE overrides, checked ({dotted key: value})."""
+    from robustbench_vit.study.overrides import parse_overrides
+
+    return parse_overrides(args.set)
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -75,6 +83,11 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 def add_run_options(r: argparse.ArgumentParser) -> None:
     """Options of every command that runs trials: preset, executor, workers, data root, SLURM, storage."""
     r.add_argument("--preset", default=None, help="a preset of the study (e.g. cifar, paper)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field of the study file, e.g. train.epochs=20, design.points=64, "
+                        "space.lr.high=0.01 (repeatable; YAML values; the study gets its own name, NAME-set-HASH)")
+    r.add_argument("--dry-run", action="store_true",
+                   help="print the plan (trials, epochs, estimated time or GPU-hours) and exit; nothing is written")
     r.add_argument("--executor", default="auto", choices=["auto", "inline", "local", "slurm"],
                    help="auto: local when --workers > 1, else inline")
     r.add_argument("--workers", type=int, default=None,
@@ -102,7 +115,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     return compare_command(args.stem, study=args.study, preset=args.preset, size=args.size, name=args.name,
                            options=args.options, run=run_options(args), out=args.out, formats=args.format,
-                           claims=args.claims)
+                           claims=args.claims, overrides=overrides(args), dry_run=args.dry_run, yes=args.yes)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -110,7 +123,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from robustbench_vit.reproduce import reproduce_command
 
     return reproduce_command(preset=args.preset or "default", claims=args.claims, run=run_options(args),
-                             yes=args.yes, out=args.out, formats=args.format)
+                             yes=args.yes, out=args.out, formats=args.format, overrides=overrides(args),
+                             dry_run=args.dry_run, as_json=args.json)
+
 
 
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
@@ -220,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claims", nargs="?", const="", default=None, metavar="ID,...",
                    help="score the stem on the paper's claims in ViT_C's place (all, or these ids): a scorecard "
                         "in reports/claims-NAME/")
+    p.add_argument("--yes", action="store_true", help="with --claims: launch without asking, even above 100 "
+                   "GPU-hours")
     add_run_options(p)
     p.set_defaults(func=cmd_compare)
 
@@ -230,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="html,pdf", help="scorecard formats: html, pdf (default: html,pdf)")
     p.add_argument("--out", default=None, help="reports folder (default: reports/; the scorecard goes to "
                    "reports/reproduce[-PRESET]/)")
+    p.add_argument("--json", action="store_true", help="print the scorecard as one JSON object (progress goes to "
+                   "stderr)")
     add_run_options(p)
     p.set_defaults(func=cmd_reproduce)
 

@@ -18,6 +18,7 @@ from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.spec import StudySpec
+from robustbench_vit.study.storage import mask_url
 
 
 @dataclass
@@ -61,9 +62,11 @@ def checked(spec: ModelSpec) -> Contender:
     return Contender(spec, cx, base)
 
 
-def study_for(study: str, preset: str | None, size: str | None) -> tuple[StudySpec, str]:
-    """The study to compare on, and the model size (default: the size of the study's built-in models)."""
-    spec = load_spec(study, preset)
+def study_for(study: str, preset: str | None, size: str | None,
+              overrides: dict | None = None) -> tuple[StudySpec, str]:
+    """The study to compare on (with the --set `overrides`), and the model size (default: the size of the study's
+    built-in models)."""
+    spec = load_spec(study, preset, overrides)
     sizes = sorted({m.size for m in spec.models if m.stem in ("patchify", "conv")})
     size = size or (sizes[0] if sizes else None)
     if size is None:
@@ -140,11 +143,13 @@ def summary_table(new: Contender, *more: Contender) -> Table:
 
 def compare_command(stem: str, *, study: str, preset: str | None, size: str | None, name: str | None,
                     options: str | None, run: RunOptions, out: str | None, formats: str,
-                    claims: str | None = None) -> int:
+                    claims: str | None = None, overrides: dict | None = None, dry_run: bool = False,
+                    yes: bool = False) -> int:
     """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts.
 
     `stem`: one reference or several (one launch, one report); none: the study's own stems.
-    With `claims` ("" for all, or ids): score the stem on the paper's claims instead (a scorecard).
+    With `claims` ("" for all, or ids): score the stem on the paper's claims instead (a scorecard; `yes`: launch
+    without asking above 100 GPU-hours). `overrides`: --set on the study; `dry_run`: print the plan only.
     """
     from robustbench_vit.analysis.frame import load_results
     from robustbench_vit.analysis.metrics import comparisons, model_metrics
@@ -159,18 +164,23 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
             raise UserError("--claims scores one stem in ViT_C's place; give exactly one --stem")
         stem = stems[0]
 
-        spec, size = study_for("lr_wd_stability", preset, size)
+        spec, size = study_for("lr_wd_stability", preset, size, overrides)
         new = contender(stem, size=size, name=name, options=parse_options(options))
         Console(stderr=True).print(summary_table(new))
-        return reproduce_command(preset=preset or "default", claims=claims or None, run=run, yes=False, out=out,
-                                 formats=formats, stem=new.spec)
-    spec, size = study_for(study, preset, size)
+        return reproduce_command(preset=preset or "default", claims=claims or None, run=run, yes=yes, out=out,
+                                 formats=formats, stem=new.spec, overrides=overrides, dry_run=dry_run)
+    spec, size = study_for(study, preset, size, overrides)
     fmts = parse_formats(formats)  # checked before hours of trials, not after
     news = contenders(stems, spec, size=size, name=name, options=parse_options(options))
     console = Console(stderr=True)
     console.print(summary_table(*news))
+    if dry_run:
+        from robustbench_vit.study.commands import print_plan
+
+        return print_plan([spec], run, models_of(news))
     summary = run_contender(spec, news, run)
-    console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: {summary.storage}")
+    console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: "
+                  f"{mask_url(summary.storage)}", soft_wrap=True)
     paths = build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=out, formats=fmts)
     df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
     names = [n.spec.name for n in news]

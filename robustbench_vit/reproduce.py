@@ -3,7 +3,10 @@ score each claim, and write the scorecard (HTML, PDF) beside the studies' own re
 
 from __future__ import annotations
 
+import json
+import math
 import sys
+import textwrap
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,13 +18,13 @@ from rich.table import Table
 from robustbench_vit.analysis.claims import Claim, Score, load_claims, score
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.commands import WIDE, print_plan
+from robustbench_vit.study.estimate import GPU_TFLOPS, cost
 from robustbench_vit.study.options import RunOptions
-from robustbench_vit.study.spec import StudySpec
+from robustbench_vit.study.spec import StudySpec, override_suffix
 
 PRESETS = ("default", "cifar", "paper")
 CONFIRM_GPU_HOURS = 100  # above this, `reproduce` asks before launching (or needs --yes)
-GPU_TFLOPS = 100.0  # assumed sustained bf16 training throughput of one GPU: an A100-class GPU at ~1/3 of peak
-TRAIN_IMAGES = {"digits": 1437, "cifar10": 50_000, "cifar100": 50_000, "imagefolder": 1_281_167}  # ImageNet-1k
 
 
 @dataclass(frozen=True)
@@ -34,31 +37,14 @@ class Card:
     rows: list[tuple[Score, str, str]]  # (score, size, link to the study report)
 
 
-def load_studies(claims: list[Claim], preset: str) -> dict[str, StudySpec]:
-    """The specs of the studies behind `claims`, at the preset (default: each study's own default)."""
+def load_studies(claims: list[Claim], preset: str, overrides: dict | None = None) -> dict[str, StudySpec]:
+    """The specs of the studies behind `claims`, at the preset (default: each study's own default), with the
+    --set `overrides` applied to each."""
     from robustbench_vit.study.files import load_spec
 
     if preset not in PRESETS:
         raise UserError(f"--preset {preset!r} is not one of {choices(PRESETS)}")
-    return {c.study: load_spec(c.study, None if preset == "default" else preset) for c in claims}
-
-
-def gpu_hours(specs: list[StudySpec]) -> tuple[int, float]:
-    """Planned trials and an estimate of their GPU-hours: 6 × MACs per training image (forward and backward),
-    the training split once per epoch, at GPU_TFLOPS."""
-    from robustbench_vit.models import model_complexity
-    from robustbench_vit.study.plan import plan
-
-    trials, flops = 0, 0.0
-    for spec in specs:
-        points, seeds = plan(spec), spec.design.seed_list
-        for model in spec.models:
-            macs = model_complexity(model)["gmacs"] * 1e9
-            for p in points:
-                epochs = float(p.params.get("epochs", spec.epochs))
-                flops += 6 * macs * TRAIN_IMAGES.get(spec.dataset, 0) * epochs * len(seeds)
-            trials += len(points) * len(seeds)
-    return trials, flops / (GPU_TFLOPS * 1e12) / 3600
+    return {c.study: load_spec(c.study, None if preset == "default" else preset, overrides) for c in claims}
 
 
 def confirm(preset: str, trials: int, hours: float, yes: bool) -> None:
@@ -114,10 +100,14 @@ def scorecard(claims: list[Claim], specs: dict[str, StudySpec], run: RunOptions,
                 {s.name: described(s) for s in specs.values()}, rows)
 
 
+def title(card: Card) -> str:
+    """The scorecard's heading."""
+    return f"Does the paper hold? (preset {card.preset}; the paper's numbers are in the HTML)"
+
+
 def table(card: Card) -> Table:
-    """The scorecard as a terminal table."""
-    t = Table(title=f"Does the paper hold? (preset {card.preset}; the paper's numbers are in the HTML)",
-              show_lines=True)
+    """The scorecard as a table, for a wide terminal."""
+    t = Table(title=title(card), show_lines=True)
     t.add_column("claim", no_wrap=True)
     t.add_column("status", no_wrap=True)
     for col in ("ours [95%]", "p", "power"):
@@ -125,6 +115,43 @@ def table(card: Card) -> Table:
     for s, size, _ in card.rows:
         t.add_row(f"{s.claim.id} ({size})", s.status, s.ours, "–" if s.p is None else f"{s.p:.2g}", s.power_text)
     return t
+
+
+def blocks(card: Card, width: int = 80) -> str:
+    """The scorecard as one block per claim, each line at most `width` characters: for logs and narrow terminals."""
+    out = [title(card)]
+    for s, size, _ in card.rows:
+        out += ["", f"{s.claim.id} ({size}): {s.status}"]
+        for label, text in (("ours", s.ours), ("test", f"p {'–' if s.p is None else f'{s.p:.2g}'}, power "
+                                                       f"{s.power_text}"), ("why", s.why)):
+            out.append(textwrap.fill(text, width, initial_indent=f"  {label}: ", subsequent_indent=" " * 8))
+    return "\n".join(out)
+
+
+def card_json(card: Card, paths: dict[str, Path]) -> str:
+    """The scorecard as one JSON object: preset, date, studies, one entry per (claim, size), the files written."""
+    def number(x: float | None) -> float | None:
+        return None if x is None or math.isnan(x) else x
+
+    rows = [{"claim": s.claim.id, "size": size, "statement": s.claim.statement, "status": s.status, "ours": s.ours,
+             "test": s.test, "p": number(s.p), "power": number(s.power), "needed_per_model": s.needed,
+             "why": s.why, "ran": s.ran, "report": link} for s, size, link in card.rows]
+    return json.dumps({"preset": card.preset, "generated": card.generated, "studies": card.studies, "claims": rows,
+                       "files": {k: str(v) for k, v in paths.items()}}, indent=2)
+
+
+def print_card(card: Card, paths: dict[str, Path], as_json: bool) -> None:
+    """Print the scorecard: JSON, a table on a wide terminal, else blocks; then the files written."""
+    console = Console()
+    if as_json:
+        print(card_json(card, paths))
+        return
+    if console.is_terminal and console.width >= WIDE:
+        console.print(table(card))
+    else:
+        print(blocks(card))
+    for fmt, path in paths.items():
+        print(f"{fmt}: {path}")
 
 
 def write_card(card: Card, out: Path, formats: tuple[str, ...]) -> dict[str, Path]:
@@ -144,26 +171,29 @@ def write_card(card: Card, out: Path, formats: tuple[str, ...]) -> dict[str, Pat
 
 
 def reproduce_command(*, preset: str, claims: str | None, run: RunOptions, yes: bool, out: str | None,
-                      formats: str, stem: ModelSpec | None = None) -> int:
+                      formats: str, stem: ModelSpec | None = None, overrides: dict | None = None,
+                      dry_run: bool = False, as_json: bool = False) -> int:
     """`reproduce` (and `compare --claims` with a stem): plan and confirm, run what is missing, score the claims,
-    write and print the scorecard."""
+    write and print the scorecard (`dry_run`: print the plan only; `as_json`: the scorecard as JSON)."""
     from robustbench_vit.analysis.report import parse_formats
     from robustbench_vit.study.launch import run_study
 
     fmts = parse_formats(formats)
     chosen = load_claims([c.strip() for c in claims.split(",") if c.strip()] if claims else None)
-    specs = load_studies(chosen, preset)
-    confirm(preset, *gpu_hours(list(specs.values())), yes=yes or preset == "default")
+    specs = load_studies(chosen, preset, overrides)
+    models = None if stem is None else [ModelSpec.from_name(f"vit_{k}_{stem.size}") for k in "pc"] + [stem]
+    if dry_run:
+        return print_plan(list(specs.values()), run, models)
+    c = cost(list(specs.values()), models)
+    confirm(preset, c.trials, c.gpu_hours, yes=yes or preset == "default")
     for spec in specs.values():
-        models = None if stem is None else [ModelSpec.from_name(f"vit_{k}_{stem.size}") for k in "pc"] + [stem]
         done = run_study(spec, run, models=models)
         print(f"{spec.name}: {done.done}/{done.total} trials finished; {done.ran} ran now in {done.seconds:.0f} s",
               file=sys.stderr)
     reports = Path(out) if out else Path("reports")
     card = scorecard(chosen, specs, run, preset=preset, reports=reports, stem=stem)
-    Console().print(table(card))
     folder = reports / (f"claims-{stem.name}" if stem else "reproduce")
-    folder = folder.with_name(folder.name + ("" if preset == "default" else f"-{preset}"))
-    for fmt, path in write_card(card, folder, fmts).items():
-        print(f"{fmt}: {path}")
+    folder = folder.with_name(folder.name + ("" if preset == "default" else f"-{preset}") +
+                              override_suffix(overrides or {}))
+    print_card(card, write_card(card, folder, fmts), as_json)
     return 0

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 
 from rich.console import Console
 from rich.table import Table
 
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.estimate import plan_lines
 from robustbench_vit.study.files import load_spec
-from robustbench_vit.study.launch import run_study
+from robustbench_vit.study.launch import auto_workers, run_study, study_gpus
 from robustbench_vit.study.options import RunOptions
+from robustbench_vit.study.overrides import override_flags
+from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.status import list_studies, study_status
 from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
+
+WIDE = 120  # a terminal at least this wide gets tables; narrower ones, logs and pipes get blocks of 80 columns
 
 
 def _location_flags(runs_dir: str, storage: str | None) -> str:
@@ -20,11 +27,26 @@ def _location_flags(runs_dir: str, storage: str | None) -> str:
     return f" --storage '{mask_url(storage)}'" if storage else "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
 
 
-def run_command(name: str, preset: str | None, options: RunOptions) -> int:
-    """`study run`: run what is left of a study, then say where the results are and what comes next."""
-    spec = load_spec(name, preset)
+def print_plan(specs: list[StudySpec], options: RunOptions, models: list[ModelSpec] | None = None) -> int:
+    """--dry-run: print the plan and its estimated cost (GPU-hours where trials run on GPUs, else CPU time)."""
+    spec = specs[0]
+    on_gpu = spec.device.startswith("cuda") or bool(study_gpus(spec)) or \
+        options.executor == "slurm" and bool(options.slurm.over(spec.slurm).gpus_per_node)
+    workers = options.workers or auto_workers(spec, options.executor)
+    print("\n".join(plan_lines(specs, models, workers=workers, on_gpu=on_gpu)))
+    return 0
+
+
+def run_command(name: str, preset: str | None, options: RunOptions, *, overrides: dict | None = None,
+                dry_run: bool = False) -> int:
+    """`study run`: run what is left of a study, then say where the results are and what comes next
+    (`dry_run`: print the plan only)."""
+    spec = load_spec(name, preset, overrides)
+    if dry_run:
+        return print_plan([spec], options)
     flags = _location_flags(str(options.runs_dir), options.storage)
-    again = f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}{flags}"
+    again = (f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}"
+             f"{override_flags(overrides or {})}{flags}")
     try:
         summary = run_study(spec, options, progress=not options.detach)
     except KeyboardInterrupt:
@@ -67,16 +89,27 @@ def status_command(name: str, runs_dir: str, storage: str | None, as_json: bool)
     return 0
 
 
+def _study_block(row: dict) -> str:
+    """One study of `study list` in lines of at most 80 characters: name, trials, models, presets; description."""
+    head = f"{row['name']}: {row['trials']} trials ({', '.join(row['models'])}); presets: {', '.join(row['presets'])}"
+    return (textwrap.fill(head, 80, subsequent_indent="    ") + "\n" +
+            textwrap.fill(row["description"], 80, initial_indent="  ", subsequent_indent="  "))
+
+
 def list_command(as_json: bool = False) -> int:
     """`study list`: name, description, models, trial count and presets of every study reachable by name."""
     rows = list_studies()
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
+    console = Console()
+    if not (console.is_terminal and console.width >= WIDE):  # a log, a pipe, a narrow terminal: a block each
+        print("\n\n".join(_study_block(r) for r in rows))
+        return 0
     t = Table(title="studies")
     for col in ("name", "description", "models", "trials", "presets"):
         t.add_column(col, justify="right" if col == "trials" else "left")
     for r in rows:
         t.add_row(r["name"], r["description"], ", ".join(r["models"]), str(r["trials"]), ", ".join(r["presets"]))
-    Console().print(t)
+    console.print(t)
     return 0

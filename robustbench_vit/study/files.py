@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -36,16 +37,22 @@ def find_spec_file(name_or_path: str) -> Path:
                     f"known: {', '.join(known) or 'none'}")
 
 
-def load_spec(name_or_path: str, preset: str | None = None) -> StudySpec:
-    """Load and validate a study by name (./studies, then the built-ins) or path, with an optional preset."""
+def load_spec(name_or_path: str, preset: str | None = None, overrides: dict[str, Any] | None = None) -> StudySpec:
+    """Load and validate a study by name (./studies, then the built-ins) or path, with an optional preset and
+    --set overrides ({dotted key: value}, see study/overrides.py)."""
     path = find_spec_file(name_or_path)
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{line} invalid YAML ({getattr(e, 'problem', e)})") from None
-    spec = parse_spec(raw, str(path), preset)
+        problem = str(getattr(e, "problem", e))
+        if "tag:yaml.org,2002:python/" in problem:  # safe_load never builds Python objects; say so plainly
+            tag = problem.split("'")[1] if problem.count("'") >= 2 else "python"
+            raise UserError(f"{path}:{line} the Python tag {tag.replace('tag:yaml.org,2002:', '!!')} is refused: "
+                            f"a study file is data (code comes only from --stem and stems: paths)") from None
+        raise UserError(f"{path}:{line} invalid YAML ({problem})") from None
+    spec = parse_spec(raw, str(path), preset, overrides=overrides)
     plan(spec)  # checks every point gives a valid TrialConfig
     return spec
 

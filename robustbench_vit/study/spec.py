@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -130,6 +132,8 @@ class StudySpec(BaseModel):
     trials_per_gpu: int | Literal["auto"] = "auto"  # trial processes sharing each GPU (see study/gpus.py)
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     preset: str | None = None
+    margins: dict[Literal["area", "retained"], float] = Field(default_factory=dict)  # δ of the three-way decision
+    overrides: dict[str, Any] = Field(default_factory=dict)  # --set KEY=VALUE given when it was made (study/overrides.py)
     _source: str = PrivateAttr(default="")
 
     @field_validator("models", mode="before")
@@ -139,6 +143,15 @@ class StudySpec(BaseModel):
         if not isinstance(v, list):
             return v
         return [ModelSpec.from_name(m) if isinstance(m, str) else m for m in v]
+
+    @field_validator("margins")
+    @classmethod
+    def _margins(cls, v: dict[str, float]) -> dict[str, float]:
+        """A margin is a positive difference of the statistic (Δ-EDF areas and shares lie in [0, 1])."""
+        bad = {k: m for k, m in v.items() if not 0 < m < 1}
+        if bad:
+            raise ValueError(f"must be between 0 and 1 (exclusive), got {bad}")
+        return v
 
     @field_validator("trials_per_gpu")
     @classmethod
@@ -239,6 +252,36 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """A study document with the overrides set into it (missing parents created)."""
+    out = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[leaf] = copy.deepcopy(value)
+    return out
+
+
+def override_suffix(overrides: dict[str, Any]) -> str:
+    """The name suffix of an overridden study ("" without overrides): `-set-` and 8 hex digits of their hash."""
+    if not overrides:
+        return ""
+    text = json.dumps(overrides, sort_keys=True, default=str)
+    return f"-set-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def related_key(overrides: dict[str, Any], loc: str) -> str | None:
+    """The override a validation error at field `loc` (dotted) comes from, if any."""
+    for key in overrides:
+        if key == loc or key.startswith(f"{loc}.") or loc.startswith(f"{key}."):
+            return key
+    return None
+
+
 def _fields_at(loc: tuple) -> list[str]:
     """The field names allowed at the parent of `loc` (walks StudySpec's nested models, skipping keys)."""
     cls: type[BaseModel] = StudySpec
@@ -251,14 +294,17 @@ def _fields_at(loc: tuple) -> list[str]:
                     cls = t
                     break
                 stack.extend(get_args(t))
-    return [f for f in cls.model_fields if f != "preset"]
+    return [f for f in cls.model_fields if f not in ("preset", "overrides")]
 
 
-def _format_error(source: str, err: ValidationError) -> str:
-    """One line for the first pydantic error: file, field, bad value, allowed values."""
+def _format_error(source: str, err: ValidationError, overrides: dict[str, Any] | None = None) -> str:
+    """One line for the first pydantic error: file (or the --set flag it comes from), field, bad value, allowed
+    values."""
     e = err.errors()[0]
     loc = ".".join(str(x) for x in e["loc"])
-    where = f"{source}: field {loc!r}" if loc else source
+    flag = related_key(overrides or {}, loc)
+    where = f"--set {flag}" if flag == loc else f"{source} with --set {flag}: field {loc!r}" if flag else \
+        f"{source}: field {loc!r}" if loc else source
     if e["type"] == "literal_error":
         allowed = e["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
         return f"{where}: {e['input']!r} is not one of {allowed}"
@@ -268,8 +314,10 @@ def _format_error(source: str, err: ValidationError) -> str:
     return f"{where}: {msg}" + (f" (got {e['input']!r})" if e["type"] not in ("value_error", "missing") else "")
 
 
-def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | None = None) -> StudySpec:
-    """Validate a loaded YAML document (with `preset` merged in) into a StudySpec; one-line UserError otherwise."""
+def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | None = None,
+               overrides: dict[str, Any] | None = None) -> StudySpec:
+    """Validate a loaded YAML document (with `preset` merged in, then the --set `overrides`) into a StudySpec;
+    one-line UserError otherwise."""
     if not isinstance(raw, dict):
         raise UserError(f"{source}: expected a mapping of study fields, got {type(raw).__name__}")
     raw = {"name": name or Path(source).stem, **raw}
@@ -284,13 +332,17 @@ def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | Non
         raw = deep_merge(raw, presets[preset] or {})
         raw["preset"] = preset
         raw["name"] = f"{raw['name']}-{preset}"  # its own results: `report NAME-PRESET`, beside the default's
+    if overrides:  # their own results too: NAME[-PRESET]-set-HASH, the overrides stored with the spec
+        raw = {**apply_overrides(raw, overrides), "name": raw["name"] + override_suffix(overrides),
+               "overrides": overrides}
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as e:
-        raise UserError(_format_error(source, e)) from None
+        raise UserError(_format_error(source, e, overrides)) from None
     except UserError as e:  # e.g. an unknown model name
-        raise UserError(f"{source}: field 'models': {e}") from None
-    spec._source = source
+        where = "--set models" if "models" in (overrides or {}) else f"{source}: field 'models'"
+        raise UserError(f"{where}: {e}") from None
+    spec._source = source + (f" with --set {', '.join(overrides)}" if overrides else "")
     from robustbench_vit.data import check_dataset
 
     try:
