@@ -152,7 +152,9 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     without asking above 100 GPU-hours). `overrides`: --set on the study; `dry_run`: print the plan only.
     """
     from robustbench_vit.analysis.frame import load_results
-    from robustbench_vit.analysis.metrics import comparisons, model_metrics
+    from robustbench_vit.analysis.comparison import comparisons
+    from robustbench_vit.analysis.metrics import model_metrics
+    from robustbench_vit.analysis.noise import noise_floors
     from robustbench_vit.analysis.report import build_report, parse_formats
     from robustbench_vit.analysis.verdict import verdict
 
@@ -183,12 +185,14 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
                   f"{mask_url(summary.storage)}", soft_wrap=True)
     paths = build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=out, formats=fmts)
     df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
+    floors = noise_floors(df)  # measured where the storage holds A/A copies (calibrate) or replicates
     names = [n.spec.name for n in news]
     df = df[df["model"].isin([*news[0].baselines, *names])]
-    mm, cmp = model_metrics(df), comparisons(df)
-    for _, r in cmp[cmp["model"].isin(names)].iterrows():
-        v = verdict(r, mm)
-        print(f"{v.title}: {v.headline}")
+    mm = model_metrics(df)
+    for c in comparisons(df):
+        if c.model in names:
+            v = verdict(c, mm, floors)
+            print(f"{v.title}: {v.headline}" + (f" {v.noise}" if v.noise else ""))
     failed = int((df["status"] == "failed").sum())
     if failed:  # no result: left out of every verdict until re-run
         print(f"incomplete: {failed} trial{'s' if failed > 1 else ''} failed without a result and "

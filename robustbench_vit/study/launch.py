@@ -29,7 +29,8 @@ from robustbench_vit.study.progress import StudyProgress
 from robustbench_vit.study.runner import work
 from robustbench_vit.study.options import RunOptions, SlurmOptions
 from robustbench_vit.study.spec import StudySpec
-from robustbench_vit.study.storage import FINISHED, count_states, enqueue_missing, open_studies, resolve_storage
+from robustbench_vit.study.storage import (FINISHED, count_states, enqueue_missing, job_url, open_studies,
+                                          resolve_storage)
 
 POLL_S = 1.0
 SLURM_CHECK_S = 30.0  # how often SLURM is asked whether pending jobs can ever start
@@ -349,7 +350,7 @@ def _submit(launch: Launch, ex: submitit.Executor, want: int, *, alive: list[sub
     job = DDPWorker if launch.ddp else Worker
     gpus = pick_gpus(want, study_gpus(launch.spec) if local else 0,
                      [gpu_of[j.job_id] for j in alive if j.job_id in gpu_of])
-    new = [job(launch.url, launch.spec.name, launch.models, launch.runs_dir, threads=threads,
+    new = [job(job_url(launch.url), launch.spec.name, launch.models, launch.runs_dir, threads=threads,
                max_trials=None if local else 1, gpu=gpu, launcher=os.getpid() if local else None,
                shared=launch.trials_per_gpu > 1) for gpu in gpus]
     if local:

@@ -9,7 +9,7 @@ import optuna
 from robustbench_vit.errors import UserError
 from robustbench_vit.study.files import list_specs, load_spec
 from robustbench_vit.study.plan import quiet_optuna, trial_count
-from robustbench_vit.study.storage import count_states, load_study, open_storage, resolve_storage
+from robustbench_vit.study.storage import count_states, load_study, mask_url, open_storage, resolve_storage
 
 
 def study_models(name: str, url: str) -> list[str]:
@@ -24,7 +24,7 @@ def study_status(name: str, runs_dir: str | Path = "runs", storage: str | None =
     url = resolve_storage(name, runs_dir, storage)
     models = study_models(name, url)
     if not models:
-        raise UserError(f"no study {name!r} in {url}; start it with `robustbench-vit study run {name}`")
+        raise UserError(f"no study {name!r} in {mask_url(url)}; start it with `robustbench-vit study run {name}`")
     return {m: count_states(load_study(name, m, url)) for m in models}
 
 

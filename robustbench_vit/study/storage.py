@@ -27,6 +27,7 @@ HEARTBEAT_S = 5  # a running trial records a heartbeat this often ...
 GRACE_S = 30  # ... and is failed as stale (then retried from its checkpoint) after this long without one
 STATES = ("complete", "diverged", "failed", "running", "pending")
 FINISHED = STATES[:3]  # what counts as done
+PASSWORD_ENV = "ROBUSTBENCH_VIT_STORAGE_PASSWORD"  # the storage password of worker jobs (see job_url)
 
 
 def resolve_storage(study: str, runs_dir: str | Path = "runs", storage: str | None = None) -> str:
@@ -36,15 +37,43 @@ def resolve_storage(study: str, runs_dir: str | Path = "runs", storage: str | No
     return f"sqlite:///{(Path(runs_dir) / study / 'study.db').resolve()}"
 
 
-def mask_url(url: str) -> str:
-    """The storage URL with any password replaced by *** (also for strings SQLAlchemy cannot parse)."""
+def _parsed(url: str) -> Any:
+    """SQLAlchemy's URL object for `url`, or None for a string it cannot parse."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return make_url(url)
     except (ArgumentError, ValueError):
+        return None
+
+
+def mask_url(url: str) -> str:
+    """The storage URL with any password replaced by *** (also for strings SQLAlchemy cannot parse): the one helper
+    for every URL that is printed, logged, raised, stored or written into a file."""
+    parsed = _parsed(url)
+    if parsed is None:
         return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+    return parsed.render_as_string(hide_password=True)
+
+
+def job_url(url: str) -> str:
+    """The URL to give worker jobs, whose pickles lie in the runs folder: masked, its password moved to
+    $ROBUSTBENCH_VIT_STORAGE_PASSWORD, which local workers and SLURM jobs (sbatch exports the environment) inherit;
+    `open_storage` puts it back."""
+    parsed = _parsed(url)
+    if parsed is None or not parsed.password:
+        return url
+    os.environ[PASSWORD_ENV] = str(parsed.password)
+    return mask_url(url)
+
+
+def _unmasked(url: str) -> str:
+    """A `job_url` with its password back from the environment (any other URL as it is)."""
+    parsed = _parsed(url)
+    if parsed is None or parsed.password != "***" or PASSWORD_ENV not in os.environ:
+        return url
+    return parsed.set(password=os.environ[PASSWORD_ENV]).render_as_string(hide_password=False)
 
 
 @contextmanager
@@ -105,6 +134,7 @@ def open_storage(url: str, create: bool = True) -> ResilientStorage:
     counts as stale is GRACE_S seconds, or $ROBUSTBENCH_VIT_GRACE_S. Every call rides through an outage of the
     database (see `resilient`); a storage that cannot be opened for another reason is a UserError.
     """
+    url = _unmasked(url)
     path = Path(url.split("///", 1)[1]) if url.startswith("sqlite") and "///" in url else None
     if path is not None and not path.exists():
         if not create:
