@@ -88,3 +88,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(here, capsys):
     out = capsys.readouterr().out
     assert "plan: 432 trials" in out and "GPU-hours at 100 TFLOP/s per GPU" in out, out
     assert list(here.iterdir()) == []
+
+
+def test_compare_claims_at_paper_scale_takes_yes(here, capsys):
+    """Off a terminal the paper preset's ~500 GPU-hours ask for --yes; with it, compare --claims goes on (and stops
+    at the missing ImageNet folder here, before anything is written)."""
+    args = ["compare", "--stem", STEM, "--claims", "--preset", "paper"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip().endswith("(over 100): pass --yes to launch")
+    assert main([*args, "--yes"]) == 2
+    assert "dataset imagefolder needs --data-root" in capsys.readouterr().err
+    assert list(here.iterdir()) == []
