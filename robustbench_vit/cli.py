@@ -167,8 +167,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """`leaderboard [STUDY ...]`: rank every stem in the storage; a static site (and CSV / JSON)."""
+    from robustbench_vit.leaderboard import leaderboard_command
+    from robustbench_vit.study.files import study_name
+
+    return leaderboard_command([study_name(s) for s in args.studies], runs_dir=args.runs_dir, storage=args.storage,
+                               out=args.out, formats=args.format)
+
+
+def add_leaderboard_parser(sub: argparse._SubParsersAction) -> None:
+    """The `leaderboard` command."""
+    p = sub.add_parser("leaderboard", help="rank every stem in the storage: a static site (index.html, a page per "
+                       "stem), CSV, JSON")
+    p.add_argument("studies", nargs="*", metavar="STUDY", help="studies to rank in (default: every study stored)")
+    p.add_argument("--format", default="html", help="comma-separated: html, csv, json (default: html)")
+    p.add_argument("--out", default=None, help="output folder (default: reports/leaderboard/)")
+    add_storage_options(p)
+    p.set_defaults(func=cmd_leaderboard)
+
+
 def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
-    """The `report` and `export` commands."""
+    """The `report`, `export` and `leaderboard` commands."""
     p = sub.add_parser("report", help="write a study's report (HTML, PDF) with metrics, tests and figures")
     p.add_argument("name", help="a study name or the YAML path it was run from")
     p.add_argument("--format", default="html", help="comma-separated: html, pdf (default: html)")
@@ -180,6 +200,7 @@ def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="output file; the extension picks the format (.csv, .parquet)")
     add_storage_options(e)
     e.set_defaults(func=cmd_export)
+    add_leaderboard_parser(sub)
 
 
 def add_model_parsers(sub: argparse._SubParsersAction) -> None:

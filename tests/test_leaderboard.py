@@ -1,0 +1,79 @@
+"""The leaderboard: every stem in a storage ranked with intervals (unresolved stems share a rank), Holm over the
+stems, CSV / JSON, a self-contained site that renders in headless Chromium."""
+
+import csv
+import json
+
+import pytest
+
+from robustbench_vit.cli import main
+from robustbench_vit.leaderboard import holm
+from tests import study_fixtures
+from tests.study_fixtures import write_study
+from tests.test_report_browser import CHROMIUM, Chromium
+
+MODELS = ("vit_p_micro", "vit_c_micro", "vit_hmlp_micro", "vit_swin_micro", "mine<b>&")
+
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    """A storage holding both baselines and three stems (hmlp on the conv stem's surface, swin on patchify's)."""
+    monkeypatch.setitem(study_fixtures.SURFACE, "vit_hmlp_micro", study_fixtures.SURFACE["vit_c_micro"])
+    monkeypatch.setitem(study_fixtures.SURFACE, "vit_swin_micro", study_fixtures.SURFACE["vit_p_micro"])
+    url = f"sqlite:///{tmp_path / 'lb.db'}"
+    write_study(url, "lb_demo", MODELS, points=16)
+    return url
+
+
+def test_holm_adjusts_step_down_and_keeps_nan():
+    assert holm([0.01, 0.04, float("nan"), 0.03]) == pytest.approx([0.03, 0.06, float("nan"), 0.06], nan_ok=True)
+
+
+def test_leaderboard_ranks_every_stem_with_intervals_and_writes_csv_json_html(stored, tmp_path, capsys):
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--storage", stored, "--out", str(out), "--format", "html,csv,json"]) == 0
+    assert "html: " in capsys.readouterr().out
+    rows = json.loads((out / "leaderboard.json").read_text())
+    by = {r["model"]: r for r in rows}
+    assert set(by) == set(MODELS) - {"vit_p_micro"}  # every model but the patchify baseline it is ranked against
+    assert by["vit_hmlp_micro"]["rank"] == by["vit_c_micro"]["rank"] == 1  # the same surface: not resolved apart
+    assert by["vit_swin_micro"]["rank"] > 1 and by["vit_swin_micro"]["p_outcome"] != "more robust"
+    assert by["vit_hmlp_micro"]["p_outcome"] == "more robust" and by["vit_c_micro"]["c_outcome"] == "baseline"
+    for r in rows:
+        assert r["rank_low"] <= r["rank"] <= r["rank_high"] <= len(rows)
+        assert r["p_low"] <= r["p_difference"] <= r["p_high"] and r["p_p_holm"] >= r["p_p"]
+    assert [r["rank"] for r in rows] == sorted(r["rank"] for r in rows)
+    with (out / "leaderboard.csv").open() as f:
+        assert [r["model"] for r in csv.DictReader(f)] == [r["model"] for r in rows]
+    index = (out / "index.html").read_text()
+    assert "mine&lt;b&gt;&amp;" in index and "<b>&" not in index and "<script" not in index
+    assert all(m in index for m in ("vit_hmlp_micro", "vit_swin_micro", "vit_c_micro"))
+    page = (out / "stems" / "lb_demo--vit_hmlp_micro.html").read_text()
+    assert "vs vit_p_micro" in page and "vs vit_c_micro" in page and "rank 1" in page
+
+
+def test_leaderboard_mistakes_are_one_line(stored, tmp_path, capsys):
+    assert main(["leaderboard", "--storage", stored, "--out", str(tmp_path / "x"), "--format", "htm"]) == 2
+    assert "allowed formats are csv, html, json" in capsys.readouterr().err
+    assert main(["leaderboard", "--runs-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "y")]) == 2
+    assert "no studies in" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian: chromium)")
+def test_leaderboard_renders_in_chromium(stored, tmp_path):
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--storage", stored, "--out", str(out)]) == 0
+    browser = Chromium(tmp_path)
+    try:
+        browser.open(out / "index.html")
+        assert browser.problems() == []
+        assert all(u.startswith(("file://", "data:")) for u in browser.requests()), browser.requests()
+        dom = browser.evaluate("""({rows: document.querySelectorAll('tbody tr, table tr').length,
+            links: [...document.querySelectorAll('a[href^="stems/"]')].map(a => a.getAttribute('href'))})""")
+        assert dom["rows"] == 5 and len(dom["links"]) == 4, dom  # a header and one row per ranked model
+        browser.open(out / "stems" / "lb_demo--vit_swin_micro.html")
+        assert browser.problems() == []
+    finally:
+        browser.close()
