@@ -200,4 +200,10 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
               f"{'them' if failed > 1 else 'it'}")
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
+    if len(news) > 1:  # several stems: their leaderboard beside the report
+        from robustbench_vit.leaderboard import leaderboard_command
+
+        report = next(iter(paths.values()))
+        leaderboard_command([spec.name], runs_dir=run.runs_dir, storage=run.storage,
+                            out=str(report.parent / "leaderboard"), reports={spec.name: report.with_suffix(".html")})
     return 0

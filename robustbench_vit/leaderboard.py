@@ -130,7 +130,7 @@ def stem_page_name(r: dict) -> str:
     return "stems/" + re.sub(r"[^A-Za-z0-9_.-]", "_", f"{r['study']}--{r['model']}") + ".html"
 
 
-def _index(rows: list[dict], reports: Path, out: Path) -> str:
+def _index(rows: list[dict], reports: dict[str, Path], out: Path) -> str:
     """index.html: one table per study, ranked."""
     parts = ['<p class="note">Ranked within each study by the robustness difference against ViT_P (Δ-EDF area, '
              "or its normalised form where peak errors are far apart); a rank is 1 + the stems whose 95% interval "
@@ -139,8 +139,8 @@ def _index(rows: list[dict], reports: Path, out: Path) -> str:
     head = ("<tr><th>rank</th><th>model</th><th>stem</th><th>depth</th><th>params M</th><th>GMACs</th>"
             "<th>best %</th><th>did not train</th><th>vs ViT_P</th><th>vs ViT_C</th></tr>")
     for study in dict.fromkeys(r["study"] for r in rows):
-        report = reports / study / "report.html"
-        link = (f' (<a href="{html.escape(_rel(report, out))}">report</a>)' if report.is_file() else
+        report = reports.get(study)
+        link = (f' (<a href="{html.escape(_rel(report, out))}">report</a>)' if report and report.is_file() else
                 f" (no report yet: <code>robustbench-vit report {html.escape(study)}</code>)")
         body = "".join(
             f"<tr><td>{r['rank']} [{r['rank_low']}–{r['rank_high']}]</td>"
@@ -167,8 +167,9 @@ def _stem(r: dict) -> str:
     return _page(f"{r['model']} ({r['study']})", facts + verdicts + '<p><a href="../index.html">leaderboard</a></p>')
 
 
-def write_leaderboard(rows: list[dict], out: Path, formats: list[str], reports: Path) -> dict[str, Path]:
-    """Write the site (html), leaderboard.csv and leaderboard.json under `out`; returns format → path."""
+def write_leaderboard(rows: list[dict], out: Path, formats: list[str], reports: dict[str, Path]) -> dict[str, Path]:
+    """Write the site (html, linking `reports`: study → its report.html), leaderboard.csv and leaderboard.json under
+    `out`; returns format → path."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     if "html" in formats:
@@ -192,9 +193,9 @@ def write_leaderboard(rows: list[dict], out: Path, formats: list[str], reports: 
 
 
 def leaderboard_command(studies: list[str], *, runs_dir: str = "runs", storage: str | None = None,
-                        out: str | None = None, formats: str = "html", reports: str = "reports") -> int:
-    """`leaderboard`: rank every stem of the given studies (default: all in the storage), link each study's report
-    under `reports`; print where it went."""
+                        out: str | None = None, formats: str = "html", reports: str | dict[str, Path] = "reports") -> int:
+    """`leaderboard`: rank every stem of the given studies (default: all in the storage), linking each study's report
+    (`reports`: the folder holding STUDY/report.html, or study → report path); print where it went."""
     fmts = [f.strip() for f in formats.split(",") if f.strip()]
     bad = sorted(set(fmts) - set(FORMATS))
     if bad or not fmts:
@@ -205,7 +206,9 @@ def leaderboard_command(studies: list[str], *, runs_dir: str = "runs", storage: 
     rows = [r for s in names for r in study_rows(s, runs_dir=runs_dir, storage=storage)]
     if not rows:
         raise UserError(f"studies {', '.join(names)} hold no stem besides the patchify baseline")
-    out_dir = Path(out or Path(reports) / "leaderboard")
-    for fmt, path in write_leaderboard(rows, out_dir, fmts, Path(reports)).items():
-        print(f"{fmt}: {path}")
+    folder = Path(reports) if isinstance(reports, (str, Path)) else None
+    links = {s: folder / s / "report.html" for s in names} if folder else dict(reports)
+    out_dir = Path(out or (folder or Path("reports")) / "leaderboard")
+    for fmt, path in write_leaderboard(rows, out_dir, fmts, links).items():
+        print(f"leaderboard {fmt}: {path}")
     return 0

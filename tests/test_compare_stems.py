@@ -49,3 +49,6 @@ def test_several_stems_run_in_one_launch_on_the_baselines_points_with_one_report
     assert all(p == points["vit_p_micro"] for p in points.values())  # every stem on the baselines' points
     html = (out / "report.html").read_text()
     assert all(m in html for m in new)
+    board = (out / "leaderboard" / "index.html").read_text()  # and the leaderboard of the study, beside it
+    assert all(m in board for m in new) and 'href="../report.html"' in board
+    assert "leaderboard html: " in printed.out
