@@ -127,6 +127,38 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                              dry_run=args.dry_run, as_json=args.json)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """`calibrate STUDY`: train independent copies of a baseline on the study's settings; A/A rate, noise floor."""
+    from robustbench_vit.calibrate import calibrate_command
+
+    return calibrate_command(args.name, model=args.model, replicas=args.replicas, preset=args.preset,
+                             run=run_options(args), overrides=overrides(args), as_json=args.json, out=args.out,
+                             dry_run=args.dry_run)
+
+
+def add_reproduce_parsers(sub: argparse._SubParsersAction) -> None:
+    """The checks: `reproduce` (the paper's claims, scored) and `calibrate` (the A/A check of a study)."""
+    p = sub.add_parser("reproduce", help="score the paper's stability claims on this machine (scorecard)")
+    p.add_argument("--claims", default=None, metavar="ID,...", help="only these claims (default: all; ids in "
+                   "studies/claims/paper.yaml)")
+    p.add_argument("--yes", action="store_true", help="launch without asking, even above 100 GPU-hours")
+    p.add_argument("--format", default="html,pdf", help="scorecard formats: html, pdf (default: html,pdf)")
+    p.add_argument("--out", default=None, help="reports folder (default: reports/; the scorecard goes to "
+                   "reports/reproduce[-PRESET]/)")
+    p.add_argument("--json", action="store_true", help="print the scorecard as one JSON object (progress goes to "
+                   "stderr)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("calibrate", help="A/A check: copies of a baseline on a study's settings (noise floor)")
+    p.add_argument("name", help="a study name (studies/NAME.yaml) or a path to a study YAML")
+    p.add_argument("--model", default=None, help="the model to copy (default: the study's conv-stem model)")
+    p.add_argument("--replicas", type=int, default=3, help="independent copies besides the model (default: 3)")
+    p.add_argument("--out", default=None, help="where to write the result (default: reports/STUDY/calibration.json)")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    add_run_options(p)
+    p.set_defaults(func=cmd_calibrate)
+
 
 def add_study_parser(sub: argparse._SubParsersAction) -> None:
     """The `study` command group: run, status, list."""
@@ -261,18 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("reproduce", help="score the paper's stability claims on this machine (scorecard)")
-    p.add_argument("--claims", default=None, metavar="ID,...", help="only these claims (default: all; ids in "
-                   "studies/claims/paper.yaml)")
-    p.add_argument("--yes", action="store_true", help="launch without asking, even above 100 GPU-hours")
-    p.add_argument("--format", default="html,pdf", help="scorecard formats: html, pdf (default: html,pdf)")
-    p.add_argument("--out", default=None, help="reports folder (default: reports/; the scorecard goes to "
-                   "reports/reproduce[-PRESET]/)")
-    p.add_argument("--json", action="store_true", help="print the scorecard as one JSON object (progress goes to "
-                   "stderr)")
-    add_run_options(p)
-    p.set_defaults(func=cmd_reproduce)
-
+    add_reproduce_parsers(sub)
     return parser
 
 

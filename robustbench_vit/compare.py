@@ -141,6 +141,30 @@ def summary_table(new: Contender, *more: Contender) -> Table:
     return t
 
 
+def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> None:
+    """Each new stem's verdict against each baseline (with the noise floor it is read against), and what failed."""
+    from robustbench_vit.analysis.comparison import comparisons
+    from robustbench_vit.analysis.frame import load_results
+    from robustbench_vit.analysis.metrics import model_metrics
+    from robustbench_vit.analysis.noise import noise_floors
+    from robustbench_vit.analysis.verdict import verdict
+
+    df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
+    floors = noise_floors(df)  # measured where the storage holds A/A copies (calibrate) or replicates
+    names = [n.spec.name for n in news]
+    df = df[df["model"].isin([*news[0].baselines, *names])]
+    mm = model_metrics(df)
+    for c in comparisons(df):
+        if c.model in names:
+            v = verdict(c, mm, floors)
+            print(f"{v.title}: {v.headline}" + (f" {v.noise}" if v.noise else ""))
+    failed = int((df["status"] == "failed").sum())
+    if failed:  # no result: left out of every verdict until re-run
+        print(f"incomplete: {failed} trial{'s' if failed > 1 else ''} failed without a result and "
+              f"{'are' if failed > 1 else 'is'} left out; run the same compare again to re-run "
+              f"{'them' if failed > 1 else 'it'}")
+
+
 def compare_command(stem: str, *, study: str, preset: str | None, size: str | None, name: str | None,
                     options: str | None, run: RunOptions, out: str | None, formats: str,
                     claims: str | None = None, overrides: dict | None = None, dry_run: bool = False,
@@ -151,12 +175,7 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     With `claims` ("" for all, or ids): score the stem on the paper's claims instead (a scorecard; `yes`: launch
     without asking above 100 GPU-hours). `overrides`: --set on the study; `dry_run`: print the plan only.
     """
-    from robustbench_vit.analysis.frame import load_results
-    from robustbench_vit.analysis.comparison import comparisons
-    from robustbench_vit.analysis.metrics import model_metrics
-    from robustbench_vit.analysis.noise import noise_floors
     from robustbench_vit.analysis.report import build_report, parse_formats
-    from robustbench_vit.analysis.verdict import verdict
 
     stems = [stem] if isinstance(stem, str) else list(stem or [])
     if claims is not None:  # the paper's claims, this stem in ViT_C's place
@@ -184,20 +203,7 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: "
                   f"{mask_url(summary.storage)}", soft_wrap=True)
     paths = build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=out, formats=fmts)
-    df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
-    floors = noise_floors(df)  # measured where the storage holds A/A copies (calibrate) or replicates
-    names = [n.spec.name for n in news]
-    df = df[df["model"].isin([*news[0].baselines, *names])]
-    mm = model_metrics(df)
-    for c in comparisons(df):
-        if c.model in names:
-            v = verdict(c, mm, floors)
-            print(f"{v.title}: {v.headline}" + (f" {v.noise}" if v.noise else ""))
-    failed = int((df["status"] == "failed").sum())
-    if failed:  # no result: left out of every verdict until re-run
-        print(f"incomplete: {failed} trial{'s' if failed > 1 else ''} failed without a result and "
-              f"{'are' if failed > 1 else 'is'} left out; run the same compare again to re-run "
-              f"{'them' if failed > 1 else 'it'}")
+    print_verdicts(spec, run, news)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     if len(news) > 1:  # several stems: their leaderboard beside the report

@@ -73,7 +73,7 @@ class Decision:
     def power_at(self, effect: float) -> float:
         """Estimated probability that this study decides a true difference of `effect` (e.g. 2δ) beyond the margin,
         from the difference's bootstrap sd (normal approximation)."""
-        return decision_power(effect, self.se, self.margin, 1, 1)
+        return decision_power(effect, self.se, self.margin, n_tested=1, n=1)
 
     @property
     def decided(self) -> bool:
@@ -134,7 +134,7 @@ class Comparison:
         return d.outcome
 
 
-def decision_power(difference: float, se: float, margin: float, n_tested: int, n: int) -> float:
+def decision_power(difference: float, se: float, margin: float, *, n_tested: int, n: int) -> float:
     """Estimated probability that a study of n settings decides (direction beyond ±margin, or equivalence within
     it), taking the observed difference as the true one and its bootstrap sd scaled by √(n_tested / n): the
     normal approximation Φ(| |d| − δ | / se_n − z)."""
@@ -176,7 +176,7 @@ def decide(a: np.ndarray, b: np.ndarray, statistic: str, *, chance: float, margi
     outcome = ("more robust" if side > 0 else "less robust") if side and test.p < I.ALPHA else (
         "equivalent" if diff.inside(margin) else "inconclusive")
     return Decision(statistic, *values, diff, se, test, margin, outcome,
-                    decision_power(diff.value, se, margin, n, n), needed_to_decide(diff.value, se, margin, n))
+                    decision_power(diff.value, se, margin, n_tested=n, n=n), needed_to_decide(diff.value, se, margin, n))
 
 
 def _differences(window: float) -> dict[str, I.Statistic]:

@@ -29,6 +29,47 @@ IMPORTANCE = ("Hyperparameter importances (random and quasirandom designs): Optu
               "(trivially 100%). " + IMPORTANCE_NOTE)
 
 
+ROBUSTNESS_TEST = (
+    "Robustness test: a permutation test of two statistics together, the Δ-EDF area difference and the "
+    f"largest vertical gap between the Δ-EDFs within the 0–{DELTA_WINDOW:g} point window (KS D; Δ beyond the "
+    "window are alike, so where capped trials sit does not matter), combined by their smallest permutation p "
+    "(min-p; Westfall & Young 1993), so that the combination stays exact. Where the design pairs settings (the "
+    "same hyperparameters and replicate for both models), the paired version swaps the two models' results "
+    "within each setting, after moving the baseline by the median paired difference over the settings where "
+    "neither is capped (both statistics are shift-invariant, so only the null changes: a model worse by a "
+    "constant is not exchangeable with the other, and without the alignment a shift of 7 points was flagged "
+    "in 11.5% of simulated studies at 128 settings and ~20% at 512); otherwise the two-sample version "
+    "re-deals the pooled results. Each model's best is re-taken in every permutation. Exact enumeration up to "
+    f"{EXACT_MAX} settings (2^n swaps), else {PERMUTATIONS:,} seeded Monte Carlo permutations with the +1 "
+    "correction; two-sided; ties with the observed statistic are broken at random (seeded), as the area is "
+    "flat for trials beyond the window — counting ties whole holds the size far below 5% in small studies "
+    "(the conservative p is kept too); two identical samples get p = 1. Calibration: " + CALIBRATION.format(
+        lo=CALIBRATION_RANGE[0], hi=CALIBRATION_RANGE[1]) + ". scipy's KS test is not used, as its p assumes no "
+    "ties and capped trials all tie.")
+
+DECISION = (
+    f"Decision (three-way, DESIGN.md §1.2): 'more robust' / 'less robust' when the test gives p < 5% and the "
+    f"95% bootstrap interval of the Δ-EDF area difference lies beyond ±δ (δ = {MARGINS['area']:g} by default; "
+    "a study's `margins: {area: …}` sets it); 'equivalent within ±δ' when the interval lies inside ±δ; "
+    "otherwise inconclusive, with the power to decide and the settings per model that would (normal "
+    "approximation of the difference's bootstrap spread, scaled by √n; it takes the observed difference as "
+    "the true one). A direction whose Δ-EDFs cross (the lead's lies below the other's by more than "
+    f"{CROSSING:.0%} of the trials, or one trial) reads 'differ, but the Δ-EDFs cross'. Every verdict also "
+    "states the absolute-error side. In simulation, copies of one model were called more or less robust in 0 "
+    "of 40 studies at 32–512 settings.")
+
+PEAK_GUARD = (
+    f"Peak-error guard: Δ is measured from each model's own best, so a model that is bad everywhere looks "
+    f"robust. Where the two bests are more than {PEAK_POINTS:g} points apart, or the worse is more than "
+    f"{PEAK_SHARE:.0%} of the way from the better to chance, the verdict says that Δ-robustness is confounded "
+    "by peak error and decides on the normalised robustness instead: the mean share of the attainable "
+    "improvement a trial keeps, mean(clip((chance − error) / (chance − best), 0, 1)), with its own margin "
+    f"(δ = {MARGINS['retained']:g}), tested the same way after rescaling the baseline towards chance by the "
+    "median paired improvement ratio (the statistic is invariant to such a scale change). Such a model's "
+    "Δ-based cells are marked † and it gets no rank. Normalised LR sensitivity = Wortsman's value divided by "
+    "the attainable improvement (chance − best of the sweep): the share of it lost across the lr range.")
+
+
 def methods() -> list[str]:
     """The Methods section, one paragraph per item."""
     return [
@@ -52,40 +93,9 @@ def methods() -> list[str]:
         "model's best. Bands: 95% pointwise bootstrap (1,000 resamples, the best re-taken in each).",
         f"Δ-EDF area = (1/D)·∫₀ᴰ F(Δ) dΔ = mean(max(0, 1 − Δᵢ/D)) with D = {DELTA_WINDOW:g} points: 1 when every "
         "trial reaches its model's best, 0 when none is within D points.",
-        "Robustness test: a permutation test of two statistics together, the Δ-EDF area difference and the "
-        f"largest vertical gap between the Δ-EDFs within the 0–{DELTA_WINDOW:g} point window (KS D; Δ beyond the "
-        "window are alike, so where capped trials sit does not matter), combined by their smallest permutation p "
-        "(min-p; Westfall & Young 1993), so that the combination stays exact. Where the design pairs settings (the "
-        "same hyperparameters and replicate for both models), the paired version swaps the two models' results "
-        "within each setting, after moving the baseline by the median paired difference over the settings where "
-        "neither is capped (both statistics are shift-invariant, so only the null changes: a model worse by a "
-        "constant is not exchangeable with the other, and without the alignment a shift of 7 points was flagged "
-        "in 11.5% of simulated studies at 128 settings and ~20% at 512); otherwise the two-sample version "
-        "re-deals the pooled results. Each model's best is re-taken in every permutation. Exact enumeration up to "
-        f"{EXACT_MAX} settings (2^n swaps), else {PERMUTATIONS:,} seeded Monte Carlo permutations with the +1 "
-        "correction; two-sided; ties with the observed statistic are broken at random (seeded), as the area is "
-        "flat for trials beyond the window — counting ties whole holds the size far below 5% in small studies "
-        "(the conservative p is kept too); two identical samples get p = 1. Calibration: " + CALIBRATION.format(
-            lo=CALIBRATION_RANGE[0], hi=CALIBRATION_RANGE[1]) + ". scipy's KS test is not used, as its p assumes no "
-        "ties and capped trials all tie.",
-        f"Decision (three-way, DESIGN.md §1.2): 'more robust' / 'less robust' when the test gives p < 5% and the "
-        f"95% bootstrap interval of the Δ-EDF area difference lies beyond ±δ (δ = {MARGINS['area']:g} by default; "
-        "a study's `margins: {area: …}` sets it); 'equivalent within ±δ' when the interval lies inside ±δ; "
-        "otherwise inconclusive, with the power to decide and the settings per model that would (normal "
-        "approximation of the difference's bootstrap spread, scaled by √n; it takes the observed difference as "
-        "the true one). A direction whose Δ-EDFs cross (the lead's lies below the other's by more than "
-        f"{CROSSING:.0%} of the trials, or one trial) reads 'differ, but the Δ-EDFs cross'. Every verdict also "
-        "states the absolute-error side. In simulation, copies of one model were called more or less robust in 0 "
-        "of 40 studies at 32–512 settings.",
-        f"Peak-error guard: Δ is measured from each model's own best, so a model that is bad everywhere looks "
-        f"robust. Where the two bests are more than {PEAK_POINTS:g} points apart, or the worse is more than "
-        f"{PEAK_SHARE:.0%} of the way from the better to chance, the verdict says that Δ-robustness is confounded "
-        "by peak error and decides on the normalised robustness instead: the mean share of the attainable "
-        "improvement a trial keeps, mean(clip((chance − error) / (chance − best), 0, 1)), with its own margin "
-        f"(δ = {MARGINS['retained']:g}), tested the same way after rescaling the baseline towards chance by the "
-        "median paired improvement ratio (the statistic is invariant to such a scale change). Such a model's "
-        "Δ-based cells are marked † and it gets no rank. Normalised LR sensitivity = Wortsman's value divided by "
-        "the attainable improvement (chance − best of the sweep): the share of it lost across the lr range.",
+        ROBUSTNESS_TEST,
+        DECISION,
+        PEAK_GUARD,
         f"Intervals: 95% percentile bootstrap ({BOOTSTRAP:,} resamples) over the paired settings (or within each "
         "sample where unpaired) of the differences model − baseline: Δ-EDF area, share within 1/2/5 points of the "
         "best, did-not-train rate and best error. Per-model did-not-train rates carry a Wilson 95% interval.",

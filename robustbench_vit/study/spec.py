@@ -314,7 +314,7 @@ def _format_error(source: str, err: ValidationError, overrides: dict[str, Any] |
     return f"{where}: {msg}" + (f" (got {e['input']!r})" if e["type"] not in ("value_error", "missing") else "")
 
 
-def parse_spec(raw: Any, source: str, preset: str | None = None, name: str | None = None,
+def parse_spec(raw: Any, source: str, preset: str | None = None, *, name: str | None = None,
                overrides: dict[str, Any] | None = None) -> StudySpec:
     """Validate a loaded YAML document (with `preset` merged in, then the --set `overrides`) into a StudySpec;
     one-line UserError otherwise."""
