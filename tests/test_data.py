@@ -29,6 +29,28 @@ def test_digits_split_is_fixed_stratified_and_normalised():
     assert sum(tuple(r) in train_rows for r in b.val_x.flatten(1).tolist()) <= 5  # sklearn has a few duplicates
 
 
+def test_digits_match_sklearn_without_importing_it():
+    """The CSV read directly gives sklearn's images and labels; the stored split is sklearn's stratified one."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from robustbench_vit.data.digits import SPLIT_SEED, VAL_FRACTION, digits_tensors, val_mask
+
+    sk = load_digits()
+    _, va = train_test_split(np.arange(len(sk.target)), test_size=VAL_FRACTION, stratify=sk.target,
+                             random_state=SPLIT_SEED)
+    assert sorted(np.flatnonzero(val_mask()).tolist()) == sorted(va.tolist())
+    _, ty, _, vy = digits_tensors()
+    assert ty.tolist() == sk.target[~val_mask()].tolist() and vy.tolist() == sk.target[val_mask()].tolist()
+    code = ("import sys; from robustbench_vit.data import load_dataset; load_dataset('digits'); "
+            "print('sklearn' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() \
+        == "False"
+
+
 def test_tensor_loader_seeded_per_epoch_and_covers_data():
     """Same (seed, epoch) → same batches; another epoch reshuffles; one epoch without augmentation is a permutation."""
     x = torch.arange(50, dtype=torch.float32).view(50, 1, 1, 1).expand(50, 1, 4, 4).contiguous()
