@@ -256,3 +256,6 @@ def test_benchmark_script_prints_ratio_and_flops():
     ratio = float(re.search(r"ratio trainer / bare\s*:\s*([\d.]+)", p.stdout).group(1))
     assert len(rates) == 2 and all(r > 0 for r in rates) and ratio == pytest.approx(rates[1] / rates[0], rel=1e-2)
     assert re.search(r"fp32 matmul peak\s*:\s*[\d.]+ GFLOP/s", p.stdout) and "% of matmul peak" in p.stdout
+    for kind in ("warm", "cold"):  # per-trial overhead of both sides, with their ratio
+        line = rf"per-trial overhead, {kind} : trainer [\d.]+ m?s vs bare [\d.]+ m?s .*\(ratio [\d.]+"
+        assert re.search(line, p.stdout), p.stdout
