@@ -271,7 +271,7 @@ def wilson(k: int, n: int, alpha: float = ALPHA) -> tuple[float, float]:
     z = float(norm.ppf(1 - alpha / 2))
     p, z2 = k / n, z * z
     centre, half = (p + z2 / (2 * n)) / (1 + z2 / n), z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (max(0.0, round(centre - half, 12)), min(1.0, round(centre + half, 12)))  # 0/n: 0, not 3e-17
 
 
 def power(a, b, stats: Statistic | Sequence[Statistic], *, paired: bool, n: int, alpha: float = ALPHA,
