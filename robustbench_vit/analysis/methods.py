@@ -10,13 +10,13 @@ from robustbench_vit.analysis.inference import (BOOTSTRAP, EXACT_MAX, MAX_N, PER
 from robustbench_vit.analysis.comparison import MARGINS
 from robustbench_vit.analysis.metrics import CROSSING, DELTA_WINDOW, PEAK_POINTS, PEAK_SHARE
 
-# python benchmarks/calibration.py (400 simulated null studies per cell, paired, errors from one distribution)
+# python benchmarks/calibration.py --sims 200 (200 simulated null studies per cell, paired)
 CALIBRATION = ("false-positive rate at α = 5% between {lo:.1%} and {hi:.1%} for 9, 32 and 64 settings per model with "
-               "0, 20, 40 and 60% of the trials capped, and at 128 and 512 settings with 0 and 40% capped, both when "
-               "the two models are alike and when one is worse by a constant (simulated studies per cell: see "
-               "benchmarks/calibration.py; scipy's ks_2samp on Δerror, used before, rejected 79% at 32 settings "
-               "with 40% capped)")
-CALIBRATION_RANGE = (0.035, 0.078)  # measured 2026-12-02: lowest, highest false-positive rate over the 12 cells
+               "0, 20, 40 and 60% of the trials capped, and at 128 and 512 settings with 0 and 40% capped (200 "
+               "simulated studies per cell, Monte Carlo standard error 1.5%); the same when one model is worse by a "
+               "constant 7 points; scipy's ks_2samp on Δerror, used before, rejected 78% at 32 settings with 40% "
+               "capped")
+CALIBRATION_RANGE = (0.015, 0.080)  # measured 2026-12-03: lowest, highest false-positive rate over the 16 cells
 
 # fANOVA spread: measured 2026-12-03, 10 redraws of a known lr×wd surface per size
 IMPORTANCE = ("Hyperparameter importances (random and quasirandom designs): Optuna's fANOVA (Hutter et al. "
