@@ -2,8 +2,8 @@
 site (index.html and one page per stem, self-contained: no script, no network) and as CSV / JSON.
 
 Each stem's row carries its verdicts against both baselines (the analysis layer's three-way decision, its 95%
-interval and p, the noise floor), Holm-adjusted p over the stems of the study, params / GMACs / depth, best error
-and did-not-train rate. Ranks: by the robustness difference against ViT_P; a stem's rank is 1 + the number of stems
+interval and p, the noise floor), Holm-adjusted p over the stems of the study, params / GMACs / depth, best error,
+did-not-train rate, and the paper's claims that the study tests, scored with the stem in ViT_C's place. Ranks: by the robustness difference against ViT_P; a stem's rank is 1 + the number of stems
 whose interval lies wholly above its own, so stems whose order is not resolved share a rank, and its rank interval
 runs to n − the number wholly below.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 
+from robustbench_vit.analysis.claims import load_claims, score
 from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.metrics import model_metrics
@@ -30,7 +31,7 @@ FORMATS = ("html", "csv", "json")
 BASES = {"p": "vit_p_{}", "c": "vit_c_{}"}
 COLUMNS = ("study", "rank", "rank_low", "rank_high", "model", "stem", "size", "depth", "params", "gmacs", "best_error",
            "did_not_train_rate", *(f"{k}_{f}" for k in BASES for f in ("outcome", "difference", "low", "high", "p",
-                                                                         "p_holm")), "noise")
+                                                                         "p_holm")), "noise", "claims")
 
 
 def study_names(runs_dir: str | Path = "runs", storage: str | None = None) -> list[str]:
@@ -88,6 +89,10 @@ def study_rows(study: str, runs_dir: str | Path = "runs", storage: str | None = 
             row["verdicts"][base] = v.text if v else ""
             row["noise"] = row["noise"] or (v.noise if v else "")
         rows.append(row)
+    claims = [c for c in load_claims() if c.study == study.split("-")[0]]  # a preset's study scores them too
+    for r in rows:  # the paper's claims of this study, the stem in ViT_C's place (reproduce's scorecard, per stem)
+        r["claims"] = "; ".join(f"{c.id}: {score(c, df, r['model'], BASES['p'].format(r['size'])).status}"
+                                for c in claims)
     for key in BASES:
         stems = [r for r in rows if r[f"{key}_outcome"] != "baseline"]
         for r, p in zip(stems, holm([r[f"{key}_p"] for r in stems])):
@@ -137,7 +142,7 @@ def _index(rows: list[dict], reports: dict[str, Path], out: Path) -> str:
              "lies wholly above, so stems not resolved apart share it; [low–high] is the rank interval. Holm: p "
              "adjusted over the study's stems, against each baseline.</p>"]
     head = ("<tr><th>rank</th><th>model</th><th>stem</th><th>depth</th><th>params M</th><th>GMACs</th>"
-            "<th>best %</th><th>did not train</th><th>vs ViT_P</th><th>vs ViT_C</th></tr>")
+            "<th>best %</th><th>did not train</th><th>vs ViT_P</th><th>vs ViT_C</th><th>paper's claims</th></tr>")
     for study in dict.fromkeys(r["study"] for r in rows):
         report = reports.get(study)
         link = (f' (<a href="{html.escape(_rel(report, out))}">report</a>)' if report and report.is_file() else
@@ -147,7 +152,8 @@ def _index(rows: list[dict], reports: dict[str, Path], out: Path) -> str:
             f'<td><a href="{html.escape(stem_page_name(r))}">{html.escape(r["model"])}</a></td><td>{html.escape(str(r["stem"]))}'
             f"</td><td>{r['depth']}</td><td>{r['params'] / 1e6:.3f}</td><td>{r['gmacs']:.4g}</td>"
             f"<td>{_num(r['best_error'], '.1f')}</td><td>{_num(100 * r['did_not_train_rate'], '.0f')}%</td>"
-            f"{_versus(r, 'p')}{_versus(r, 'c')}</tr>" for r in rows if r["study"] == study)
+            f"{_versus(r, 'p')}{_versus(r, 'c')}<td>{html.escape(r['claims']) or '–'}</td></tr>"
+            for r in rows if r["study"] == study)
         parts.append(f"<h2>{html.escape(study)}{link}</h2><table>{head}{body}</table>")
     return _page("robustbench-vit leaderboard", "".join(parts))
 
@@ -164,7 +170,10 @@ def _stem(r: dict) -> str:
              f"{_num(100 * r['did_not_train_rate'], '.0f')}%; rank {r['rank']} [{r['rank_low']}–{r['rank_high']}] in "
              f"{html.escape(r['study'])}.</p>")
     verdicts = "".join(f"<h2>vs {html.escape(b)}</h2><p>{html.escape(t)}</p>" for b, t in r["verdicts"].items() if t)
-    return _page(f"{r['model']} ({r['study']})", facts + verdicts + '<p><a href="../index.html">leaderboard</a></p>')
+    claims = (f"<h2>The paper's claims, this stem in ViT_C's place</h2><p>{html.escape(r['claims'])}</p>"
+              if r["claims"] else "")
+    return _page(f"{r['model']} ({r['study']})",
+                 facts + verdicts + claims + '<p><a href="../index.html">leaderboard</a></p>')
 
 
 def write_leaderboard(rows: list[dict], out: Path, formats: list[str], reports: dict[str, Path]) -> dict[str, Path]:

@@ -77,3 +77,20 @@ def test_leaderboard_renders_in_chromium(stored, tmp_path):
         assert browser.problems() == []
     finally:
         browser.close()
+
+
+def test_a_claim_study_scores_the_papers_claims_per_stem(tmp_path, monkeypatch, capsys):
+    # a storage holding lr_wd_stability (the study of the claims adamw_lr_wd and peak_error) with a stem: its row
+    # carries both claims scored with the stem in ViT_C's place, as reproduce would score them
+    monkeypatch.setitem(study_fixtures.SURFACE, "vit_hmlp_micro", study_fixtures.SURFACE["vit_c_micro"])
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    write_study(url, "lr_wd_stability", ("vit_p_micro", "vit_c_micro", "vit_hmlp_micro"), points=16)
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--storage", url, "--out", str(out), "--format", "json,html"]) == 0
+    by = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    for model in ("vit_hmlp_micro", "vit_c_micro"):
+        claims = dict(c.split(": ") for c in by[model]["claims"].split("; "))
+        assert set(claims) == {"adamw_lr_wd", "peak_error"}
+        assert set(claims.values()) <= {"reproduced", "contradicted", "equivalent", "inconclusive", "incomplete"}
+    assert "peak_error: reproduced" in by["vit_hmlp_micro"]["claims"]  # best 5% vs ViT_P's 8% on the surfaces
+    assert "paper's claims" in (out / "index.html").read_text()
