@@ -10,7 +10,6 @@ benchmarks/calibration.py and tests/test_inference.py).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from robustbench_vit.analysis import inference as I
-from robustbench_vit.analysis.frame import ERROR_CAP, HYPERPARAMS, RESULTS, chance_error, is_baseline, model_order
+from robustbench_vit.analysis.frame import HYPERPARAMS, RESULTS, chance_error, is_baseline, model_order
 
 DELTA_WINDOW = 10.0  # points of error: the Δ-EDF area is taken over Δ ∈ [0, DELTA_WINDOW]
 WITHIN = (1, 2, 5)  # fraction of trials within these many points of the best
