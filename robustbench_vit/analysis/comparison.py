@@ -166,10 +166,8 @@ def decide(a: np.ndarray, b: np.ndarray, statistic: str, *, chance: float, margi
         values = (float(I.retained(a, chance)), float(I.retained(b, chance)))
     test = I.permutation_test(a, b, stats, paired=paired, seed=seed, align=align if paired else None,
                               permutations=permutations)
-    rng = np.random.default_rng(seed)
-    ra, rb = I._resample(a, b, (len(a), len(b)), count=I.BOOTSTRAP, paired=paired, rng=rng)
-    boot = stats[0](ra, rb)
-    lo, hi = np.quantile(boot, [I.ALPHA / 2, 1 - I.ALPHA / 2])
+    boot = I.bootstrap(a, b, stats[0], paired=paired, seed=seed)
+    lo, hi = np.quantile(boot, [I.ALPHA / 2, 1 - I.ALPHA / 2])  # the interval of I.bootstrap_interval, and its sd
     diff = Interval(float(stats[0](a, b)), float(lo), float(hi))
     se, n = float(boot.std()), min(len(a), len(b))
     side = diff.side(margin)
@@ -229,7 +227,8 @@ def compare(model: str, baseline: str, a: pd.DataFrame, b: pd.DataFrame, *, adap
     for name, fn in _differences(window).items():
         lo, hi = I.bootstrap_interval(ea, eb, fn, paired=paired, seed=seed)
         diffs[name] = Interval(float(fn(ea, eb)), lo, hi)
-    above = {"a": model, "b": baseline}.get(dominance(ea, eb, window=window), dominance(ea, eb, window=window))
+    above = dominance(ea, eb, window=window)
+    above = {"a": model, "b": baseline}.get(above, above)
     return Comparison(**base, confounded=confounded, robustness=area, normalised=normalised,
                       ks_d=area.test.statistics[1], ks_p=area.test.p_each[1], p_area=area.test.p_each[0],
                       above=above, differences=diffs)

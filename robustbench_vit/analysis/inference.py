@@ -254,13 +254,18 @@ def _resample(a: np.ndarray, b: np.ndarray, size: tuple[int, int], *, count: int
     return a[ia], b[ib]
 
 
-def bootstrap_interval(a, b, fn: Statistic, *, paired: bool, resamples: int = BOOTSTRAP, alpha: float = ALPHA,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile (1 − α) bootstrap interval of fn(a, b): settings resampled in pairs, or each sample alone."""
+def bootstrap(a, b, fn: Statistic, *, paired: bool, resamples: int = BOOTSTRAP, seed: int = 0) -> np.ndarray:
+    """fn over `resamples` bootstrap samples of (a, b): settings resampled in pairs, or each sample alone."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     ra, rb = _resample(a, b, (len(a), len(b)), count=resamples, paired=paired,
                        rng=np.random.default_rng(seed))
-    lo, hi = np.quantile(fn(ra, rb), [alpha / 2, 1 - alpha / 2])
+    return fn(ra, rb)
+
+
+def bootstrap_interval(a, b, fn: Statistic, *, paired: bool, resamples: int = BOOTSTRAP, alpha: float = ALPHA,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile (1 − α) bootstrap interval of fn(a, b) (see `bootstrap`)."""
+    lo, hi = np.quantile(bootstrap(a, b, fn, paired=paired, resamples=resamples, seed=seed), [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
 
 
