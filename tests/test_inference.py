@@ -200,3 +200,19 @@ def test_power_and_needed():
     assert I.power(tight, spread, AREA, paired=False, n=32) > 0.95
     assert I.needed_for_power(a, a, AREA, paired=True) is None
     assert I.needed_for_power(tight, spread, AREA, paired=True) <= 12
+
+
+def test_a_smaller_alpha_widens_the_interval_and_can_leave_a_decision_inconclusive():
+    # a sequential look decides at its spent level: the test at p < α, the (1 − α) interval beyond ±δ
+    from robustbench_vit.analysis.comparison import decide
+
+    rng = np.random.default_rng(0)
+    base = rng.exponential(6, 48)
+    b, a = 20 + base, 20 + 0.6 * base + rng.normal(0, 0.5, 48)
+    kw = dict(chance=90.0, margin=0.05, paired=True)
+    usual, strict = decide(a, b, "area", **kw), decide(a, b, "area", **kw, alpha=0.001)
+    assert usual == decide(a, b, "area", **kw, alpha=I.ALPHA) and usual.alpha == I.ALPHA and strict.alpha == 0.001
+    assert usual.outcome == "more robust" and strict.outcome == "inconclusive"
+    assert strict.difference.value == usual.difference.value
+    assert strict.difference.low < usual.difference.low and strict.difference.high > usual.difference.high
+    assert strict.power < usual.power and strict.power_at(0.1) < usual.power_at(0.1)

@@ -64,6 +64,7 @@ class Decision:
     outcome: str  # "more robust" | "less robust" | "equivalent" | "inconclusive"
     power: float  # estimated probability that a study of this size decides, if the observed difference is true
     needed: int | None  # settings per model to decide with POWER_TARGET (None: more than MAX_N)
+    alpha: float = I.ALPHA  # the level the decision was taken at (test p < alpha, (1 − alpha) interval)
 
     @property
     def p(self) -> float:
@@ -73,7 +74,7 @@ class Decision:
     def power_at(self, effect: float) -> float:
         """Estimated probability that this study decides a true difference of `effect` (e.g. 2δ) beyond the margin,
         from the difference's bootstrap sd (normal approximation)."""
-        return decision_power(effect, self.se, self.margin, n_tested=1, n=1)
+        return decision_power(effect, self.se, self.margin, n_tested=1, n=1, alpha=self.alpha)
 
     @property
     def decided(self) -> bool:
@@ -134,30 +135,41 @@ class Comparison:
         return d.outcome
 
 
-def decision_power(difference: float, se: float, margin: float, *, n_tested: int, n: int) -> float:
-    """Estimated probability that a study of n settings decides (direction beyond ±margin, or equivalence within
-    it), taking the observed difference as the true one and its bootstrap sd scaled by √(n_tested / n): the
-    normal approximation Φ(| |d| − δ | / se_n − z)."""
+def _z(alpha: float) -> float:
+    """Φ⁻¹(1 − alpha/2), the two-sided critical value at level alpha (the default's computed once)."""
+    return _Z if alpha == I.ALPHA else float(norm.ppf(1 - alpha / 2))
+
+
+def decision_power(difference: float, se: float, margin: float, *, n_tested: int, n: int,
+                   alpha: float = I.ALPHA) -> float:
+    """Estimated probability that a study of n settings decides at level alpha (direction beyond ±margin, or
+    equivalence within it), taking the observed difference as the true one and its bootstrap sd scaled by
+    √(n_tested / n): the normal approximation Φ(| |d| − δ | / se_n − z), z = Φ⁻¹(1 − alpha/2)."""
     if se <= 0:
         return 1.0 if abs(difference) != margin else 0.0
     gap = abs(abs(difference) - margin)
-    return float(norm.cdf(gap / (se * math.sqrt(n_tested / n)) - _Z))
+    return float(norm.cdf(gap / (se * math.sqrt(n_tested / n)) - _z(alpha)))
 
 
-def needed_to_decide(difference: float, se: float, margin: float, n_tested: int) -> int | None:
-    """Settings per model whose decision power reaches POWER_TARGET (None: more than MAX_N)."""
+def needed_to_decide(difference: float, se: float, margin: float, n_tested: int, *,
+                     alpha: float = I.ALPHA) -> int | None:
+    """Settings per model whose decision power at level alpha reaches POWER_TARGET (None: more than MAX_N)."""
     gap = abs(abs(difference) - margin)
     if se <= 0:
         return n_tested
     if gap == 0:
         return None
-    n = math.ceil(n_tested * (se * (_Z + _Z_POWER) / gap) ** 2)
+    n = math.ceil(n_tested * (se * (_z(alpha) + _Z_POWER) / gap) ** 2)
     return n if n <= I.MAX_N else None
 
 
 def decide(a: np.ndarray, b: np.ndarray, statistic: str, *, chance: float, margin: float, paired: bool,
-           seed: int = 0, window: float = DELTA_WINDOW, permutations: int = I.PERMUTATIONS) -> Decision:
-    """The three-way decision on a statistic of errors a (model) and b (baseline) at n_tested settings."""
+           seed: int = 0, window: float = DELTA_WINDOW, permutations: int = I.PERMUTATIONS,
+           alpha: float = I.ALPHA) -> Decision:
+    """The three-way decision at level alpha on a statistic of errors a (model) and b (baseline) at n_tested
+    settings: the permutation test significant at p < alpha and the (1 − alpha) bootstrap interval beyond ±margin
+    (more / less robust), the interval inside ±margin (equivalent), else inconclusive. A sequential procedure
+    passes its spent level per look."""
     if statistic == "area":
         stats, align = [I.area_difference(window), I.ks_within(window)], I.align_shift(ERROR_CAP)
         values = (float(I.area(a, window)), float(I.area(b, window)))
@@ -167,14 +179,15 @@ def decide(a: np.ndarray, b: np.ndarray, statistic: str, *, chance: float, margi
     test = I.permutation_test(a, b, stats, paired=paired, seed=seed, align=align if paired else None,
                               permutations=permutations)
     boot = I.bootstrap(a, b, stats[0], paired=paired, seed=seed)
-    lo, hi = np.quantile(boot, [I.ALPHA / 2, 1 - I.ALPHA / 2])  # the interval of I.bootstrap_interval, and its sd
+    lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])  # the interval of I.bootstrap_interval, and its sd
     diff = Interval(float(stats[0](a, b)), float(lo), float(hi))
     se, n = float(boot.std()), min(len(a), len(b))
     side = diff.side(margin)
-    outcome = ("more robust" if side > 0 else "less robust") if side and test.p < I.ALPHA else (
+    outcome = ("more robust" if side > 0 else "less robust") if side and test.p < alpha else (
         "equivalent" if diff.inside(margin) else "inconclusive")
     return Decision(statistic, *values, diff, se, test, margin, outcome,
-                    decision_power(diff.value, se, margin, n_tested=n, n=n), needed_to_decide(diff.value, se, margin, n))
+                    decision_power(diff.value, se, margin, n_tested=n, n=n, alpha=alpha),
+                    needed_to_decide(diff.value, se, margin, n, alpha=alpha), alpha)
 
 
 def _differences(window: float) -> dict[str, I.Statistic]:
@@ -196,11 +209,12 @@ def _sign_test(m: pd.DataFrame) -> dict:
 
 def compare(model: str, baseline: str, a: pd.DataFrame, b: pd.DataFrame, *, adaptive: bool = False,
             margins: Mapping[str, float] | None = None, window: float = DELTA_WINDOW, seed: int = 0,
-            **counts) -> Comparison:
+            alpha: float = I.ALPHA, **counts) -> Comparison:
     """The comparison of `model` (result rows a) with `baseline` (rows b).
 
     Paired design (≥ 2 identical settings, not adaptive): tests and intervals use the matched settings; otherwise
-    the two-sample versions on all results. Adaptive designs: best errors and the sign test only.
+    the two-sample versions on all results. Adaptive designs: best errors and the sign test only. `alpha`: the
+    level of both decisions and of the secondary (1 − alpha) intervals (a sequential look's spent level).
     """
     margins = {**MARGINS, **(margins or {})}
     m = matched(a, b)
@@ -219,13 +233,15 @@ def compare(model: str, baseline: str, a: pd.DataFrame, b: pd.DataFrame, *, adap
     base |= {"design": "paired" if paired else "two-sample", "n_tested": len(ea) if paired else min(len(ea), len(eb))}
     if min(len(ea), len(eb)) < 2:
         return Comparison(**base)
-    area = decide(ea, eb, "area", chance=chance, margin=margins["area"], paired=paired, seed=seed, window=window)
+    area = decide(ea, eb, "area", chance=chance, margin=margins["area"], paired=paired, seed=seed, window=window,
+                  alpha=alpha)
     confounded = base["learned_model"] and base["learned_baseline"] and peak_confounded(
         base["best_model"], base["best_baseline"], chance)
-    normalised = decide(ea, eb, "retained", chance=chance, margin=margins["retained"], paired=paired, seed=seed)
+    normalised = decide(ea, eb, "retained", chance=chance, margin=margins["retained"], paired=paired, seed=seed,
+                        alpha=alpha)
     diffs = {}
     for name, fn in _differences(window).items():
-        lo, hi = I.bootstrap_interval(ea, eb, fn, paired=paired, seed=seed)
+        lo, hi = I.bootstrap_interval(ea, eb, fn, paired=paired, seed=seed, alpha=alpha)
         diffs[name] = Interval(float(fn(ea, eb)), lo, hi)
     above = dominance(ea, eb, window=window)
     above = {"a": model, "b": baseline}.get(above, above)
@@ -234,8 +250,8 @@ def compare(model: str, baseline: str, a: pd.DataFrame, b: pd.DataFrame, *, adap
                       above=above, differences=diffs)
 
 
-def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> list[Comparison]:
-    """Every model against each baseline of its size (metrics.pairs), in report order."""
+def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW, alpha: float = I.ALPHA) -> list[Comparison]:
+    """Every model against each baseline of its size (metrics.pairs), in report order, at level alpha."""
     res, adaptive = results(df), is_adaptive(df)
     sizes = df.dropna(subset=["size"]).groupby("model")["size"].first().to_dict() if "size" in df else {}
     out = []
@@ -243,6 +259,7 @@ def comparisons(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> list[Compa
         failed = {f"failed_{k}": int((df.loc[df["model"] == x, "status"] == "failed").sum())
                   for k, x in (("model", m), ("baseline", b))}
         out.append(compare(m, b, res[res["model"] == m], res[res["model"] == b], adaptive=adaptive,
-                           margins=df.attrs.get("margins"), window=window, **failed))
+                           margins=df.attrs.get("margins"), window=window, alpha=alpha,
+                           **failed))
     return out
 
