@@ -216,3 +216,38 @@ def test_a_smaller_alpha_widens_the_interval_and_can_leave_a_decision_inconclusi
     assert strict.difference.value == usual.difference.value
     assert strict.difference.low < usual.difference.low and strict.difference.high > usual.difference.high
     assert strict.power < usual.power and strict.power_at(0.1) < usual.power_at(0.1)
+
+
+def _staged(alpha: float, permutations: int = I.PERMUTATIONS):
+    """The decision's staged test (C.PRIMARY, aligned), (a, b, k) → (p, permutations evaluated)."""
+    def run(a, b, k):
+        r = I.paired_test(a, b, C.PRIMARY, permutations=permutations, seed=k, align=C.ALIGN, alpha=alpha)
+        return r.p, r.permutations
+    return run
+
+
+@pytest.mark.parametrize("n, q", [(32, 0.0), (64, 0.4)])
+def test_staged_test_has_size_alpha_and_decides_as_the_full_one(n, q):
+    # stopping after 1,000 / 2,500 / 5,000 of 10,000 permutations once p is clearly on one side of α keeps the size
+    # at α; on the same studies its decisions match the full 10,000's (each may differ with probability ≤ RISK per
+    # stage), and most null studies stop at the first stage
+    staged = C.simulate(n, q, SIMS, _staged(0.05))
+    assert abs(np.mean(staged[:, 0] < 0.05) - 0.05) <= BAND and np.mean(staged[:, 1] == I.STAGES[0]) > 0.8
+    full = C.simulate(n, q, SIMS, C.permutation(C.PRIMARY, I.PERMUTATIONS))
+    assert np.mean((staged[:, 0] < 0.05) != (full[:, 0] < 0.05)) <= 2 / SIMS
+
+
+def test_staged_test_runs_to_the_end_when_needed_and_resolves_a_small_level():
+    rng = np.random.default_rng(5)
+    a, b = C.null_pair(64, 0.0, rng)
+    stats, kw = C.PRIMARY, dict(paired=True, seed=3, align=C.ALIGN)
+    full = I.permutation_test(a, b, stats, **kw)
+    # no level, or one it never settles against: all permutations, the unstaged result exactly
+    assert I.permutation_test(a, b, stats, **kw, alpha=None) == full
+    assert I.permutation_test(a, b, stats, **kw, alpha=full.p) == full and full.planned == 0
+    early = I.permutation_test(a, b, stats, **kw, alpha=0.05)
+    assert early.permutations == I.STAGES[0] and early.planned == I.PERMUTATIONS and "of up to 10,000" in early.method()
+    # a clear effect at α = 0.001 (a sequential look's spent level): 1,000 permutations cannot show p < 0.001
+    # (p ≥ 1/1,001), so the test goes on until they can
+    strong = I.permutation_test(a - 0.9 * (a - a.min()), b, stats, **kw, alpha=0.001)
+    assert strong.p < 0.001 and strong.permutations >= 5_000

@@ -177,7 +177,7 @@ def decide(a: np.ndarray, b: np.ndarray, statistic: str, *, chance: float, margi
         stats, align = [I.retained_difference(chance)], I.align_scale(chance)
         values = (float(I.retained(a, chance)), float(I.retained(b, chance)))
     test = I.permutation_test(a, b, stats, paired=paired, seed=seed, align=align if paired else None,
-                              permutations=permutations)
+                              permutations=permutations, alpha=alpha if I.ADAPTIVE else None)
     boot = I.bootstrap(a, b, stats[0], paired=paired, seed=seed)
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])  # the interval of I.bootstrap_interval, and its sd
     diff = Interval(float(stats[0](a, b)), float(lo), float(hi))

@@ -9,6 +9,11 @@ vectorised over leading axes, so one numpy call evaluates thousands of permutati
 - p-values are two-sided: exact enumeration up to EXACT_MAX pairs, else a seeded Monte Carlo of
   PERMUTATIONS draws with the +1 correction; ties with the observed statistic are broken at random (seeded),
   which keeps the size at α where the statistic has many ties (see `_tail_p`).
+- Staged Monte Carlo (a decision's test, which knows its level α): permutations are drawn in stages (STAGES,
+  then all PERMUTATIONS) and the test stops after a stage where a Clopper–Pearson bound (RISK per stage) puts the
+  running p clearly below or clearly above α; the reported p is that stage's, a Monte Carlo p over the permutations
+  evaluated, +1 correction and randomised ties as always. Its decision differs from the full run's only with
+  probability ≤ RISK per stage; the size stays α (tests/test_inference.py, benchmarks/bench_looks.py).
 - Intervals are percentile bootstraps over settings (paired) or within each sample (unpaired).
 - Power is estimated by resampling the observed settings at a given size and running the same test; it
   assumes the observed difference is the true one, so it is an estimate, optimistic for small studies.
@@ -16,16 +21,20 @@ vectorised over leading axes, so one numpy call evaluates thousands of permutati
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import beta, norm
 
 ALPHA = 0.05
 PERMUTATIONS = 10_000  # Monte Carlo permutations of a test's p-value
+STAGES = (1_000, 2_500, 5_000)  # a staged test (alpha given) may stop after these many permutations (then all)
+RISK = 1e-3  # per stage: the binomial bound's chance of putting p on the wrong side of alpha
+ADAPTIVE = True  # decisions stage their permutations (False: always all PERMUTATIONS, the old path)
 EXACT_MAX = 14  # paired tests enumerate all 2^n swaps up to this many settings (16,384)
 BOOTSTRAP = 2_000  # resamples of a bootstrap interval
 POWER_SIMS, POWER_PERMUTATIONS = 200, 199  # simulated studies per power estimate, permutations in each
@@ -129,6 +138,7 @@ class TestResult:
     exact: bool
     paired: bool
     floor: tuple[float, ...] = ()  # per statistic: 95% quantile of |T| under the null (what copies would differ by)
+    planned: int = 0  # the permutations a staged test could have run (> permutations: it stopped early)
 
     @property
     def statistic(self) -> float:
@@ -139,6 +149,9 @@ class TestResult:
         """How the p-value was obtained, in words."""
         kind = "paired" if self.paired else "two-sample"
         how = f"exact, all {self.permutations:,}" if self.exact else f"Monte Carlo, {self.permutations:,}"
+        if self.planned > self.permutations:
+            return (f"{kind} permutation test (Monte Carlo, {self.permutations:,} of up to {self.planned:,} "
+                    "permutations: stopped once p was clearly on one side of the level)")
         return f"{kind} permutation test ({how} permutations)"
 
 
@@ -163,6 +176,23 @@ def _tail_fraction(values: np.ndarray, null: np.ndarray) -> np.ndarray:
     """For each value, the fraction of the null at or above it (a p-value on the null's own scale)."""
     ordered = np.sort(null)
     return (len(null) - np.searchsorted(ordered, values - _TOL, side="left")) / len(null)
+
+
+def _stages(permutations: int, alpha: float | None) -> list[int]:
+    """Where a Monte Carlo test may stop: after each of STAGES below `permutations` (alpha given), then at all."""
+    return [k for k in STAGES if k < permutations] + [permutations] if alpha is not None else [permutations]
+
+
+def _settled(p: float, evaluated: int, alpha: float) -> bool:
+    """Whether a running Monte Carlo p over `evaluated` permutations lies clearly on one side of alpha: its
+    Clopper–Pearson (1 − RISK) bound on the p of all permutations excludes alpha (p = 1: the observed value is at
+    the null's least extreme end, no evidence whatever the count)."""
+    if p >= 1.0:
+        return True
+    k = min(max(p * (evaluated + 1) - 1.0, 0.0), evaluated - 1.0)  # permutations at least as extreme (randomised)
+    upper = float(beta.ppf(1 - RISK, k + 1, evaluated - k))
+    lower = float(beta.ppf(RISK, k, evaluated - k + 1)) if k > 0 else 0.0
+    return upper < alpha or lower > alpha
 
 
 def _combined(observed: np.ndarray, null: np.ndarray, exact: bool, rng: np.random.Generator
@@ -211,29 +241,50 @@ def _per_setting(swap: np.ndarray, extra: int) -> np.ndarray:
 
 
 def permutation_test(a, b, stats: Statistic | Sequence[Statistic], *, paired: bool,
-                     permutations: int = PERMUTATIONS, seed: int = 0, align: Align | None = None) -> TestResult:
+                     permutations: int = PERMUTATIONS, seed: int = 0, align: Align | None = None,
+                     alpha: float | None = None) -> TestResult:
     """Permutation test of a against b on one statistic or several (min-p combined).
 
     Paired: a[i] and b[i] are the two models at setting i and the null swaps them (a[i] may be a row of results
     that belong together, swapped whole); two-sample: the pooled results are re-dealt into samples of the
     original sizes. `align` (paired): b is moved onto a's level before swapping (statistics invariant to that
-    move observe the same value; their null no longer counts the level difference as evidence).
+    move observe the same value; their null no longer counts the level difference as evidence). `alpha` (the
+    level of the decision the test serves): a Monte Carlo test stops after the first stage where p is clearly on
+    one side of it (see `_settled`); None: all `permutations`. Run to the end, the result is the unstaged one.
     """
     a, b, fns, rng = np.asarray(a, float), np.asarray(b, float), _stats(stats), np.random.default_rng(seed)
     if paired:
         swap, exact = _swaps(len(a), permutations, rng)
         swap = _per_setting(swap, a.ndim - 1)
         bb = align(a, b) if align is not None else b
-        pa, pb = np.where(swap, bb, a), np.where(swap, a, bb)
+
+        def permuted(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            """Permutations lo…hi − 1 of (a, b)."""
+            s = swap[lo:hi]
+            return np.where(s, bb, a), np.where(s, a, bb)
+        total = len(swap)
     else:
         idx, exact = _deals(len(a), len(b), permutations, rng)
-        pooled = np.concatenate([a, b])[idx]
-        pa, pb = pooled[:, :len(a)], pooled[:, len(a):]
+        pool = np.concatenate([a, b])
+
+        def permuted(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            """Permutations lo…hi − 1 of (a, b)."""
+            pooled = pool[idx[lo:hi]]
+            return pooled[:, :len(a)], pooled[:, len(a):]
+        total = len(idx)
     observed = np.array([float(f(a, b)) for f in fns])
-    null = np.stack([f(pa, pb) for f in fns])
-    p, p_cons, each = _combined(observed, null, exact, rng)
+    stages = [total] if exact else _stages(total, alpha)
+    parts, done, tie_rng = [], 0, copy.deepcopy(rng)  # every stage breaks ties with the same draw
+    for end in stages:
+        pa, pb = permuted(done, end)
+        parts.append(np.stack([f(pa, pb) for f in fns]))
+        done, null = end, np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        p, p_cons, each = _combined(observed, null, exact, copy.deepcopy(tie_rng))
+        if end < total and _settled(p, end, alpha):
+            break
     floor = tuple(float(q) for q in np.quantile(np.abs(null), 1 - ALPHA, axis=1))
-    return TestResult(tuple(observed), p, p_cons, each, null.shape[1], exact, paired, floor)
+    return TestResult(tuple(observed), p, p_cons, each, null.shape[1], exact, paired, floor,
+                      total if done < total else 0)
 
 
 def paired_test(a, b, stats: Statistic | Sequence[Statistic], **kw) -> TestResult:
