@@ -58,7 +58,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.study_command == "status":
         return commands.status_command(study_name(args.name), args.runs_dir, args.storage, args.json)
     return commands.run_command(args.name, args.preset, run_options(args), overrides=overrides(args),
-                                dry_run=args.dry_run)
+                                dry_run=args.dry_run, until=until(args))
 
 
 def overrides(args: argparse.Namespace) -> dict:
@@ -109,13 +109,41 @@ def add_run_options(r: argparse.ArgumentParser) -> None:
     add_storage_options(r)
 
 
+def add_until_options(r: argparse.ArgumentParser) -> None:
+    """--until-decided and its budget and look schedule (study run, compare, reproduce)."""
+    r.add_argument("--until-decided", action="store_true",
+                   help="run in looks of paired settings (grids add replicates, random designs more points) until "
+                        "every verdict is decided (more / less robust, or equivalent within the margin) or the "
+                        "budget is spent; error rates hold at every look (alpha spending); stored trials count")
+    r.add_argument("--budget", default=None, metavar="N|Hgpuh",
+                   help="with --until-decided: at most N trials over the run's models, or H GPU-hours (e.g. "
+                        "3.5gpuh); default 4x the study's fixed design; a larger budget later continues")
+    r.add_argument("--look-every", type=int, default=None, metavar="K",
+                   help="with --until-decided: settings per model between looks (default: one grid replicate, "
+                        "else 8)")
+
+
+def until(args: argparse.Namespace):
+    """The --until-decided options (None without the flag; --budget / --look-every alone are refused)."""
+    from robustbench_vit.errors import UserError
+    from robustbench_vit.study.until import Budget, Until
+
+    if not args.until_decided:
+        given = [f for f, v in (("--budget", args.budget), ("--look-every", args.look_every)) if v is not None]
+        if given:
+            raise UserError(f"{given[0]} is an option of --until-decided; add --until-decided, or leave it out")
+        return None
+    return Until(Budget.parse(args.budget), args.look_every)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """`compare --stem FILE.py:Class`: validate and FLOP-match a stem, run it on the baselines' trials, report."""
     from robustbench_vit.compare import compare_command
 
     return compare_command(args.stem, study=args.study, preset=args.preset, size=args.size, name=args.name,
                            options=args.options, run=run_options(args), out=args.out, formats=args.format,
-                           claims=args.claims, overrides=overrides(args), dry_run=args.dry_run, yes=args.yes)
+                           claims=args.claims, overrides=overrides(args), dry_run=args.dry_run, yes=args.yes,
+                           until=until(args))
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -124,7 +152,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     return reproduce_command(preset=args.preset or "default", claims=args.claims, run=run_options(args),
                              yes=args.yes, out=args.out, formats=args.format, overrides=overrides(args),
-                             dry_run=args.dry_run, as_json=args.json)
+                             dry_run=args.dry_run, as_json=args.json, until=until(args))
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -148,6 +176,7 @@ def add_reproduce_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the scorecard as one JSON object (progress goes to "
                    "stderr)")
     add_run_options(p)
+    add_until_options(p)
     p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("calibrate", help="A/A check: copies of a baseline on a study's settings (noise floor)")
@@ -168,6 +197,7 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     r = ssub.add_parser("run", help="run what is left of a study (again: continues where it stopped)")
     r.add_argument("name", help="a study name (studies/NAME.yaml) or a YAML path")
     add_run_options(r)
+    add_until_options(r)
     r.add_argument("--detach", action="store_true",
                    help="slurm: submit the jobs and return (run again later to wait, retry and collect)")
     s = ssub.add_parser("status", help="trial counts by model and status, and where the storage is")
@@ -291,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="with --claims: launch without asking, even above 100 "
                    "GPU-hours")
     add_run_options(p)
+    add_until_options(p)
     p.set_defaults(func=cmd_compare)
 
     add_reproduce_parsers(sub)

@@ -18,7 +18,8 @@ from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.spec import StudySpec
-from robustbench_vit.study.storage import mask_url
+from robustbench_vit.study.storage import mask_url, resolve_storage
+from robustbench_vit.study.until import Until, comparison_decider, run_until_decided
 
 
 @dataclass
@@ -168,12 +169,13 @@ def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> N
 def compare_command(stem: str, *, study: str, preset: str | None, size: str | None, name: str | None,
                     options: str | None, run: RunOptions, out: str | None, formats: str,
                     claims: str | None = None, overrides: dict | None = None, dry_run: bool = False,
-                    yes: bool = False) -> int:
+                    yes: bool = False, until: Until | None = None) -> int:
     """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts.
 
     `stem`: one reference or several (one launch, one report); none: the study's own stems.
     With `claims` ("" for all, or ids): score the stem on the paper's claims instead (a scorecard; `yes`: launch
-    without asking above 100 GPU-hours). `overrides`: --set on the study; `dry_run`: print the plan only.
+    without asking above 100 GPU-hours). `overrides`: --set on the study; `dry_run`: print the plan only;
+    `until`: look by look until each stem's verdicts are decided or the budget is spent.
     """
     from robustbench_vit.analysis.report import build_report, parse_formats
 
@@ -189,7 +191,7 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
         new = contender(stem, size=size, name=name, options=parse_options(options))
         Console(stderr=True).print(summary_table(new))
         return reproduce_command(preset=preset or "default", claims=claims or None, run=run, yes=yes, out=out,
-                                 formats=formats, stem=new.spec, overrides=overrides, dry_run=dry_run)
+                                 formats=formats, stem=new.spec, overrides=overrides, dry_run=dry_run, until=until)
     spec, size = study_for(study, preset, size, overrides)
     fmts = parse_formats(formats)  # checked before hours of trials, not after
     news = contenders(stems, spec, size=size, name=name, options=parse_options(options))
@@ -198,12 +200,20 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     if dry_run:
         from robustbench_vit.study.commands import print_plan
 
-        return print_plan([spec], run, models_of(news))
-    summary = run_contender(spec, news, run)
-    console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: "
-                  f"{mask_url(summary.storage)}", soft_wrap=True)
+        return print_plan([spec], run, models_of(news), until=until)
+    if until is not None:
+        names = {n.spec.name for n in news}
+        seq = run_until_decided(spec, run, until, comparison_decider(lambda model, baseline: model in names),
+                                models=models_of(news))
+        console.print(f"{seq.ran} trials ran now; results: {mask_url(resolve_storage(spec.name, run.runs_dir, run.storage))}",
+                      soft_wrap=True)
+    else:
+        summary = run_contender(spec, news, run)
+        console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: "
+                      f"{mask_url(summary.storage)}", soft_wrap=True)
     paths = build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=out, formats=fmts)
-    print_verdicts(spec, run, news)
+    if until is None:  # a sequential run printed its decisions, each at the level its look spent
+        print_verdicts(spec, run, news)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     if len(news) > 1:  # several stems: their leaderboard beside the report

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import yaml
+from scipy.stats import norm
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from robustbench_vit.analysis import inference as I
@@ -47,6 +48,7 @@ class Claim(BaseModel):
     across: str | None = None  # gap: the setting whose two values form the gap
     high: Any = None  # gap: best error at `high` minus best error at `low` (shortest / longest: of the values)
     low: Any = None
+    margin: float = 1.0  # best / gap: "equivalent" when the difference's interval lies within ±margin points
 
 
 def claims_file() -> Path:
@@ -86,6 +88,20 @@ class Score:
     needed: int | None  # settings per model for 80% power (None: not searched, or > MAX_N)
     why: str
     ran: str  # what was run: models, results per model, epochs
+    look: dict | None = None  # --until-decided: {"look", "n", "trials", "level", "decided"} of the deciding look
+    effect: float | None = None  # the tested difference (> 0: as claimed), its bootstrap sd, the equivalence
+    se: float | None = None  # margin and the settings it rests on: what an expected-cost estimate needs
+    margin: float | None = None
+    n: int | None = None
+
+    @property
+    def look_text(self) -> str:
+        """Where a sequential run took (or left) the decision: look, trials, the level it spent ("" if fixed)."""
+        if not self.look:
+            return ""
+        lk = self.look
+        when = "decided at" if lk["decided"] else "undecided after"
+        return f"{when} look {lk['look']}: {lk['trials']} trials, {lk['n']} settings per model, level {lk['level']:.2g}"
 
     @property
     def power_text(self) -> str:
@@ -98,11 +114,12 @@ class Score:
         return f"{fmt(self.power, '%')} (80% at {need})"
 
 
-def _status(p: float, effect: float) -> str:
-    """Reproduced / contradicted only on a significant test; the sign of `effect` says which (> 0: as claimed)."""
-    if p < I.ALPHA:
+def _status(p: float, effect: float, interval: tuple[float, float], margin: float, alpha: float = I.ALPHA) -> str:
+    """Reproduced / contradicted only on a test significant at `alpha`, the sign of `effect` says which (> 0: as
+    claimed); equivalent where the (1 − alpha) interval lies within ±margin; else inconclusive."""
+    if p < alpha:
         return "reproduced" if effect > 0 else "contradicted"
-    return "inconclusive"
+    return "equivalent" if -margin < interval[0] and interval[1] < margin else "inconclusive"
 
 
 def _ran(df: pd.DataFrame, models: tuple[str, str]) -> str:
@@ -114,8 +131,9 @@ def _ran(df: pd.DataFrame, models: tuple[str, str]) -> str:
     return f"results: {per}; {span} epochs"
 
 
-def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str) -> Score:
-    """Score `claim` on a study's trial table, `conv` (ViT_C or a user stem) against `patch` (ViT_P)."""
+def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str, alpha: float = I.ALPHA) -> Score:
+    """Score `claim` on a study's trial table, `conv` (ViT_C or a user stem) against `patch` (ViT_P), its test at
+    level `alpha` (a sequential look's spent level; default the fixed design's 5%)."""
     for key, value in claim.subset.items():
         df = df[df[key] == value]
     df = df[df["model"].isin([conv, patch])]
@@ -126,16 +144,17 @@ def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str) -> Score:
                      "run the study again to finish them", ran)
     if not {conv, patch} <= set(results(df)["model"]):
         return Score(claim, "inconclusive", "–", "–", None, None, None, "no results yet for both models", ran)
-    return {"robustness": _robustness, "best": _best, "gap": _gap}[claim.test](claim, df, conv, patch, ran=ran)
+    return {"robustness": _robustness, "best": _best, "gap": _gap}[claim.test](claim, df, conv, patch, ran=ran,
+                                                                              alpha=alpha)
 
 
-def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> Score:
+def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA) -> Score:
     """The study's own robustness verdict (the three-way decision on the Δ-EDF area), conv stem against ViT_P.
 
     Reproduced: the conv stem decided more robust; contradicted: decided less robust; equivalent: decided equal
     within the margin (the claim of a difference does not hold); otherwise inconclusive, with why.
     """
-    c = next(c for c in comparisons(df) if {c.model, c.baseline} == {conv, patch})
+    c = next(c for c in comparisons(df, alpha=alpha) if {c.model, c.baseline} == {conv, patch})
     v = verdict(c, model_metrics(df))
     sign = 1 if c.model == conv else -1  # differences are model − baseline
     res = results(df)
@@ -163,7 +182,8 @@ def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: s
     if c.confounded:
         why += " (bests far apart: decided on the normalised statistic)"
     return Score(claim, status, ours, f"three-way decision on the {what}, permutation test over {c.n_tested} "
-                 f"settings, p = {d.p:.2g}", float(d.p), float(d.power), d.needed, why, ran)
+                 f"settings, p = {d.p:.2g}", float(d.p), float(d.power), d.needed, why, ran,
+                 effect=sign * iv.value, se=d.se, margin=d.margin, n=c.n_tested)
 
 
 def best_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -180,32 +200,36 @@ def gap_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what: str, ran: str,
-            units: str) -> Score:
-    """Paired permutation test of fn(patch, conv) > 0, its bootstrap interval, power and the size for 80%."""
+            units: str, alpha: float = I.ALPHA) -> Score:
+    """Paired permutation test of fn(patch, conv) > 0 at `alpha`, its (1 − alpha) bootstrap interval (equivalent
+    inside ±margin), power and the size for 80%."""
     n = len(a)
     if n < 2:
         return Score(claim, "inconclusive", f"{what} {float(fn(a, b)):+.2f}" if n else "–", "–", None, None, None,
                      f"{n} {units}: no test is possible; run the study with more seeds (design: seeds)", ran)
     test = I.paired_test(a, b, fn)
-    lo, hi = I.bootstrap_interval(a, b, fn, paired=True)
+    lo, hi = I.bootstrap_interval(a, b, fn, paired=True, alpha=alpha)
     effect = test.statistics[0]
-    power = I.power(a, b, fn, paired=True, n=n)
-    needed = n if power >= I.POWER_TARGET else I.needed_for_power(a, b, fn, paired=True, start=n + 1)
-    status = _status(test.p, effect)
+    power = I.power(a, b, fn, paired=True, n=n, alpha=alpha)
+    needed = n if power >= I.POWER_TARGET else I.needed_for_power(a, b, fn, paired=True, start=n + 1, alpha=alpha)
+    status = _status(test.p, effect, (lo, hi), claim.margin, alpha)
     why = {"reproduced": "significant, in the paper's direction",
            "contradicted": "significant, against the paper's direction",
+           "equivalent": f"not significant, and the difference lies within ±{claim.margin:g} points",
            "inconclusive": f"not significant at {n} {units}"}[status]
+    se = (hi - lo) / (2 * float(norm.ppf(1 - alpha / 2)))  # the interval's width as a normal sd
     return Score(claim, status, f"{what} {effect:+.2f} [{lo:+.2f}, {hi:+.2f}] points",
-                 f"paired permutation test over {n} {units}, p = {test.p:.2g}", test.p, power, needed, why, ran)
+                 f"paired permutation test over {n} {units}, p = {test.p:.2g}", test.p, power, needed, why, ran,
+                 effect=effect, se=se, margin=claim.margin, n=n)
 
 
-def _best(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> Score:
+def _best(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA) -> Score:
     """Best error of ViT_P minus the conv stem's, over the settings both ran."""
     res = results(df)
     m = matched(res[res["model"] == patch], res[res["model"] == conv])
     a, b = m["error_a"].to_numpy(float), m["error_b"].to_numpy(float)
     best = f"best {patch} {a.min():.2f}% vs {conv} {b.min():.2f}%; difference" if len(a) else "best difference"
-    return _tested(claim, a, b, best_difference, what=best, ran=ran, units="paired settings")
+    return _tested(claim, a, b, best_difference, what=best, ran=ran, units="paired settings", alpha=alpha)
 
 
 def _gap_values(claim: Claim, res: pd.DataFrame) -> tuple[Any, Any]:
@@ -215,7 +239,7 @@ def _gap_values(claim: Claim, res: pd.DataFrame) -> tuple[Any, Any]:
     return named.get(claim.low, claim.low), named.get(claim.high, claim.high)
 
 
-def _gap(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> Score:
+def _gap(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA) -> Score:
     """Gap (best at high − best at low) of ViT_P minus the conv stem's, over matched units.
 
     A unit is one seed and one rank of the points within each side (a stratified design draws the j-th point of
@@ -232,7 +256,7 @@ def _gap(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str) -> 
     b = wide[[(conv, low), (conv, high)]].to_numpy(float)
     what = (f"best error at {claim.across} {low} → {high}: {patch} {_gap_text(a)}, {conv} {_gap_text(b)}; "
             f"difference of the changes" if len(a) else "gap difference")
-    return _tested(claim, a, b, gap_difference, what=what, ran=ran, units="matched settings")
+    return _tested(claim, a, b, gap_difference, what=what, ran=ran, units="matched settings", alpha=alpha)
 
 
 def _gap_text(x: np.ndarray) -> str:

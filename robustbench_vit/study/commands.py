@@ -9,6 +9,7 @@ import textwrap
 from rich.console import Console
 from rich.table import Table
 
+from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.study.estimate import plan_lines
 from robustbench_vit.study.files import load_spec
@@ -18,6 +19,7 @@ from robustbench_vit.study.overrides import override_flags
 from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.status import list_studies, study_status
 from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
+from robustbench_vit.study.until import Until, comparison_decider, run_until_decided, until_flags, until_lines
 
 WIDE = 120  # a terminal at least this wide gets tables; narrower ones, logs and pipes get blocks of 80 columns
 
@@ -27,27 +29,38 @@ def _location_flags(runs_dir: str, storage: str | None) -> str:
     return f" --storage '{mask_url(storage)}'" if storage else "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
 
 
-def print_plan(specs: list[StudySpec], options: RunOptions, models: list[ModelSpec] | None = None) -> int:
-    """--dry-run: print the plan and its estimated cost (GPU-hours where trials run on GPUs, else CPU time)."""
+def print_plan(specs: list[StudySpec], options: RunOptions, models: list[ModelSpec] | None = None,
+               until: Until | None = None) -> int:
+    """--dry-run: print the plan and its estimated cost (GPU-hours where trials run on GPUs, else CPU time); with
+    `until`, the look schedule and the cost at the budget too."""
     spec = specs[0]
     on_gpu = spec.device.startswith("cuda") or bool(study_gpus(spec)) or \
         options.executor == "slurm" and bool(options.slurm.over(spec.slurm).gpus_per_node)
     workers = options.workers or auto_workers(spec, options.executor)
     print("\n".join(plan_lines(specs, models, workers=workers, on_gpu=on_gpu)))
+    if until is not None:
+        print("\n".join(until_lines(specs, models, until, workers=workers, on_gpu=on_gpu)))
     return 0
 
 
 def run_command(name: str, preset: str | None, options: RunOptions, *, overrides: dict | None = None,
-                dry_run: bool = False) -> int:
+                dry_run: bool = False, until: Until | None = None) -> int:
     """`study run`: run what is left of a study, then say where the results are and what comes next
-    (`dry_run`: print the plan only)."""
+    (`dry_run`: print the plan only; `until`: look by look until every comparison is decided)."""
     spec = load_spec(name, preset, overrides)
+    if until is not None and options.detach:
+        raise UserError("--until-decided analyses every look as it finishes; it cannot --detach")
     if dry_run:
-        return print_plan([spec], options)
+        return print_plan([spec], options, until=until)
     flags = _location_flags(str(options.runs_dir), options.storage)
     again = (f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}"
-             f"{override_flags(overrides or {})}{flags}")
+             f"{override_flags(overrides or {})}{flags}{until_flags(until)}")
     try:
+        if until is not None:
+            seq = run_until_decided(spec, options, until, comparison_decider())
+            print(f"results: {mask_url(resolve_storage(spec.name, options.runs_dir, options.storage))}")
+            print(f"next: robustbench-vit report {spec.name}{flags}")
+            return 0 if seq.reason != "failed trials" else 1
         summary = run_study(spec, options, progress=not options.detach)
     except KeyboardInterrupt:
         print(f"stopped; finished trials are stored. Resume with: {again}", file=sys.stderr)

@@ -24,7 +24,7 @@ from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.study.checks import check_slurm, check_slurm_jobs_can_start, preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.gpus import Packing, choose_trials_per_gpu, visible_gpus
-from robustbench_vit.study.plan import plan, quiet_optuna
+from robustbench_vit.study.plan import extended, plan, quiet_optuna
 from robustbench_vit.study.progress import StudyProgress
 from robustbench_vit.study.runner import work
 from robustbench_vit.study.options import RunOptions, SlurmOptions
@@ -247,7 +247,7 @@ def pick_gpus(n: int, gpus: int, busy: list[int]) -> list[int | None]:
 
 
 def run_study(spec: StudySpec, options: RunOptions = RunOptions(), *, models: list[ModelSpec] | None = None,
-              progress: bool = True) -> StudySummary:
+              progress: bool = True, settings: int | None = None) -> StudySummary:
     """Run every planned (model, point, seed) trial of `spec` that is not finished yet, and store the results.
 
     Args:
@@ -259,6 +259,8 @@ def run_study(spec: StudySpec, options: RunOptions = RunOptions(), *, models: li
             without waiting (the jobs' ids are in the summary); running the study again later waits for them.
         models: the models to run (default: the spec's); each gets the same points and seeds.
         progress: draw a progress bar on stderr.
+        settings: run the design grown to its first `settings` settings per model (`plan.extended`: more grid
+            replicates or more random / quasirandom points; `--until-decided` runs a study this way, look by look).
 
     Running again is safe: finished trials are kept, failed and interrupted ones are run again (from their
     checkpoints), trials running elsewhere are waited for (and re-run if their heartbeat stops).
@@ -278,7 +280,8 @@ def run_study(spec: StudySpec, options: RunOptions = RunOptions(), *, models: li
                     per_gpu if kind == "slurm" else 1)
     if pack and kind != "inline" or options.trials_per_gpu and not pack:
         print(f"{spec.name}: {launch.describe(pack)}", file=sys.stderr)
-    points, seeds = plan(spec), spec.design.seed_list
+    grown = extended(spec, settings) if settings else spec
+    points, seeds = plan(grown), grown.design.seed_list
     for study in launch.studies.values():
         enqueue_missing(study, points, seeds)
     counts = launch.counts()

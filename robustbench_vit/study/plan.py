@@ -147,6 +147,39 @@ def trial_count(spec: StudySpec) -> int:
     return len(plan(spec)) * len(spec.design.seed_list)
 
 
+def step(spec: StudySpec) -> int:
+    """The fewest settings per model a design grows by (`extended`): one whole grid (a replicate) for grids; for
+    random and quasirandom designs one point per stratum, times the replicates."""
+    if spec.design.kind == "grid":
+        return len(plan(spec))
+    strata = len(spec.space[spec.design.stratify].choices) if spec.design.stratify else 1
+    return strata * len(spec.design.seed_list)
+
+
+def extended(spec: StudySpec, settings: int) -> StudySpec:
+    """The spec with its design grown to the first `settings` settings per model (rounded up to a `step`): a grid
+    gets more replicates, a random or quasirandom design more points per stratum. Both sequences extend: the
+    settings of the smaller design are the first of the larger one (same points, replicates and seeds), so the
+    trials stored for them count. Only the plan grows: the stored spec (and its fingerprint) stays the study's."""
+    d = spec.design
+    if d.kind == "tpe":
+        raise UserError(f"{spec.source}: an adaptive (tpe) design has no fixed sequence of settings to extend; "
+                        f"--until-decided needs design kind grid, random or quasirandom")
+    k = max(1, math.ceil(settings / step(spec)))
+    if d.kind == "grid":
+        seeds = d.seed_list
+        more = list(range(max(seeds) + 1, max(seeds) + 1 + k - len(seeds))) if k > len(seeds) else []
+        grown = d.model_copy(update={"seeds": seeds[:k] + more})
+    else:
+        grown = d.model_copy(update={"points": k})
+    return spec.model_copy(update={"design": grown})
+
+
+def slots(spec: StudySpec) -> set[tuple[int, int]]:
+    """The (point, seed) of every planned setting."""
+    return {(p.index, s) for p in plan(spec) for s in spec.design.seed_list}
+
+
 def _check(spec: StudySpec, index: int, params: dict[str, Any]) -> None:
     """Raise a one-line UserError if `params` does not make a valid TrialConfig."""
     try:

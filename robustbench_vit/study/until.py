@@ -1,0 +1,324 @@
+"""`--until-decided`: run a study look by look until every decision it asks for is taken, or the budget is spent.
+
+A look is the design grown to its first n settings per model (`plan.extended`: grids add replicates, random and
+quasirandom designs extend their sequence), every trial of those settings run (stored ones count, nothing runs
+twice), then analysed: each pending decision (a comparison's more robust / less robust / equivalent, or a claim's
+reproduced / contradicted / equivalent) is taken at the level the look spends (`analysis.sequential`: alpha
+spending over the budget, repeated confidence intervals; the error rates hold however often it looks). A taken
+decision is kept; the rest go on to the next look, n + look-every, until none is left or the budget is spent.
+
+Looks and decisions are stored in the study's storage (a user attr per decision on the first model's Optuna
+study): running again trains nothing when everything is decided, and a larger budget continues from the last
+look, spending only the α that is left.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import optuna
+import pandas as pd
+
+from robustbench_vit.analysis.sequential import Look, next_look
+from robustbench_vit.errors import UserError
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.options import RunOptions
+from robustbench_vit.study.spec import StudySpec
+
+BUDGET_FACTOR = 4  # default budget: this many times the study's fixed design
+LOOK_EVERY = 8  # default settings per model between looks (rounded up to the design's step; grids: one replicate)
+ATTR = "sequential "  # user-attr prefix of a decision's stored looks
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The most a run may use: trials over the run's models (stored ones count), or GPU-hours by FLOPs."""
+
+    trials: int | None = None
+    gpu_hours: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> Budget:
+        """'200' (trials), '200 trials', '3.5gpuh' / '3.5 gpu-hours' / '3.5h' (GPU-hours); None: the default."""
+        if text is None:
+            return cls()
+        t = text.strip().lower().replace(" ", "")
+        if m := re.fullmatch(r"(\d+)(trials?)?", t):
+            if int(m[1]) > 0:
+                return cls(trials=int(m[1]))
+        elif m := re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)(h|gpuh|gpu-?hours?)", t):
+            if float(m[1]) > 0:
+                return cls(gpu_hours=float(m[1]))
+        raise UserError(f"--budget {text!r}: expected trials (e.g. 200) or GPU-hours (e.g. 3.5gpuh), above 0")
+
+    def settings(self, spec: StudySpec, models: list[ModelSpec]) -> int:
+        """The budget in settings per model, whole design steps (the default: BUDGET_FACTOR × the fixed design)."""
+        from robustbench_vit.study.estimate import cost
+        from robustbench_vit.study.plan import extended, step, trial_count
+
+        g = step(spec)
+        if self.trials is not None:
+            n = self.trials // len(models)
+        elif self.gpu_hours is not None:
+            per_step = cost([extended(spec, g)], models).gpu_hours  # one step of settings, every model
+            n = int(self.gpu_hours / per_step) * g if per_step > 0 else 0
+        else:
+            n = BUDGET_FACTOR * trial_count(spec)
+        return n // g * g
+
+    def text(self, settings: int, models: int) -> str:
+        """The budget as given, in words."""
+        if self.gpu_hours is not None:
+            return f"{self.gpu_hours:g} GPU-hours ({settings} settings per model)"
+        return f"{settings * models} trials ({settings} settings per model)"
+
+
+@dataclass(frozen=True)
+class Until:
+    """`--until-decided` and its budget and look schedule."""
+
+    budget: Budget = Budget()
+    look_every: int | None = None  # settings per model between looks (None: LOOK_EVERY, or a grid's replicate)
+
+    def every(self, spec: StudySpec) -> int:
+        """Settings per model between looks, rounded up to whole design steps."""
+        from robustbench_vit.study.plan import step
+
+        g = step(spec)
+        k = self.look_every or (g if spec.design.kind == "grid" else LOOK_EVERY)
+        if k < 1:
+            raise UserError(f"--look-every {k}: expected a number of settings per model, at least 1")
+        return math.ceil(k / g) * g
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One decision at one look: its key, what it says, whether it is taken, and the numbers behind it."""
+
+    key: str  # e.g. "vit_c_micro vs vit_p_micro", or "claim adamw_lr_wd (micro)"
+    status: str  # e.g. "more robust", "equivalent", "inconclusive", "reproduced"
+    decided: bool
+    detail: str = ""  # the statistic with its interval and p at the look's level
+    trials: int = 0  # trials the decision rests on
+
+
+Decider = Callable[[pd.DataFrame, Callable[[str], "Look | None"]], list[Outcome]]
+"""(the look's results, the level of each still-pending decision (None: taken earlier, skip it)) → outcomes"""
+
+
+@dataclass
+class Record:
+    """A decision's stored state: its looks (levels spent) and, once taken, at which look."""
+
+    looks: list[Look] = field(default_factory=list)
+    decided: dict | None = None  # {"status", "look", "n", "trials", "detail"}
+
+    def to_json(self) -> str:
+        return json.dumps({"looks": [lk.to_dict() for lk in self.looks], "decided": self.decided})
+
+    @classmethod
+    def from_json(cls, text: str) -> Record:
+        raw = json.loads(text)
+        return cls([Look.from_dict(x) for x in raw["looks"]], raw.get("decided"))
+
+
+@dataclass
+class Sequential:
+    """What a `--until-decided` run did: its looks, why it stopped, and every decision's state."""
+
+    study: str
+    budget: int  # settings per model
+    every: int
+    reason: str = ""  # "decided", "budget spent", "failed trials"
+    looks: list[tuple[int, int, list[Outcome]]] = field(default_factory=list)  # (n, trials, outcomes) per look
+    records: dict[str, Record] = field(default_factory=dict)
+    ran: int = 0  # trials trained by this run
+    trials: int = 0  # trials the run's last look rests on (stored ones included)
+
+    @property
+    def decided(self) -> dict[str, dict]:
+        """Each taken decision's state ({"status", "look", "n", "trials", "detail"})."""
+        return {k: r.decided for k, r in self.records.items() if r.decided}
+
+    def pending(self) -> list[str]:
+        """The decisions not taken."""
+        return [k for k, r in self.records.items() if not r.decided]
+
+
+def _state(study: optuna.Study) -> dict[str, Record]:
+    """The stored decisions of a study (user attrs ATTR + key)."""
+    return {k[len(ATTR):]: Record.from_json(v) for k, v in study.user_attrs.items() if k.startswith(ATTR)}
+
+
+def _first_slots(spec: StudySpec, n: int) -> set[tuple[int, int]]:
+    """The (point, seed) of the first n settings."""
+    from robustbench_vit.study.plan import extended, slots
+
+    return slots(extended(spec, n))
+
+
+def look_frame(df: pd.DataFrame, spec: StudySpec, n: int, models: list[str]) -> pd.DataFrame:
+    """The rows of `models` at the first n settings (the look's data; later settings stored by a bigger run wait)."""
+    keep = _first_slots(spec, n)
+    inside = [(int(p), int(s)) in keep for p, s in zip(df["point"], df["seed"])]
+    out = df[pd.Series(inside, index=df.index) & df["model"].isin(models)].copy()
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _wrap(text: str, indent: str = "  ") -> str:
+    """One printed line of a look, wrapped at 80 columns."""
+    return textwrap.fill(text, 80, initial_indent=indent, subsequent_indent=indent + "  ")
+
+
+def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: Decider, *,
+                      models: list[ModelSpec] | None = None, out=None) -> Sequential:
+    """Run `spec` (for `models`) look by look until `decide` takes every decision or the budget is spent.
+
+    Prints each look (its size, the level it spends, what each pending decision says) and why it stopped.
+    """
+    from robustbench_vit.analysis.frame import load_results
+    from robustbench_vit.study.launch import run_study
+    from robustbench_vit.study.storage import open_studies, resolve_storage
+
+    models, out = models or spec.models, out or sys.stderr
+    names = [m.name for m in models]
+    budget, every = until.budget.settings(spec, models), until.every(spec)
+    if budget < every:
+        raise UserError(f"--budget {until.budget.text(budget, len(models))}: below one look of {every} settings "
+                        f"per model ({every * len(models)} trials); give at least that")
+    url = resolve_storage(spec.name, run.runs_dir, run.storage)
+    home = open_studies(spec, url, models)[names[0]]  # where the decisions' looks are stored
+    seq = Sequential(spec.name, budget, every, records=_state(home))
+    done = [r.looks[-1].n for r in seq.records.values() if r.looks and not r.decided]
+    n = (max(done) // every + 1) * every if done else every
+    print(f"{spec.name}: until decided, a look every {every} settings per model, budget "
+          f"{until.budget.text(budget, len(models))}", file=out)
+    if seq.records and not seq.pending():
+        n = budget + 1  # everything was decided by an earlier run: look at nothing, train nothing
+        seq.reason = "decided"
+    while n <= budget:
+        summary = run_study(spec, run, models=models, settings=n, progress=True)
+        seq.ran += summary.ran
+        df = look_frame(load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage), spec, n, names)
+        failed = int((df["status"] == "failed").sum())
+        if failed:
+            seq.reason = "failed trials"
+            print(f"stopped at {n} settings per model: {failed} trial(s) failed without a result; run the same "
+                  f"command again to re-run them", file=out)
+            break
+        levels: dict[str, Look] = {}
+
+        def level(key: str) -> Look | None:
+            rec = seq.records.setdefault(key, Record())
+            if rec.decided:
+                return None
+            levels[key] = levels.get(key) or next_look(rec.looks, n, budget)
+            return levels[key]
+
+        outcomes = decide(df, level)
+        seq.trials = len(df)
+        for o in outcomes:
+            rec = seq.records[o.key]
+            rec.looks.append(levels[o.key])
+            if o.decided:
+                rec.decided = {"status": o.status, "look": len(rec.looks), "n": n, "trials": o.trials,
+                               "detail": o.detail}
+            home.set_user_attr(ATTR + o.key, rec.to_json())
+        seq.looks.append((n, len(df), outcomes))
+        lv = next(iter(levels.values()), None)
+        spent = f"; level {lv.level:.2g} (α spent {lv.spent:.3g} of 0.05)" if lv else ""
+        number = max((len(seq.records[o.key].looks) for o in outcomes), default=len(seq.looks))
+        print(f"look {number}: {n} settings per model, {len(df)} trials "
+              f"({summary.ran} ran now){spent}", file=out)
+        for o in outcomes:
+            print(_wrap(f"{o.key}: {o.status}" + (f" — {o.detail}" if o.detail else "")), file=out)
+        if not seq.pending():
+            seq.reason = "decided"
+            break
+        if n >= budget:
+            seq.reason = "budget spent"
+            break
+        n = min(n + every, budget)
+    if not seq.reason:
+        seq.reason = "budget spent"
+    print(stop_line(seq, len(models)), file=out)
+    return seq
+
+
+def stop_line(seq: Sequential, models: int) -> str:
+    """Why the run stopped, and what it used."""
+    used = f"{seq.trials} trials used" if seq.trials else f"{seq.ran} trials ran"
+    if seq.reason == "decided":
+        where = sorted({d["look"] for d in seq.decided.values()})
+        looks = f"look {where[-1]}" if where else "an earlier run"
+        return textwrap.fill(f"{seq.study}: stopped — every decision taken (the last at {looks}); {used}, "
+                             f"{seq.ran} ran now", 80)
+    if seq.reason == "budget spent":
+        left = ", ".join(seq.pending()) or "none"
+        return textwrap.fill(f"{seq.study}: stopped — budget spent ({seq.budget * models} trials, {seq.budget} "
+                             f"settings per model); {used}; undecided: {left}; a larger --budget continues", 80)
+    return f"{seq.study}: stopped — {seq.reason}; {used}"
+
+
+def comparison_decider(wanted: Callable[[str, str], bool] = lambda model, baseline: True) -> Decider:
+    """Decisions on the robustness comparisons (every model against its baselines, `wanted` ones only): taken
+    when more robust, less robust or equivalent within the margin (or different with crossing Δ-EDFs)."""
+    from robustbench_vit.analysis.comparison import DECIDED, comparisons
+    from robustbench_vit.analysis.metrics import pairs
+
+    def decide(df: pd.DataFrame, level: Callable[[str], Look | None]) -> list[Outcome]:
+        sizes = df.dropna(subset=["size"]).groupby("model")["size"].first().to_dict() if "size" in df else {}
+        out = []
+        for model, baseline in pairs(df["model"], sizes):
+            key = f"{model} vs {baseline}"
+            if not wanted(model, baseline) or (look := level(key)) is None:
+                continue
+            if look.level <= 0:  # nothing left to spend: this look decides nothing
+                out.append(Outcome(key, "inconclusive", False, "no α left to spend"))
+                continue
+            two = df[df["model"].isin([model, baseline])]
+            two.attrs = dict(df.attrs)
+            c = next(iter(comparisons(two, alpha=look.level)))
+            d = c.decision
+            detail = (f"{'normalised' if c.confounded else 'area'} {d.difference.text('+.3f')}, p {d.p:.2g}"
+                      if d is not None else "")
+            out.append(Outcome(key, c.outcome, c.outcome in DECIDED or c.outcome == "differ, EDFs cross", detail,
+                               c.n_model + c.n_baseline))
+        return out
+
+    return decide
+
+
+def until_flags(until: Until | None) -> str:
+    """The --until-decided flags to repeat in a follow-up command ("" without them)."""
+    if until is None:
+        return ""
+    b = until.budget
+    budget = f" --budget {b.trials}" if b.trials else f" --budget {b.gpu_hours:g}gpuh" if b.gpu_hours else ""
+    return f" --until-decided{budget}" + (f" --look-every {until.look_every}" if until.look_every else "")
+
+
+def until_lines(specs: list[StudySpec], models: list[ModelSpec] | None, until: Until, *, workers: int,
+                on_gpu: bool) -> list[str]:
+    """What --dry-run prints for --until-decided: per study the look schedule and the budget, and its cost."""
+    from robustbench_vit.study.estimate import GPU_TFLOPS, cost, duration
+    from robustbench_vit.study.plan import extended
+
+    lines = []
+    for spec in specs:
+        ms = models or spec.models
+        budget, every = until.budget.settings(spec, ms), until.every(spec)
+        c = cost([extended(spec, budget)], ms)
+        where = (f"{c.gpu_hours:,.2f} GPU-hours at {GPU_TFLOPS:.0f} TFLOP/s" if on_gpu else
+                 f"{duration(c.cpu_seconds(workers))} on this CPU")
+        lines.append(textwrap.fill(f"{spec.name} --until-decided: a look every {every} settings per model, at most "
+                                   f"{budget} settings per model = {c.trials} trials ({where} if the budget is "
+                                   f"spent); it stops at the first look that decides every comparison", 80))
+    return lines

@@ -1,0 +1,111 @@
+"""`--until-decided`: designs that grow by a prefix, looks that reuse stored trials, a budget that stops the run
+and a larger one that continues it, decisions kept between runs. Real training on a tiny study, real storage."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from robustbench_vit.analysis.sequential import Look
+from robustbench_vit.cli import main
+from robustbench_vit.errors import UserError
+from robustbench_vit.study.files import load_spec
+from robustbench_vit.study.options import RunOptions
+from robustbench_vit.study.plan import extended, plan, slots, step
+from robustbench_vit.study.until import ATTR, Budget, Outcome, Record, Until, run_until_decided
+
+TINY = ("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 256, threads: 1}\n"
+        "space:\n  lr: {values: [0.0005, 0.002, 0.008]}\n")
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch):
+    """A working folder with studies/tiny.yaml (a 3-point lr grid, one replicate, 1 epoch)."""
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "tiny.yaml").write_text(TINY)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("kind", ["random", "quasirandom"])
+def test_random_designs_extend_their_sequence_and_grids_add_replicates(kind):
+    spec = load_spec("optimizer_stability")  # stratified by optimizer: 2 settings per step
+    spec = spec.model_copy(update={"design": spec.design.model_copy(update={"kind": kind})})
+    small, big = plan(extended(spec, 4)), plan(extended(spec, 20))
+    assert step(spec) == 2 and len(small) == 4 and len(big) == 20
+    assert [p.params for p in small] == [p.params for p in big[:4]]  # the first settings are the same
+    assert {p.params["optimizer"] for p in big[:2]} == {"adamw", "sgd"}  # strata stay interleaved
+    grid = load_spec("lr_sensitivity")  # 6 lrs x 2 seeds
+    assert step(grid) == 6 and slots(extended(grid, 6)) < slots(grid) < slots(extended(grid, 18))
+    assert {s for _, s in slots(extended(grid, 18))} == {0, 1, 2}
+    assert extended(grid, 18).fingerprint() != grid.fingerprint()  # only the plan grows; the stored spec stays
+
+
+def test_budgets_and_looks_read_as_given_and_bad_ones_are_refused():
+    spec = load_spec("lr_sensitivity")
+    assert Budget.parse("200").trials == 200 and Budget.parse("3.5gpuh").gpu_hours == 3.5
+    assert Budget.parse("200").settings(spec, spec.models) == 96  # 100 per model, whole grids of 6
+    assert Budget().settings(spec, spec.models) == 48  # 4 x the fixed 12 settings
+    assert Until(look_every=4).every(spec) == 6 and Until().every(load_spec("lr_wd_stability")) == 8
+    for bad in ("0", "-3", "lots", "2 days"):
+        with pytest.raises(UserError, match="--budget"):
+            Budget.parse(bad)
+    with pytest.raises(UserError, match="tpe"):
+        extended(load_spec("peak"), 8)
+
+
+def test_until_decided_refuses_stray_flags(here, capsys):
+    assert main(["study", "run", "tiny", "--budget", "12"]) == 2
+    assert "--budget is an option of --until-decided" in capsys.readouterr().err
+    assert main(["study", "run", "tiny", "--until-decided", "--budget", "4"]) == 2  # 2 per model: below one look
+    assert "below one look of 3 settings" in capsys.readouterr().err
+    assert not (here / "runs").exists()
+
+
+def _finished(url: str) -> int:
+    return sum(t.state.is_finished() for s in optuna.get_all_study_names(url)
+               for t in optuna.load_study(study_name=s, storage=url).trials)
+
+
+@pytest.mark.slow
+def test_looks_stop_at_the_budget_rerun_trains_nothing_and_a_larger_budget_continues(here, capsys):
+    url = f"sqlite:///{here / 'runs' / 'tiny' / 'study.db'}"
+    assert main(["study", "run", "tiny", "--until-decided", "--budget", "12"]) == 0
+    err = capsys.readouterr().err
+    assert "look 1: 3 settings per model, 6 trials (6 ran now)" in err
+    assert "look 2: 6 settings per model, 12 trials (6 ran now)" in err
+    assert "stopped — budget spent (12 trials, 6 settings per model)" in err or "every decision taken" in err
+    assert _finished(url) == 12  # two replicates of the 3-point grid, both models
+    home = optuna.load_study(study_name="tiny/vit_p_micro", storage=url)
+    rec = Record.from_json(home.user_attrs[ATTR + "vit_c_micro vs vit_p_micro"])
+    assert [lk.n for lk in rec.looks] == [3, 6] and rec.looks[-1].spent == pytest.approx(0.05)
+    assert main(["study", "run", "tiny", "--until-decided", "--budget", "12"]) == 0
+    assert "budget spent" in capsys.readouterr().err
+    assert _finished(url) == 12  # nothing trained again
+    if not rec.decided:  # a larger budget continues at 9 settings, with nothing left to spend beyond 0.05
+        assert main(["study", "run", "tiny", "--until-decided", "--budget", "18"]) == 0
+        assert "look 3: 9 settings per model, 18 trials (6 ran now)" in capsys.readouterr().err
+        rec = Record.from_json(optuna.load_study(study_name="tiny/vit_p_micro", storage=url)
+                               .user_attrs[ATTR + "vit_c_micro vs vit_p_micro"])
+        assert rec.looks[-1].spent <= 0.05 + 1e-12 and _finished(url) == 18
+
+
+@pytest.mark.slow
+def test_a_decision_taken_at_a_look_is_kept_and_the_run_stops_there(here, capsys):
+    """A decider that decides at the second look (the comparisons' statistics are tested elsewhere): the run
+    stops there, and a later run with a larger budget trains nothing for it."""
+    spec = load_spec("tiny")
+    run = RunOptions(runs_dir=str(here / "runs"))
+
+    def decide(df, level) -> list[Outcome]:
+        look = level("x")
+        n = df.groupby("model").size().min()
+        return [] if look is None else [Outcome("x", "more robust" if n >= 6 else "inconclusive", n >= 6,
+                                                f"{n} settings", len(df))]
+
+    seq = run_until_decided(spec, run, Until(Budget(trials=30)), decide)
+    assert seq.reason == "decided" and [n for n, _, _ in seq.looks] == [3, 6] and seq.decided["x"]["look"] == 2
+    assert "every decision taken (the last at look 2)" in capsys.readouterr().err
+    again = run_until_decided(spec, run, Until(Budget(trials=60)), decide)
+    assert again.ran == 0 and again.looks == [] and again.reason == "decided"
+    assert isinstance(again.records["x"].looks[0], Look)
