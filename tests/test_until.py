@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from robustbench_vit.analysis.report import build_report
 from robustbench_vit.analysis.sequential import Look
 from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError
@@ -109,3 +110,6 @@ def test_a_decision_taken_at_a_look_is_kept_and_the_run_stops_there(here, capsys
     again = run_until_decided(spec, run, Until(Budget(trials=60)), decide)
     assert again.ran == 0 and again.looks == [] and again.reason == "decided"
     assert isinstance(again.records["x"].looks[0], Look)
+    html = build_report("tiny", runs_dir=str(here / "runs"), out_dir=here / "rep")["html"].read_text()
+    assert "Sequential (--until-decided): x: more robust at look 2 of 2, 6 settings per model" in html
+    assert "Kim &amp; DeMets" in html or "Kim & DeMets" in html  # the Methods paragraph on the procedure

@@ -159,6 +159,13 @@ def build_report(study: str, *, runs_dir: str | Path = "runs", storage: str | li
     """Write `report.html` / `report.pdf` for a study (default folder reports/<study>/); returns format → path."""
     formats = parse_formats(formats)
     content = collect(load_study_data(study, runs_dir=runs_dir, storage=storage))
+    if isinstance(storage, str) or storage is None:  # a --until-decided run: its decisions and their looks
+        from robustbench_vit.study.until import record_lines, stored_records
+
+        records = stored_records(study, runs_dir, storage)
+        looks = max((r.looks for r in records.values()), key=len, default=[])
+        content.notes = record_lines(records) + content.notes
+        content.methods = methods(looks) if looks else content.methods
     out = Path(out_dir) if out_dir is not None else Path("reports") / study
     out.mkdir(parents=True, exist_ok=True)
     paths = {}

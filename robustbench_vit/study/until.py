@@ -322,3 +322,39 @@ def until_lines(specs: list[StudySpec], models: list[ModelSpec] | None, until: U
                                    f"{budget} settings per model = {c.trials} trials ({where} if the budget is "
                                    f"spent); it stops at the first look that decides every comparison", 80))
     return lines
+
+
+def stored_records(study: str, runs_dir="runs", storage: str | None = None) -> dict[str, Record]:
+    """Every sequential decision stored for a study (on any of its model studies; {} when it never ran
+    --until-decided or is not stored)."""
+    from robustbench_vit.study.storage import open_storage, resolve_storage
+
+    try:
+        url = resolve_storage(study, runs_dir, storage)
+        store = open_storage(url, create=False)
+        out: dict[str, Record] = {}
+        for s in store.get_all_studies():
+            if s.study_name.startswith(f"{study}/"):
+                out |= {k[len(ATTR):]: Record.from_json(v) for k, v in s.user_attrs.items() if k.startswith(ATTR)}
+        return out
+    except Exception:  # noqa: BLE001 — a report of a study without stored looks has nothing to add
+        return {}
+
+
+def record_lines(records: dict[str, Record]) -> list[str]:
+    """One sentence per stored sequential decision: what it decided at which look, or where it was left."""
+    out = []
+    for key, rec in sorted(records.items()):
+        if not rec.looks:
+            continue
+        if rec.decided:
+            d, lk = rec.decided, rec.looks[rec.decided["look"] - 1]
+            out.append(f"Sequential (--until-decided): {key}: {d['status']} at look {d['look']} of {len(rec.looks)}, "
+                       f"{d['n']} settings per model ({d['trials']} trials), level α_k = {lk.level:.2g}"
+                       + (f" — {d['detail']}" if d.get("detail") else "") + ". Tables below analyse every stored "
+                       "trial at the fixed 5%; this decision is the one whose error rate holds under its looks.")
+        else:
+            lk = rec.looks[-1]
+            out.append(f"Sequential (--until-decided): {key}: undecided after {len(rec.looks)} look(s), the last at "
+                       f"{lk.n} settings per model; α spent {lk.spent:.3g} of 0.05 (a larger --budget continues).")
+    return out
