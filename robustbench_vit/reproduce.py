@@ -164,7 +164,7 @@ def claims_decider(claims: list[Claim], spec: StudySpec, stem: ModelSpec | None)
                 if look.level <= 0:  # nothing left to spend: this look decides nothing
                     out.append(Outcome(key, "inconclusive", False, "no α left to spend", 0))
                     continue
-                s = score(claim, df, conv, patch, alpha=look.level)
+                s = score(claim, df, conv, patch, alpha=look.level, power=False)
                 p = "" if s.p is None else f"; p {s.p:.2g}"
                 out.append(Outcome(key, s.status, s.status in DECIDED, f"{s.ours}{p}", _trials(claim, df, conv, patch)))
         return out

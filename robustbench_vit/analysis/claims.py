@@ -131,9 +131,11 @@ def _ran(df: pd.DataFrame, models: tuple[str, str]) -> str:
     return f"results: {per}; {span} epochs"
 
 
-def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str, alpha: float = I.ALPHA) -> Score:
+def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str, alpha: float = I.ALPHA, *,
+          power: bool = True) -> Score:
     """Score `claim` on a study's trial table, `conv` (ViT_C or a user stem) against `patch` (ViT_P), its test at
-    level `alpha` (a sequential look's spent level; default the fixed design's 5%)."""
+    level `alpha` (a sequential look's spent level; default the fixed design's 5%). `power`: False skips the
+    simulated power search of best / gap tests (a look needs only the decision)."""
     for key, value in claim.subset.items():
         df = df[df[key] == value]
     df = df[df["model"].isin([conv, patch])]
@@ -145,10 +147,11 @@ def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str, alpha: float = 
     if not {conv, patch} <= set(results(df)["model"]):
         return Score(claim, "inconclusive", "–", "–", None, None, None, "no results yet for both models", ran)
     return {"robustness": _robustness, "best": _best, "gap": _gap}[claim.test](claim, df, conv, patch, ran=ran,
-                                                                              alpha=alpha)
+                                                                              alpha=alpha, power=power)
 
 
-def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA) -> Score:
+def _robustness(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA,
+                power: bool = True) -> Score:
     """The study's own robustness verdict (the three-way decision on the Δ-EDF area), conv stem against ViT_P.
 
     Reproduced: the conv stem decided more robust; contradicted: decided less robust; equivalent: decided equal
@@ -200,7 +203,7 @@ def gap_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what: str, ran: str,
-            units: str, alpha: float = I.ALPHA) -> Score:
+            units: str, alpha: float = I.ALPHA, power: bool = True) -> Score:
     """Paired permutation test of fn(patch, conv) > 0 at `alpha`, its (1 − alpha) bootstrap interval (equivalent
     inside ±margin), power and the size for 80%."""
     n = len(a)
@@ -210,8 +213,13 @@ def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what
     test = I.paired_test(a, b, fn)
     lo, hi = I.bootstrap_interval(a, b, fn, paired=True, alpha=alpha)
     effect = test.statistics[0]
-    power = I.power(a, b, fn, paired=True, n=n, alpha=alpha)
-    needed = n if power >= I.POWER_TARGET else I.needed_for_power(a, b, fn, paired=True, start=n + 1, alpha=alpha)
+    needed = None
+    if power:
+        power = I.power(a, b, fn, paired=True, n=n, alpha=alpha)
+        needed = n if power >= I.POWER_TARGET else I.needed_for_power(a, b, fn, paired=True, start=n + 1,
+                                                                      alpha=alpha)
+    else:
+        power = None
     status = _status(test.p, effect, (lo, hi), claim.margin, alpha)
     why = {"reproduced": "significant, in the paper's direction",
            "contradicted": "significant, against the paper's direction",
@@ -223,13 +231,15 @@ def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what
                  effect=effect, se=se, margin=claim.margin, n=n)
 
 
-def _best(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA) -> Score:
+def _best(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA,
+          power: bool = True) -> Score:
     """Best error of ViT_P minus the conv stem's, over the settings both ran."""
     res = results(df)
     m = matched(res[res["model"] == patch], res[res["model"] == conv])
     a, b = m["error_a"].to_numpy(float), m["error_b"].to_numpy(float)
     best = f"best {patch} {a.min():.2f}% vs {conv} {b.min():.2f}%; difference" if len(a) else "best difference"
-    return _tested(claim, a, b, best_difference, what=best, ran=ran, units="paired settings", alpha=alpha)
+    return _tested(claim, a, b, best_difference, what=best, ran=ran, units="paired settings", alpha=alpha,
+                   power=power)
 
 
 def _gap_values(claim: Claim, res: pd.DataFrame) -> tuple[Any, Any]:
@@ -239,7 +249,8 @@ def _gap_values(claim: Claim, res: pd.DataFrame) -> tuple[Any, Any]:
     return named.get(claim.low, claim.low), named.get(claim.high, claim.high)
 
 
-def _gap(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA) -> Score:
+def _gap(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alpha: float = I.ALPHA,
+         power: bool = True) -> Score:
     """Gap (best at high − best at low) of ViT_P minus the conv stem's, over matched units.
 
     A unit is one seed and one rank of the points within each side (a stratified design draws the j-th point of
@@ -256,7 +267,8 @@ def _gap(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, ran: str, alp
     b = wide[[(conv, low), (conv, high)]].to_numpy(float)
     what = (f"best error at {claim.across} {low} → {high}: {patch} {_gap_text(a)}, {conv} {_gap_text(b)}; "
             f"difference of the changes" if len(a) else "gap difference")
-    return _tested(claim, a, b, gap_difference, what=what, ran=ran, units="matched settings", alpha=alpha)
+    return _tested(claim, a, b, gap_difference, what=what, ran=ran, units="matched settings", alpha=alpha,
+                   power=power)
 
 
 def _gap_text(x: np.ndarray) -> str:
