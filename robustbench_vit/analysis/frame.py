@@ -15,10 +15,12 @@ from sqlalchemy.engine import make_url
 from robustbench_vit.errors import UserError
 from robustbench_vit.study.storage import mask_url, slot_states
 
-ERROR_CAP = 100.0  # trials that did not train (diverged, collapsed) count at this error (percent) everywhere
+ERROR_CAP = 100.0  # trials that did not train (diverged, collapsed, stopped) count at this error (percent) everywhere
 CHANCE_MARGIN = 5.0  # points: a finished trial whose error is within this of chance error is "collapsed"
 # outcome classes: complete · collapsed (finished at chance) · diverged — the results — then failed (no result),
-# and running / pending (not finished); storage knows complete / diverged / failed, collapsed is decided here
+# and running / pending (not finished); storage knows complete / diverged / stopped / failed, collapsed is decided
+# here; a `stopped` trial (stopped early at chance by the hopeless-trial rule, PRUNED in Optuna) is collapsed, with
+# `stopped_early` True
 STATUSES = ("complete", "collapsed", "diverged", "failed", "running", "pending")
 RESULTS = STATUSES[:3]
 DID_NOT_TRAIN = ("collapsed", "diverged")
@@ -28,7 +30,7 @@ _STATE = {
     optuna.trial.TrialState.RUNNING: "running",
     optuna.trial.TrialState.WAITING: "pending",
     optuna.trial.TrialState.FAIL: "failed",
-    optuna.trial.TrialState.PRUNED: "failed",  # the harness never prunes; treat like a failure if one appears
+    optuna.trial.TrialState.PRUNED: "failed",  # pruned by anything but the harness's hopeless-trial rule: no result
 }
 
 
@@ -141,7 +143,8 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
     config = a.get("config") or {}
     status, classes = _status(t), a.get("num_classes") or _num_classes(config)
     final = float(a.get("final_error", t.value if t.value is not None else ERROR_CAP))
-    if status == "complete" and collapsed(final, classes):
+    stopped = status == "stopped"  # at chance at every epoch until the rule stopped it: did not train
+    if stopped or (status == "complete" and collapsed(final, classes)):
         status = "collapsed"
     error = final if status == "complete" else ERROR_CAP if status in DID_NOT_TRAIN else math.nan
     if status in ("running", "pending"):
@@ -151,7 +154,7 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
            "seed": a.get("seed", config.get("seed")), "point": a.get("point"), "status": status,
            "setting_seed": config.get("seed"), "init_seed": config.get("init_seed"),
            "error": error, "final_error": final, "min_error": float(a.get("min_error", error)),
-           "epochs_run": a.get("epochs_run", 0), "seconds": a.get("seconds", math.nan),
+           "epochs_run": a.get("epochs_run", 0), "stopped_early": stopped, "seconds": a.get("seconds", math.nan),
            "host": a.get("host"), "commit": a.get("commit"), "number": t.number,
            "datetime_start": t.datetime_start, "datetime_complete": t.datetime_complete,
            "params_count": a.get("params_count"), "gmacs": a.get("gmacs"), "dataset": config.get("dataset"),
@@ -184,8 +187,13 @@ def _effective(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[optuna.tria
 
 
 def _status(t: optuna.trial.FrozenTrial) -> str:
-    """A trial's status: complete / diverged (from its attrs), failed, running or pending (from its state)."""
-    return t.user_attrs.get("status", "complete") if t.state == optuna.trial.TrialState.COMPLETE else _STATE[t.state]
+    """A trial's status: complete / diverged (from its attrs), stopped (PRUNED by the hopeless-trial rule), failed,
+    running or pending (from its state); the same as storage.slot_states gives its slot."""
+    if t.state == optuna.trial.TrialState.COMPLETE:
+        return t.user_attrs.get("status", "complete")
+    if t.state == optuna.trial.TrialState.PRUNED and t.user_attrs.get("status") == "stopped":
+        return "stopped"
+    return _STATE[t.state]
 
 
 def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:

@@ -159,8 +159,11 @@ def notes(df: pd.DataFrame, mm: pd.DataFrame | None = None) -> list[str]:
                    f"{PEAK_POINTS:g} points, or more than {PEAK_SHARE:.0%} of the way to chance): such a model is "
                    "small in Δ because it is bad everywhere, so its Δ-based values are not robustness and it gets no "
                    "rank; read the normalised rows.")
+    stopped = int(df["stopped_early"].fillna(False).astype(bool).sum()) if "stopped_early" in df else 0
+    early = (f", {stopped} of them stopped early by the hopeless-trial rule: at chance at every epoch until "
+             "stopped; PRUNED in Optuna") if stopped else ""
     out.append(f"Did not train: diverged ({int(counts.get('diverged', 0))}) and at chance "
-               f"({int(counts.get('collapsed', 0))}) trials count at 100% error in every metric and figure "
+               f"({int(counts.get('collapsed', 0))}{early}) trials count at 100% error in every metric and figure "
                "(they are part of the distribution, unlike in Optuna's plot_edf).")
     if is_adaptive(df):
         out.append("Adaptive (TPE) design: each model's trials follow its own search, so they are neither paired "

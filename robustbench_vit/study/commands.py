@@ -75,8 +75,8 @@ def run_command(name: str, preset: str | None, options: RunOptions, *, overrides
         return 0
     totals = {s: sum(c[s] for c in summary.counts.values()) for s in STATES}
     print(f"{spec.name}: {summary.done}/{summary.total} trials finished ({totals['complete']} complete, "
-          f"{totals['diverged']} diverged, {totals['failed']} failed) for {', '.join(summary.models)}; "
-          f"{summary.ran} ran now in {summary.seconds:.0f} s")
+          f"{totals['diverged']} diverged, {totals['stopped']} stopped early, {totals['failed']} failed) for "
+          f"{', '.join(summary.models)}; {summary.ran} ran now in {summary.seconds:.0f} s")
     print(f"results: {mask_url(summary.storage)}")
     print(f"next: robustbench-vit report {spec.name}{flags}")
     return 0 if totals["failed"] == 0 else 1

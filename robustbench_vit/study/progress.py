@@ -58,7 +58,8 @@ class StudyProgress:
     def update(self, counts: dict[str, dict[str, int]]) -> None:
         """Show {model: {status: count}}."""
         for m, c in counts.items():
-            detail = f"diverged {c['diverged']} failed {c['failed']} running {c['running']}"
+            stopped = f" stopped {c['stopped']}" if c.get("stopped") else ""  # hopeless, stopped early
+            detail = f"diverged {c['diverged']}{stopped} failed {c['failed']} running {c['running']}"
             self.progress.update(self.tasks[m], completed=sum(c[s] for s in FINISHED), detail=detail)
         done = sum(c[s] for c in counts.values() for s in FINISHED)
         self.progress.update(self.total, completed=done)

@@ -20,7 +20,7 @@ from robustbench_vit.study.optuna_internals import (heartbeat, open_trial, pop_w
 from robustbench_vit.study.plan import distribution, quiet_optuna, suggest, trial_config
 from robustbench_vit.study.resilient import ResilientStorage
 from robustbench_vit.study.spec import StudySpec
-from robustbench_vit.study.storage import load_study, slot, trial_dir
+from robustbench_vit.study.storage import is_result, load_study, slot, trial_dir
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
 
 TrialFn = Callable[..., TrialResult]  # run_trial(config, trial_dir, progress)
@@ -54,13 +54,15 @@ def worker_attrs() -> dict[str, Any]:
 
 
 def is_duplicate(study: optuna.Study, me: FrozenTrial) -> bool:
-    """True if another trial of the same (point, seed) is complete, or running or queued with a lower number.
+    """True if another trial of the same (point, seed) holds a result (complete, or stopped: PRUNED), or is running
+    or queued with a lower number.
 
     Queued twins count too: two `study run` processes starting at once may both enqueue every slot.
     """
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)):
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+    for t in study.get_trials(deepcopy=False, states=states):
         if t.number != me.number and "point" in t.user_attrs and slot(t) == slot(me):
-            if t.state == TrialState.COMPLETE or t.number < me.number:
+            if is_result(t) or (t.state != TrialState.PRUNED and t.number < me.number):
                 return True
     return False
 
@@ -164,8 +166,10 @@ class TrialRun:
         return report
 
     def store(self, result: TrialResult, config: TrialConfig | None) -> None:
-        """Write the result: value = final error, COMPLETE for complete/diverged, FAIL for failed; every epoch's
-        error as an intermediate value (again: epochs from before a resume, or skipped during an outage)."""
+        """Write the result: COMPLETE with value = final error for complete/diverged; PRUNED for stopped (a hopeless
+        trial stopped early), with value = its last epoch's error as Optuna's own tell(state=PRUNED) stores it (its
+        final_error attr is the cap); FAIL for failed. Every epoch's error is an intermediate value (again: epochs
+        from before a resume, or skipped during an outage)."""
         storage = storage_of(self.study)
         attrs = result_attrs(result, config) if config is not None else {"status": result.status,
                                                                           "message": result.message}
@@ -176,6 +180,9 @@ class TrialRun:
                 storage.set_trial_user_attr(self.trial_id, k, v)
             if result.status == "failed":
                 storage.set_trial_state_values(self.trial_id, TrialState.FAIL)
+            elif result.status == "stopped":
+                last = [result.history[-1].val_error] if result.history else None
+                storage.set_trial_state_values(self.trial_id, TrialState.PRUNED, last)
             else:
                 storage.set_trial_state_values(self.trial_id, TrialState.COMPLETE, [result.final_error])
         except optuna.exceptions.UpdateFinishedTrialError:

@@ -25,8 +25,10 @@ from robustbench_vit.study.spec import StudySpec
 SCHEMA = 2  # 2: a seed per setting and an init seed per model (plan.setting_seed, plan.init_seed); 1: seed 0 for all
 HEARTBEAT_S = 5  # a running trial records a heartbeat this often ...
 GRACE_S = 30  # ... and is failed as stale (then retried from its checkpoint) after this long without one
-STATES = ("complete", "diverged", "failed", "running", "pending")
-FINISHED = STATES[:3]  # what counts as done
+# stopped: a hopeless trial stopped early (train.loop.hopeless), stored as Optuna's PRUNED; a result like diverged
+STATES = ("complete", "diverged", "stopped", "failed", "running", "pending")
+FINISHED = STATES[:4]  # what counts as done
+
 PASSWORD_ENV = "ROBUSTBENCH_VIT_STORAGE_PASSWORD"  # the storage password of worker jobs (see job_url)
 
 
@@ -212,15 +214,26 @@ def slot(trial: FrozenTrial) -> tuple[int, int]:
     return int(trial.user_attrs["point"]), int(trial.user_attrs["seed"])
 
 
+def is_result(trial: FrozenTrial) -> bool:
+    """Whether a trial holds a stored result (never run again): COMPLETE, or PRUNED by the hopeless-trial rule."""
+    return trial.state == TrialState.COMPLETE or (trial.state == TrialState.PRUNED and
+                                                  trial.user_attrs.get("status") == "stopped")
+
+
 def slot_states(trials: list[FrozenTrial]) -> dict[tuple[int, int], str]:
-    """The state of each (point, seed): complete/diverged beat running, pending, failed (retries count once)."""
-    rank = {s: i for i, s in enumerate(STATES[:2] + ("running", "pending", "failed"))}
+    """The state of each (point, seed): complete/diverged/stopped beat running, pending, failed (retries count once).
+
+    A PRUNED trial is the harness's `stopped` (a result); one pruned by anything else counts as failed.
+    """
+    rank = {s: i for i, s in enumerate(STATES[:3] + ("running", "pending", "failed"))}
     out: dict[tuple[int, int], str] = {}
     for t in trials:
         if "point" not in t.user_attrs:
             continue
         if t.state == TrialState.COMPLETE:
             state = t.user_attrs.get("status", "complete")
+        elif t.state == TrialState.PRUNED and t.user_attrs.get("status") == "stopped":
+            state = "stopped"
         elif t.state == TrialState.RUNNING:
             state = "running"
         elif t.state == TrialState.WAITING:

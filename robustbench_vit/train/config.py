@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from robustbench_vit.models.spec import ModelSpec
 
-Status = Literal["complete", "diverged", "failed"]
+# stopped: did not train, stopped early by the hopeless-trial rule (train.loop.hopeless): counted like at chance
+Status = Literal["complete", "diverged", "stopped", "failed"]
 
 
 class TrialConfig(BaseModel):
@@ -34,6 +35,7 @@ class TrialConfig(BaseModel):
     augment: bool = False  # tensor crop/flip (CIFAR), ±1 px shifts (digits); off: it underfits short runs
     grad_clip: float | None = Field(None, gt=0)
     diverge_factor: float = Field(5.0, gt=1)  # stop when loss > factor × first epoch's loss
+    stop_hopeless: bool = True  # stop a trial whose val error stayed at chance for its first epochs (loop.hopeless)
     seed: int = 0  # the setting's seed: data order, augmentation, mixup (shared by the models of a setting)
     init_seed: int | None = None  # the model's initial weights; None: `seed` (a study derives one per model)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
@@ -60,17 +62,17 @@ class EpochRecord(BaseModel):
 
 
 class TrialResult(BaseModel):
-    """What one trial returns; diverged trials count at error 100."""
+    """What one trial returns; diverged and stopped trials count at error 100."""
 
     model_config = ConfigDict(protected_namespaces=())
 
     status: Status
-    final_error: float  # percent; 100 for diverged / failed
+    final_error: float  # percent; 100 for diverged / stopped / failed
     min_error: float  # percent; min over epochs (100 for diverged / failed without epochs)
     epochs_run: int
     seconds: float
     history: list[EpochRecord] = Field(default_factory=list)
-    message: str | None = None  # why it diverged / failed
+    message: str | None = None  # why it diverged / stopped / failed
     resumed_epochs: int = 0  # epochs restored from a checkpoint when this run began (0: trained from the start)
     first_step_seconds: float | None = None  # from this run's start to its first optimizer step (data, model, compile)
     params: int | None = None

@@ -1,7 +1,7 @@
 """One trial: build, train with per-epoch checkpoints, detect divergence, return a TrialResult.
 
 Read `run_trial` then `train` top to bottom: set up, restore, and per epoch train / check for divergence /
-evaluate / checkpoint. Every epoch starts from seeds derived from (seed, epoch) — the global RNGs and the data
+evaluate / stop a hopeless trial / checkpoint. Every epoch starts from seeds derived from (seed, epoch) — the global RNGs and the data
 order alike — so a trial resumed from its checkpoint repeats an uninterrupted run bit for bit on CPU.
 """
 
@@ -26,6 +26,12 @@ from robustbench_vit.train.dist import all_sum, barrier, broadcast_object, local
 from robustbench_vit.train.optim import autocast, build_mixup, build_optimizer, build_scheduler, resolve_device
 
 NAN_CHECK_EVERY = 50  # steps between mid-epoch non-finite checks (each is one device sync)
+# The hopeless-trial rule (`hopeless`), chosen by replaying every built-in study's stored learning curves
+# (benchmarks/replay_early_stop.py, which gives the numbers): a trial whose val error stayed within STOP_MARGIN
+# points of chance at every epoch of its first max(STOP_MIN_EPOCHS, STOP_FRACTION × epochs) is stopped there.
+STOP_MARGIN = 2.0
+STOP_FRACTION = 0.3
+STOP_MIN_EPOCHS = 2
 
 
 @dataclass
@@ -40,7 +46,7 @@ class TrainState:
     resumed_epochs: int = 0  # epochs the checkpoint held when this run began
     first_step: float | None = None  # seconds from this run's start to its first optimizer step done
     status: str = "complete"
-    message: str | None = None  # why it diverged
+    message: str | None = None  # why it diverged or was stopped
 
     @classmethod
     def resumed(cls, checkpoint: dict | None, started: float, meta: dict) -> TrainState:
@@ -55,7 +61,7 @@ class TrainState:
         return self.seconds_before + time.perf_counter() - self.started
 
     def result(self, status: str | None = None, message: str | None = None) -> TrialResult:
-        """The trial's result as of now (diverged and failed trials count at error 100)."""
+        """The trial's result as of now (diverged, stopped and failed trials count at error 100)."""
         status, message = status or self.status, message or self.message
         errors = [h.val_error for h in self.history]
         final = errors[-1] if status == "complete" and errors else 100.0
@@ -94,7 +100,8 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
               progress: Callable[[EpochRecord], None] | None = None) -> TrialResult:
     """Train one trial (resuming from `trial_dir/last.pt`); bad config values raise UserError before training.
 
-    Divergence is a result (status "diverged", error 100); any other exception while training is a result
+    Divergence is a result (status "diverged", error 100), and so is a hopeless trial stopped early (status
+    "stopped", error 100; `hopeless`, unless `stop_hopeless` is off); any other exception while training is a result
     with status "failed" and the message. `progress` is called after each epoch's checkpoint is written.
     Inside an initialised torch.distributed group of several ranks it trains with DDP (CUDA: the LOCAL_RANK
     GPU): `batch_size` stays the global batch, rank 0 writes the checkpoint, every rank returns rank 0's result.
@@ -141,7 +148,8 @@ def trial_device(config: TrialConfig) -> torch.device:
 
 def train(config: TrialConfig, data: DataBundle, device: torch.device, *, depth: int, ckpt: Path | None,
           checkpoint: dict | None, state: TrainState, progress: Callable[[EpochRecord], None] | None) -> TrialResult:
-    """The loop: set up, restore, then per epoch train, check for divergence, evaluate and checkpoint."""
+    """The loop: set up, restore, then per epoch train, check for divergence, evaluate, stop a hopeless trial and
+    checkpoint."""
     # Set up: the model (from its own init seed) and everything that trains it (data order from the setting's seed).
     seed_all(config.seed if config.init_seed is None else config.init_seed)
     parts = build_parts(config, data, device, depth)
@@ -161,8 +169,11 @@ def train(config: TrialConfig, data: DataBundle, device: torch.device, *, depth:
         val_error = 100.0 if state.diverged else evaluate(eval_model(parts), parts.val_loader, device, config.amp)
         state.history.append(EpochRecord(epoch=epoch, train_loss=train_loss, val_error=val_error, lr=lr,
                                          seconds=time.perf_counter() - t))
+        # A hopeless trial (at chance at every epoch so far) stops here: it did not train.
+        if config.stop_hopeless and not state.diverged:
+            check_hopeless(state, config, data.num_classes)
         # Checkpoint (rank 0 writes, the others wait), then report the epoch.
-        done = state.diverged or epoch == config.epochs - 1
+        done = state.status != "complete" or epoch == config.epochs - 1
         result = state.result()
         write_checkpoint(ckpt, config, parts, state, result=result if done else None,
                          runtime=runtime_key(config, device))
@@ -270,6 +281,29 @@ def check_divergence(state: TrainState, config: TrialConfig, epoch: int, train_l
         state.status = "diverged"
         state.message = (f"epoch {epoch}: train loss {train_loss:.4g} ({ref_name} {ref:.4g}, "
                          f"factor {config.diverge_factor})")
+
+
+def hopeless(errors: list[float], epochs: int, num_classes: int, *, margin: float = STOP_MARGIN,
+             fraction: float = STOP_FRACTION, min_epochs: int = STOP_MIN_EPOCHS) -> bool:
+    """Whether a trial with these per-epoch val errors (percent) so far, of `epochs`, is hopeless: it has run at
+    least max(min_epochs, ceil(fraction × epochs)) epochs, fewer than all, and every one of them ended within
+    `margin` points of chance error, 100·(1 − 1/num_classes). A pure function of the curve (the replay uses it)."""
+    k = len(errors)
+    if k >= epochs or k < max(min_epochs, math.ceil(fraction * epochs - 1e-9)):
+        return False
+    chance = 100.0 * (1 - 1 / num_classes)
+    return all(e >= chance - margin for e in errors)
+
+
+def check_hopeless(state: TrainState, config: TrialConfig, num_classes: int) -> None:
+    """Mark the trial stopped (did not train) when its curve so far is hopeless (see `hopeless`)."""
+    errors = [h.val_error for h in state.history]
+    if hopeless(errors, config.epochs, num_classes):
+        chance = 100.0 * (1 - 1 / num_classes)
+        state.status = "stopped"
+        state.message = (f"stopped early at epoch {len(errors)} of {config.epochs}: did not train (val error "
+                         f"{min(errors):.1f}–{max(errors):.1f}% at every epoch, within {STOP_MARGIN:g} points of "
+                         f"chance {chance:.1f}%)")
 
 
 def eval_model(parts: Parts) -> torch.nn.Module:
