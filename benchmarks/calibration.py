@@ -39,16 +39,17 @@ test of the Δ-EDF area difference over [0, 10] and the KS gap between the Δ-ED
   down), so a fixed design's decision rate at +0.2 levels off below 80%, and early looks see a larger effect.
 
   Measured 2026-12-04, `python benchmarks/calibration.py --sequential --sims 200` (200 studies per cell, 999
-  permutations per look, 2,000 bootstrap resamples; 564 s on 2 shared cores):
+  permutations per look, 2,000 bootstrap resamples; 297 s on 2 shared cores), looks below 8 settings per model
+  spending nothing (sequential.MIN_LOOK):
 
       null, false more/less robust %    q = 0.0   q = 0.3   q = 0.6 | +δ, false equivalent %
-      every 4,  budget 32                 0.0       0.0       0.5   |   2.0
-      every 8,  16 to budget 32           0.0       0.0       0.0   |   0.0
-      every 4,  budget 64                 0.0       0.0       0.0   |   2.0
-      every 8,  16 to budget 64           0.0       0.0       0.0   |   0.0
-      every 8,  16 to budget 128          0.0       0.0       0.0   |   0.0
-      (Wilson 95% upper bound 1.9% at 0/200, 2.8% at 1/200; the fixed design's false equivalent at +δ: 0, 0,
-      2.0% at 32, 64, 128 settings; stopped as equivalent under the null: 0–6%, the most with a look at 4)
+      every 4, 8, 16 to budget 32         0.0       0.0       0.0   |   0.0
+      every 4, 8, 16 to budget 64         0.0       0.0       0.0   |   0.0
+      every 8, 16 to budget 128           0.0       0.0       0.0   |   0.0
+      (Wilson 95% upper bound 1.9% at 0/200; the fixed design's false equivalent at +δ: 0, 0, 2.0% at 32, 64,
+      128 settings; null studies stopped as equivalent: 0–4%. Before MIN_LOOK, the first look of every 4 at 4
+      settings called copies equivalent in 2–6% of studies and the +δ difference in 2.0%, and one null study of
+      200 (every 4, budget 32, 60% capped) was called more or less robust)
 
       effect  every budget |  E[n] decided | fixed at N: decided, saving | equal-rate fixed n, saving | normal
       +0.10     8     64   |  62.0   17.0% |   26%    3%                 |   40   -55%                 |  62.0
@@ -64,9 +65,8 @@ test of the Δ-EDF area difference over [0, 10] and the KS gap between the Δ-ED
   So a look every 8 settings needs 15–68% fewer settings per model than the fixed design of its budget for
   effects of +0.2 to +0.3, deciding about as often (up to 8 points less at a budget of 32, as often or more at
   64–128); for +0.1, which neither decides often at these sizes, it saves 1–10% and decides less often (17 vs 26%
-  at 64). Against a fixed
-  design sized to the same decision rate (which needs the effect known in advance) it saves 3–63% for +0.2 and
-  +0.3 and costs more for +0.1.
+  at 64). Against a fixed design sized to the same decision rate (which needs the effect known in advance) it
+  saves 3–63% for +0.2 and +0.3 and costs more for +0.1.
 
 Permutation tests use 999 Monte Carlo permutations here (the library default is 10,000), except n ≤ 14,
 where all 2^n swaps are enumerated exactly. Every cell is seeded: the output is deterministic.

@@ -31,6 +31,14 @@ def test_spending_follows_the_power_family_and_sums_to_alpha_at_the_budget():
     assert schedule([32], 32)[0].level == pytest.approx(ALPHA)  # one look at the budget: the fixed design
 
 
+def test_looks_below_the_minimum_spend_nothing_and_the_next_one_spends_from_zero():
+    small = schedule([4, 8, 12], 32)
+    assert small[0].level == 0.0 and small[1].level == pytest.approx(spend(8 / 32))
+    assert small[2].level == pytest.approx(spend(12 / 32) - spend(8 / 32))
+    assert schedule([4, 6], 6)[1].level == pytest.approx(ALPHA)  # a budget below the minimum: decided at the budget
+    assert schedule([4], 4)[0].level == pytest.approx(ALPHA)
+
+
 def test_spent_never_exceeds_alpha_over_any_schedule_and_changed_budgets():
     rng = np.random.default_rng(0)
     for _ in range(300):

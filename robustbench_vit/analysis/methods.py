@@ -78,9 +78,10 @@ PEAK_GUARD = (
 # python benchmarks/calibration.py --sequential --sims 200 (measured 2026-12-04; 200 simulated studies per cell)
 SEQUENTIAL_CALIBRATION = (
     "with looks every 4, 8 or 16 settings per model up to budgets of 32, 64 and 128 (8 schedules), copies of one "
-    "model with 0, 30 and 60% of the trials capped were called more or less robust in 0–0.5% of 200 simulated "
-    "studies per cell (24 cells; 999 permutations per look), and a true difference of +δ was called equivalent in "
-    "0–2.0% (the bound: 2.5%). With a look every 8 settings, Δ-area differences of +0.2 and +0.3 were decided after "
+    "model with 0, 30 and 60% of the trials capped were called more or less robust in none of 200 simulated "
+    "studies per cell (24 cells; 999 permutations per look; Wilson 95% upper bound 1.9%), and a true difference of "
+    "+δ was called equivalent in none (the bound: 2.5%); looks before the budget at fewer than 8 settings per "
+    "model spend nothing (at 4 settings the bootstrap interval called copies equivalent in up to 6% of studies). With a look every 8 settings, Δ-area differences of +0.2 and +0.3 were decided after "
     "43 and 32 settings per model on average with a budget of 64 (74 and 94% of studies; the fixed design of 64 "
     "settings: 72 and 96%), 32–50% fewer, and after 67 and 41 with a budget of 128 (48–68% fewer); a difference of "
     "+0.1 was rarely decided by either (17% of studies by the sequential design at 64, 26% by the fixed one)")

@@ -26,8 +26,8 @@ spend, or no settings added since the previous look) decides nothing: `decide_at
 
 Measured 2026-12-04 (`python benchmarks/calibration.py --sequential --sims 200`; tables in that file's docstring,
 summary in `methods.SEQUENTIAL_CALIBRATION`): under the null, with 0–60% of trials capped and looks every 4, 8 or
-16 settings up to budgets of 32–128, false "more / less robust" in 0–0.5% of 200 studies per cell; at a true +δ,
-false "equivalent" 0–2.0%. Looking every 8 settings, Δ-area effects of +0.2 / +0.3 stopped after 43 / 32 settings
+16 settings up to budgets of 32–128, false "more / less robust" in none of 200 studies per cell (24 cells); at a
+true +δ, false "equivalent" in none (before MIN_LOOK, 2% from looks at 4 settings). Looking every 8 settings, Δ-area effects of +0.2 / +0.3 stopped after 43 / 32 settings
 per model on average with a budget of 64 (the fixed design: 64, deciding 72 / 96% against 74 / 94%) and after
 67 / 41 with a budget of 128: 32–68% fewer settings; +0.1 is rarely decided by either design at these sizes.
 Caveats: 999 permutations cannot give p below 0.001, so looks spending less decide nothing in simulation (the
@@ -52,6 +52,7 @@ from robustbench_vit.analysis.metrics import DELTA_WINDOW
 
 ALPHA = I.ALPHA
 RHO = 2.0  # Kim–DeMets power: 1 spends evenly (Pocock-like), 3 keeps more for the end (O'Brien–Fleming-like)
+MIN_LOOK = 8  # settings per model below which a look before the budget spends nothing and decides nothing
 PATHS = 20_000  # simulated paths of expected_settings' normal approximation (seeded: deterministic)
 
 
@@ -83,12 +84,16 @@ def next_look(history: Sequence[Look], n: int, budget: int, *, alpha: float = AL
     """The look at n settings per model after the looks in `history` (oldest first, possibly spent under other
     budgets), the budget now `budget` settings per model: the α left times the spending function's increment
     since the previous look over what it has left; everything left at n ≥ budget. A look at no more settings
-    than the previous one (below the budget) gets level 0."""
+    than the last one that spent, or at fewer than MIN_LOOK settings (below the budget), gets level 0: a
+    percentile bootstrap over 4 settings cannot hold a level of 10⁻⁴ (in simulation, looks at 4 settings called
+    copies "equivalent" in 2–6% of studies, and a true difference of δ in 2%)."""
     spent = history[-1].spent if history else 0.0
-    prev = history[-1].n if history else 0
+    prev = next((lk.n for lk in reversed(history) if lk.level > 0), 0)  # the increment runs from the last spend
     left = max(alpha - spent, 0.0)
     if n >= budget:
         level = left
+    elif n < MIN_LOOK:
+        level = 0.0
     else:
         before, now = spend(prev / budget, 1.0, rho), spend(n / budget, 1.0, rho)
         level = left * (now - before) / (1.0 - before) if now > before else 0.0
