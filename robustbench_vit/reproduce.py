@@ -23,7 +23,8 @@ from robustbench_vit.study.commands import WIDE, print_plan
 from robustbench_vit.study.estimate import GPU_TFLOPS, cost
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.spec import StudySpec, override_suffix
-from robustbench_vit.study.until import Decider, Outcome, Sequential, Until, look_frame, run_until_decided
+from robustbench_vit.study.until import (NOTHING_SPENT, Decider, Outcome, Sequential, Until, look_frame,
+                                        run_until_decided)
 
 DECIDED = ("reproduced", "contradicted", "equivalent")  # a claim's decided statuses
 
@@ -51,7 +52,7 @@ def load_studies(claims: list[Claim], preset: str, overrides: dict | None = None
     return {c.study: load_spec(c.study, None if preset == "default" else preset, overrides) for c in claims}
 
 
-def confirm(preset: str, trials: int, hours: float, yes: bool, until: bool = False) -> None:
+def confirm(preset: str, trials: int, hours: float, *, yes: bool, until: bool = False) -> None:
     """Print the plan (`until`: the budget); above CONFIRM_GPU_HOURS ask on a terminal, else require --yes."""
     cost = (f"about {hours:,.1f} GPU-hours at {GPU_TFLOPS:.0f} TFLOP/s sustained per GPU (a lower bound for "
             f"small models, which a GPU runs below its FLOP rate)" if hours >= 0.05 else "CPU-sized")
@@ -76,7 +77,7 @@ def until_cost(specs: dict[str, StudySpec], models: list[ModelSpec] | None, unti
     return Cost(sum(c.trials for c in costs), sum(c.epochs for c in costs), sum(c.flops for c in costs))
 
 
-def expected_lines(claims: list[Claim], specs: dict[str, StudySpec], preset: str, run: RunOptions, until: Until,
+def expected_lines(claims: list[Claim], specs: dict[str, StudySpec], *, preset: str, run: RunOptions, until: Until,
                    stem: ModelSpec | None) -> list[str]:
     """--until-decided --dry-run: per claim, the expected cost of a decision next to the fixed plan's, from the
     effect and its sd measured by the default preset's stored run (normal approximation of the looks,
@@ -162,7 +163,7 @@ def claims_decider(claims: list[Claim], spec: StudySpec, stem: ModelSpec | None)
                 if (look := level(key)) is None:
                     continue
                 if look.level <= 0:  # nothing left to spend: this look decides nothing
-                    out.append(Outcome(key, "inconclusive", False, "no α left to spend", 0))
+                    out.append(Outcome(key, "inconclusive", False, NOTHING_SPENT, 0))
                     continue
                 s = score(claim, df, conv, patch, alpha=look.level, power=False)
                 p = "" if s.p is None else f"; p {s.p:.2g}"
@@ -179,7 +180,7 @@ def _trials(claim: Claim, df, conv: str, patch: str) -> int:
     return int(df["model"].isin([conv, patch]).sum())
 
 
-def _scored(claim: Claim, df, spec: StudySpec, conv: str, patch: str, seq: Sequential | None, size: str) -> Score:
+def _scored(claim: Claim, df, spec: StudySpec, *, conv: str, patch: str, seq: Sequential | None, size: str) -> Score:
     """A claim's score: on every stored trial (fixed design), or on its sequential decision's look at that look's
     level (the trials of later looks, run for other claims, do not change a taken decision)."""
     rec = seq.records.get(claim_key(claim, size)) if seq else None
@@ -209,7 +210,7 @@ def scorecard(claims: list[Claim], specs: dict[str, StudySpec], run: RunOptions,
         spec = specs[claim.study]
         seq = (sequential or {}).get(claim.study)
         for size, conv, patch in baselines(spec, stem):
-            rows.append((_scored(claim, frames[claim.study], spec, conv, patch, seq, size), size,
+            rows.append((_scored(claim, frames[claim.study], spec, conv=conv, patch=patch, seq=seq, size=size), size,
                          f"../{spec.name}/report.html"))
     return Card(preset, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 {s.name: described(s) for s in specs.values()}, rows)
@@ -303,7 +304,7 @@ def reproduce_command(*, preset: str, claims: str | None, run: RunOptions, yes: 
     if dry_run:
         print_plan(list(specs.values()), run, models, until=until)
         if until is not None:
-            print("\n".join(expected_lines(chosen, specs, preset, run, until, stem)))
+            print("\n".join(expected_lines(chosen, specs, preset=preset, run=run, until=until, stem=stem)))
         return 0
     c = cost(list(specs.values()), models) if until is None else until_cost(specs, models, until)
     confirm(preset, c.trials, c.gpu_hours, yes=yes or preset == "default", until=until is not None)

@@ -13,7 +13,8 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.plan import extended, plan, slots, step
-from robustbench_vit.study.until import ATTR, Budget, Outcome, Record, Until, run_until_decided
+from robustbench_vit.analysis.decisions import ATTR, Record
+from robustbench_vit.study.until import Budget, Outcome, Until, run_until_decided
 
 TINY = ("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 256, threads: 1}\n"
         "space:\n  lr: {values: [0.0005, 0.002, 0.008]}\n")

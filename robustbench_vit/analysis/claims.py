@@ -114,7 +114,7 @@ class Score:
         return f"{fmt(self.power, '%')} (80% at {need})"
 
 
-def _status(p: float, effect: float, interval: tuple[float, float], margin: float, alpha: float = I.ALPHA) -> str:
+def _status(p: float, effect: float, interval: tuple[float, float], *, margin: float, alpha: float = I.ALPHA) -> str:
     """Reproduced / contradicted only on a test significant at `alpha`, the sign of `effect` says which (> 0: as
     claimed); equivalent where the (1 − alpha) interval lies within ±margin; else inconclusive."""
     if p < alpha:
@@ -131,7 +131,7 @@ def _ran(df: pd.DataFrame, models: tuple[str, str]) -> str:
     return f"results: {per}; {span} epochs"
 
 
-def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str, alpha: float = I.ALPHA, *,
+def score(claim: Claim, df: pd.DataFrame, conv: str, patch: str, *, alpha: float = I.ALPHA,
           power: bool = True) -> Score:
     """Score `claim` on a study's trial table, `conv` (ViT_C or a user stem) against `patch` (ViT_P), its test at
     level `alpha` (a sequential look's spent level; default the fixed design's 5%). `power`: False skips the
@@ -220,7 +220,7 @@ def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what
                                                                       alpha=alpha)
     else:
         power = None
-    status = _status(test.p, effect, (lo, hi), claim.margin, alpha)
+    status = _status(test.p, effect, (lo, hi), margin=claim.margin, alpha=alpha)
     why = {"reproduced": "significant, in the paper's direction",
            "contradicted": "significant, against the paper's direction",
            "equivalent": f"not significant, and the difference lies within ±{claim.margin:g} points",

@@ -160,7 +160,7 @@ def build_report(study: str, *, runs_dir: str | Path = "runs", storage: str | li
     formats = parse_formats(formats)
     content = collect(load_study_data(study, runs_dir=runs_dir, storage=storage))
     if isinstance(storage, str) or storage is None:  # a --until-decided run: its decisions and their looks
-        from robustbench_vit.study.until import record_lines, stored_records
+        from robustbench_vit.analysis.decisions import record_lines, stored_records
 
         records = stored_records(study, runs_dir, storage)
         looks = max((r.looks for r in records.values()), key=len, default=[])

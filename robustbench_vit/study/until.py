@@ -14,7 +14,6 @@ look, spending only the α that is left.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field
 import optuna
 import pandas as pd
 
+from robustbench_vit.analysis.decisions import ATTR, Record, decisions_of
 from robustbench_vit.analysis.sequential import Look, next_look
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
@@ -32,8 +32,8 @@ from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.spec import StudySpec
 
 BUDGET_FACTOR = 4  # default budget: this many times the study's fixed design
+NOTHING_SPENT = "this look spends no α (under 8 settings per model, or none left)"
 LOOK_EVERY = 8  # default settings per model between looks (rounded up to the design's step; grids: one replicate)
-ATTR = "sequential "  # user-attr prefix of a decision's stored looks
 
 
 @dataclass(frozen=True)
@@ -113,22 +113,6 @@ Decider = Callable[[pd.DataFrame, Callable[[str], "Look | None"]], list[Outcome]
 
 
 @dataclass
-class Record:
-    """A decision's stored state: its looks (levels spent) and, once taken, at which look."""
-
-    looks: list[Look] = field(default_factory=list)
-    decided: dict | None = None  # {"status", "look", "n", "trials", "detail"}
-
-    def to_json(self) -> str:
-        return json.dumps({"looks": [lk.to_dict() for lk in self.looks], "decided": self.decided})
-
-    @classmethod
-    def from_json(cls, text: str) -> Record:
-        raw = json.loads(text)
-        return cls([Look.from_dict(x) for x in raw["looks"]], raw.get("decided"))
-
-
-@dataclass
 class Sequential:
     """What a `--until-decided` run did: its looks, why it stopped, and every decision's state."""
 
@@ -153,7 +137,7 @@ class Sequential:
 
 def _state(study: optuna.Study) -> dict[str, Record]:
     """The stored decisions of a study (user attrs ATTR + key)."""
-    return {k[len(ATTR):]: Record.from_json(v) for k, v in study.user_attrs.items() if k.startswith(ATTR)}
+    return decisions_of(study.user_attrs)
 
 
 def _first_slots(spec: StudySpec, n: int) -> set[tuple[int, int]]:
@@ -213,32 +197,7 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
             print(f"stopped at {n} settings per model: {failed} trial(s) failed without a result; run the same "
                   f"command again to re-run them", file=out)
             break
-        levels: dict[str, Look] = {}
-
-        def level(key: str) -> Look | None:
-            rec = seq.records.setdefault(key, Record())
-            if rec.decided:
-                return None
-            levels[key] = levels.get(key) or next_look(rec.looks, n, budget)
-            return levels[key]
-
-        outcomes = decide(df, level)
-        seq.trials = len(df)
-        for o in outcomes:
-            rec = seq.records[o.key]
-            rec.looks.append(levels[o.key])
-            if o.decided:
-                rec.decided = {"status": o.status, "look": len(rec.looks), "n": n, "trials": o.trials,
-                               "detail": o.detail}
-            home.set_user_attr(ATTR + o.key, rec.to_json())
-        seq.looks.append((n, len(df), outcomes))
-        lv = next(iter(levels.values()), None)
-        spent = f"; level {lv.level:.2g} (α spent {lv.spent:.3g} of 0.05)" if lv else ""
-        number = max((len(seq.records[o.key].looks) for o in outcomes), default=len(seq.looks))
-        print(f"look {number}: {n} settings per model, {len(df)} trials "
-              f"({summary.ran} ran now){spent}", file=out)
-        for o in outcomes:
-            print(_wrap(f"{o.key}: {o.status}" + (f" — {o.detail}" if o.detail else "")), file=out)
+        _analyse(seq, df, n, decide=decide, home=home, ran=summary.ran, out=out)
         if not seq.pending():
             seq.reason = "decided"
             break
@@ -250,6 +209,36 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
         seq.reason = "budget spent"
     print(stop_line(seq, len(models)), file=out)
     return seq
+
+
+def _analyse(seq: Sequential, df: pd.DataFrame, n: int, *, decide: Decider, home: optuna.Study, ran: int,
+             out) -> None:
+    """One look: each pending decision at the level this look spends for it, stored and printed."""
+    levels: dict[str, Look] = {}
+
+    def level(key: str) -> Look | None:
+        rec = seq.records.setdefault(key, Record())
+        if rec.decided:
+            return None
+        levels[key] = levels.get(key) or next_look(rec.looks, n, seq.budget)
+        return levels[key]
+
+    outcomes = decide(df, level)
+    seq.trials = len(df)
+    for o in outcomes:
+        rec = seq.records[o.key]
+        rec.looks.append(levels[o.key])
+        if o.decided:
+            rec.decided = {"status": o.status, "look": len(rec.looks), "n": n, "trials": o.trials,
+                           "detail": o.detail}
+        home.set_user_attr(ATTR + o.key, rec.to_json())
+    seq.looks.append((n, len(df), outcomes))
+    lv = next(iter(levels.values()), None)
+    spent = f"; level {lv.level:.2g} (α spent {lv.spent:.3g} of 0.05)" if lv else ""
+    number = max((len(seq.records[o.key].looks) for o in outcomes), default=len(seq.looks))
+    print(f"look {number}: {n} settings per model, {len(df)} trials ({ran} ran now){spent}", file=out)
+    for o in outcomes:
+        print(_wrap(f"{o.key}: {o.status}" + (f" — {o.detail}" if o.detail else "")), file=out)
 
 
 def stop_line(seq: Sequential, models: int) -> str:
@@ -281,7 +270,7 @@ def comparison_decider(wanted: Callable[[str, str], bool] = lambda model, baseli
             if not wanted(model, baseline) or (look := level(key)) is None:
                 continue
             if look.level <= 0:  # nothing left to spend: this look decides nothing
-                out.append(Outcome(key, "inconclusive", False, "no α left to spend"))
+                out.append(Outcome(key, "inconclusive", False, NOTHING_SPENT))
                 continue
             two = df[df["model"].isin([model, baseline])]
             two.attrs = dict(df.attrs)
@@ -323,38 +312,3 @@ def until_lines(specs: list[StudySpec], models: list[ModelSpec] | None, until: U
                                    f"spent); it stops at the first look that decides every comparison", 80))
     return lines
 
-
-def stored_records(study: str, runs_dir="runs", storage: str | None = None) -> dict[str, Record]:
-    """Every sequential decision stored for a study (on any of its model studies; {} when it never ran
-    --until-decided or is not stored)."""
-    from robustbench_vit.study.storage import open_storage, resolve_storage
-
-    try:
-        url = resolve_storage(study, runs_dir, storage)
-        store = open_storage(url, create=False)
-        out: dict[str, Record] = {}
-        for s in store.get_all_studies():
-            if s.study_name.startswith(f"{study}/"):
-                out |= {k[len(ATTR):]: Record.from_json(v) for k, v in s.user_attrs.items() if k.startswith(ATTR)}
-        return out
-    except Exception:  # noqa: BLE001 — a report of a study without stored looks has nothing to add
-        return {}
-
-
-def record_lines(records: dict[str, Record]) -> list[str]:
-    """One sentence per stored sequential decision: what it decided at which look, or where it was left."""
-    out = []
-    for key, rec in sorted(records.items()):
-        if not rec.looks:
-            continue
-        if rec.decided:
-            d, lk = rec.decided, rec.looks[rec.decided["look"] - 1]
-            out.append(f"Sequential (--until-decided): {key}: {d['status']} at look {d['look']} of {len(rec.looks)}, "
-                       f"{d['n']} settings per model ({d['trials']} trials), level α_k = {lk.level:.2g}"
-                       + (f" — {d['detail']}" if d.get("detail") else "") + ". Tables below analyse every stored "
-                       "trial at the fixed 5%; this decision is the one whose error rate holds under its looks.")
-        else:
-            lk = rec.looks[-1]
-            out.append(f"Sequential (--until-decided): {key}: undecided after {len(rec.looks)} look(s), the last at "
-                       f"{lk.n} settings per model; α spent {lk.spent:.3g} of 0.05 (a larger --budget continues).")
-    return out

@@ -1,0 +1,69 @@
+"""Sequential decisions as stored with a study: each decision's looks (the levels they spent) and, once taken, at
+which look — written by `study.until` (a `--until-decided` run), read back by it and by reports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from robustbench_vit.analysis.sequential import Look
+
+ATTR = "sequential "  # Optuna user-attr prefix of a decision's stored looks (the key follows)
+
+
+@dataclass
+class Record:
+    """A decision's stored state: its looks (levels spent) and, once taken, at which look."""
+
+    looks: list[Look] = field(default_factory=list)
+    decided: dict | None = None  # {"status", "look", "n", "trials", "detail"}
+
+    def to_json(self) -> str:
+        return json.dumps({"looks": [lk.to_dict() for lk in self.looks], "decided": self.decided})
+
+    @classmethod
+    def from_json(cls, text: str) -> Record:
+        raw = json.loads(text)
+        return cls([Look.from_dict(x) for x in raw["looks"]], raw.get("decided"))
+
+
+def decisions_of(attrs: Mapping[str, str]) -> dict[str, Record]:
+    """The decisions stored in an Optuna study's user attrs (ATTR + key)."""
+    return {k[len(ATTR):]: Record.from_json(v) for k, v in attrs.items() if k.startswith(ATTR)}
+
+
+def stored_records(study: str, runs_dir="runs", storage: str | None = None) -> dict[str, Record]:
+    """Every sequential decision stored for a study (on any of its model studies; {} when it never ran
+    --until-decided or is not stored)."""
+    from robustbench_vit.study.storage import open_storage, resolve_storage
+
+    try:
+        url = resolve_storage(study, runs_dir, storage)
+        store = open_storage(url, create=False)
+        out: dict[str, Record] = {}
+        for s in store.get_all_studies():
+            if s.study_name.startswith(f"{study}/"):
+                out |= decisions_of(s.user_attrs)
+        return out
+    except Exception:  # noqa: BLE001 — a report of a study without stored looks has nothing to add
+        return {}
+
+
+def record_lines(records: dict[str, Record]) -> list[str]:
+    """One sentence per stored sequential decision: what it decided at which look, or where it was left."""
+    out = []
+    for key, rec in sorted(records.items()):
+        if not rec.looks:
+            continue
+        if rec.decided:
+            d, lk = rec.decided, rec.looks[rec.decided["look"] - 1]
+            out.append(f"Sequential (--until-decided): {key}: {d['status']} at look {d['look']} of {len(rec.looks)}, "
+                       f"{d['n']} settings per model ({d['trials']} trials), level α_k = {lk.level:.2g}"
+                       + (f" — {d['detail']}" if d.get("detail") else "") + ". Tables below analyse every stored "
+                       "trial at the fixed 5%; this decision is the one whose error rate holds under its looks.")
+        else:
+            lk = rec.looks[-1]
+            out.append(f"Sequential (--until-decided): {key}: undecided after {len(rec.looks)} look(s), the last at "
+                       f"{lk.n} settings per model; α spent {lk.spent:.3g} of 0.05 (a larger --budget continues).")
+    return out
