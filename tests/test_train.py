@@ -68,6 +68,7 @@ def test_checkpoint_of_another_config_is_refused(tmp_path):
     with pytest.raises(UserError, match=r"different trial config \(fields differ: lr\)"):
         run_trial(cfg(epochs=1, lr=2e-3), tmp_path)
     assert run_trial(cfg(epochs=1, threads=1, extra={"tag": "x"}), tmp_path).status == "complete"  # runtime fields
+    assert run_trial(cfg(epochs=1, stop_hopeless=False), tmp_path).status == "complete"  # the stop rule: not the run
 
 
 def interrupted(config: TrialConfig, folder, after: int) -> None:

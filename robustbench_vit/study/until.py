@@ -243,7 +243,8 @@ def _analyse(seq: Sequential, df: pd.DataFrame, n: int, *, decide: Decider, home
 
 def stop_line(seq: Sequential, models: int) -> str:
     """Why the run stopped, and what it used."""
-    used = f"{seq.trials} trials used" if seq.trials else f"{seq.ran} trials ran"
+    stored = max((d["trials"] for d in seq.decided.values()), default=0)
+    used = f"{seq.trials} trials used" if seq.trials else f"{stored} stored trials used" if stored else "no trials"
     if seq.reason == "decided":
         where = sorted({d["look"] for d in seq.decided.values()})
         looks = f"look {where[-1]}" if where else "an earlier run"

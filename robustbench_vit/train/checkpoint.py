@@ -20,8 +20,9 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.train.config import TrialConfig
 
 # fields that may change between a run and its resumption without changing the result's meaning; of these, the
-# ones that change the arithmetic (device type, bf16 autocast, torch.compile) are checked by `runtime_key`
-RUNTIME_FIELDS = {"device", "threads", "compile", "amp", "extra"}
+# ones that change the arithmetic (device type, bf16 autocast, torch.compile) are checked by `runtime_key`;
+# stop_hopeless only decides whether a trial at chance stops (a checkpoint from before the rule existed resumes)
+RUNTIME_FIELDS = {"device", "threads", "compile", "amp", "extra", "stop_hopeless"}
 PREVIOUS = "prev.pt"
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ def load_checkpoint(path: Path | None, config: TrialConfig, runtime: dict | None
     state = _load(path) or _load(path.with_name(PREVIOUS))
     if state is None:
         return None
-    if state.get("config") != config_key(config):
-        diff = sorted(k for k, v in config_key(config).items() if state.get("config", {}).get(k) != v)
+    stored = {k: v for k, v in (state.get("config") or {}).items() if k not in RUNTIME_FIELDS}
+    if stored != config_key(config):
+        diff = sorted(k for k in {*stored, *config_key(config)} if stored.get(k) != config_key(config).get(k))
         raise UserError(f"{path}: checkpoint of a different trial config (fields differ: {', '.join(diff)}); "
                         f"use another trial folder or delete it")
     was = state.get("runtime")
