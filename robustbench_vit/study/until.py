@@ -184,7 +184,7 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
     n = (max(done) // every + 1) * every if done else every
     print(f"{spec.name}: until decided, a look every {every} settings per model, budget "
           f"{until.budget.text(budget, len(models))}", file=out)
-    if seq.records and not seq.pending():
+    if _all_decided(seq, decide, load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage), names):
         n = budget + 1  # everything was decided by an earlier run: look at nothing, train nothing
         seq.reason = "decided"
     while n <= budget:
@@ -209,6 +209,16 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
         seq.reason = "budget spent"
     print(stop_line(seq, len(models)), file=out)
     return seq
+
+
+def _all_decided(seq: Sequential, decide: Decider, df: pd.DataFrame, names: list[str]) -> bool:
+    """Whether every decision the run asks for was taken by an earlier run: each model has stored results (a new
+    stem's decisions appear only then) and every decision the decider would look at is stored as taken."""
+    if "model" not in df or not set(names) <= set(df["model"]):
+        return False
+    keys: list[str] = []
+    decide(df[df["model"].isin(names)], lambda key: keys.append(key))  # records the keys; decides nothing
+    return bool(keys) and all(k in seq.records and seq.records[k].decided for k in keys)
 
 
 def _analyse(seq: Sequential, df: pd.DataFrame, n: int, *, decide: Decider, home: optuna.Study, ran: int,
