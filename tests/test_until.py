@@ -114,3 +114,23 @@ def test_a_decision_taken_at_a_look_is_kept_and_the_run_stops_there(here, capsys
     html = build_report("tiny", runs_dir=str(here / "runs"), out_dir=here / "rep")["html"].read_text()
     assert "Sequential (--until-decided): x: more robust at look 2 of 2, 6 settings per model" in html
     assert "Kim &amp; DeMets" in html or "Kim & DeMets" in html  # the Methods paragraph on the procedure
+
+
+def test_earlier_decisions_skip_training_only_when_no_new_decision_can_appear():
+    """A new stem's decisions exist only once it has results: until then, decided claims do not stop the run."""
+    import pandas as pd
+
+    from robustbench_vit.study.until import Sequential, _all_decided
+
+    seq = Sequential("s", 8, 8, records={"x": Record(decided={"look": 1})})
+
+    def decide(df, level):
+        for key in ["x", *(["y"] if "stem" in set(df["model"]) else [])]:
+            level(key)
+        return []
+
+    two = pd.DataFrame({"model": ["vit_p", "vit_c"]})
+    assert _all_decided(seq, decide, two, ["vit_p", "vit_c"])
+    assert not _all_decided(seq, decide, two, ["vit_p", "vit_c", "stem"])  # the stem has no result yet
+    assert not _all_decided(seq, decide, pd.DataFrame({"model": ["vit_p", "vit_c", "stem"]}), ["vit_p", "stem"])
+    assert not _all_decided(seq, decide, pd.DataFrame(), ["vit_p"])
