@@ -1,6 +1,6 @@
 """Replay the hopeless-trial rule (train.loop.hopeless) on stored learning curves: what would it have stopped?
 
-    python benchmarks/replay_early_stop.py [RUNS_DIR]      # default /tmp/replay/runs
+    python benchmarks/replay_early_stop.py [RUNS_DIR]      # default runs (where `study run` stores)
 
 RUNS_DIR holds studies run with early stopping off (or before it existed), so every curve is complete. For every
 study found there (RUNS_DIR/<study>/study.db) and each candidate rule (margin m points, fraction f, minimum
@@ -78,7 +78,7 @@ def replay(df: pd.DataFrame, margin: float, fraction: float, min_epochs: int) ->
             "saved": saved, "trained": trained, "slack": slack}
 
 
-def main(runs_dir: str = "/tmp/replay/runs") -> int:
+def main(runs_dir: str = "runs") -> int:
     """Print the replay table: every study under runs_dir × every candidate rule (the shipped one marked *)."""
     studies = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db"))
     if not studies:
