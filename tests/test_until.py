@@ -134,3 +134,5 @@ def test_earlier_decisions_skip_training_only_when_no_new_decision_can_appear():
     assert not _all_decided(seq, decide, two, ["vit_p", "vit_c", "stem"])  # the stem has no result yet
     assert not _all_decided(seq, decide, pd.DataFrame({"model": ["vit_p", "vit_c", "stem"]}), ["vit_p", "stem"])
     assert not _all_decided(seq, decide, pd.DataFrame(), ["vit_p"])
+    other = Sequential("s", 8, 8, records={"x": Record(decided={"look": 1}), "z": Record()})  # z: another command's
+    assert _all_decided(other, decide, two, ["vit_p", "vit_c"]) and other.pending() == []

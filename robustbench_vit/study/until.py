@@ -121,18 +121,19 @@ class Sequential:
     every: int
     reason: str = ""  # "decided", "budget spent", "failed trials"
     looks: list[tuple[int, int, list[Outcome]]] = field(default_factory=list)  # (n, trials, outcomes) per look
-    records: dict[str, Record] = field(default_factory=dict)
+    records: dict[str, Record] = field(default_factory=dict)  # every decision stored with the study
+    keys: set[str] = field(default_factory=set)  # the decisions this run asks for (its decider looked at)
     ran: int = 0  # trials trained by this run
     trials: int = 0  # trials the run's last look rests on (stored ones included)
 
     @property
     def decided(self) -> dict[str, dict]:
         """Each taken decision's state ({"status", "look", "n", "trials", "detail"})."""
-        return {k: r.decided for k, r in self.records.items() if r.decided}
+        return {k: r.decided for k, r in self.records.items() if r.decided and k in self.keys}
 
     def pending(self) -> list[str]:
-        """The decisions not taken."""
-        return [k for k, r in self.records.items() if not r.decided]
+        """The decisions of this run not taken (others stored with the study, e.g. by another command, wait)."""
+        return sorted(k for k in self.keys if not (k in self.records and self.records[k].decided))
 
 
 def _state(study: optuna.Study) -> dict[str, Record]:
@@ -180,13 +181,14 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
     url = resolve_storage(spec.name, run.runs_dir, run.storage)
     home = open_studies(spec, url, models)[names[0]]  # where the decisions' looks are stored
     seq = Sequential(spec.name, budget, every, records=_state(home))
-    done = [r.looks[-1].n for r in seq.records.values() if r.looks and not r.decided]
-    n = (max(done) // every + 1) * every if done else every
-    print(f"{spec.name}: until decided, a look every {every} settings per model, budget "
-          f"{until.budget.text(budget, len(models))}", file=out)
     if _all_decided(seq, decide, load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage), names):
         n = budget + 1  # everything was decided by an earlier run: look at nothing, train nothing
         seq.reason = "decided"
+    else:  # continue after this run's last look (a decision that has none, e.g. a new stem's, starts it over)
+        done = [seq.records[k].looks[-1].n for k in seq.pending() if k in seq.records and seq.records[k].looks]
+        n = (max(done) // every + 1) * every if done else every
+    print(f"{spec.name}: until decided, a look every {every} settings per model, budget "
+          f"{until.budget.text(budget, len(models))}", file=out)
     while n <= budget:
         summary = run_study(spec, run, models=models, settings=n, progress=True)
         seq.ran += summary.ran
@@ -213,12 +215,13 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
 
 def _all_decided(seq: Sequential, decide: Decider, df: pd.DataFrame, names: list[str]) -> bool:
     """Whether every decision the run asks for was taken by an earlier run: each model has stored results (a new
-    stem's decisions appear only then) and every decision the decider would look at is stored as taken."""
-    if "model" not in df or not set(names) <= set(df["model"]):
+    stem's decisions appear only then) and every decision the decider would look at is stored as taken. The
+    decisions it would look at become the run's (`seq.keys`)."""
+    if "model" not in df or not len(df):
         return False
-    keys: list[str] = []
-    decide(df[df["model"].isin(names)], lambda key: keys.append(key))  # records the keys; decides nothing
-    return bool(keys) and all(k in seq.records and seq.records[k].decided for k in keys)
+    decide(df[df["model"].isin(names)], lambda key: seq.keys.add(key))  # records the keys; decides nothing
+    have = set(df["model"]) >= set(names)
+    return have and bool(seq.keys) and not seq.pending()
 
 
 def _analyse(seq: Sequential, df: pd.DataFrame, n: int, *, decide: Decider, home: optuna.Study, ran: int,
@@ -234,6 +237,7 @@ def _analyse(seq: Sequential, df: pd.DataFrame, n: int, *, decide: Decider, home
         return levels[key]
 
     outcomes = decide(df, level)
+    seq.keys |= set(levels)
     seq.trials = len(df)
     for o in outcomes:
         rec = seq.records[o.key]
