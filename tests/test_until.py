@@ -136,3 +136,22 @@ def test_earlier_decisions_skip_training_only_when_no_new_decision_can_appear():
     assert not _all_decided(seq, decide, pd.DataFrame(), ["vit_p"])
     other = Sequential("s", 8, 8, records={"x": Record(decided={"look": 1}), "z": Record()})  # z: another command's
     assert _all_decided(other, decide, two, ["vit_p", "vit_c"]) and other.pending() == []
+
+
+def test_a_model_that_never_trained_is_never_decided(tmp_path):
+    """Every vit_p trial diverged (all at the cap): its Δ are all 0, which would read as 'more robust' if decided."""
+    from robustbench_vit.analysis.frame import load_results
+    from robustbench_vit.analysis.sequential import decide_at
+    from robustbench_vit.study.until import comparison_decider
+    from tests.study_fixtures import write_study
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    write_study(url, "s", points=16)
+    df = load_results("s", storage=url)
+    dead = df["model"] == "vit_p_micro"
+    df.loc[dead, ["status", "error"]] = ["diverged", 100.0]
+    look = Look(16, 0.0125, 0.0125)
+    (o,) = comparison_decider()(df, lambda key: look)
+    assert o.status == "inconclusive" and not o.decided
+    at_chance = decide_at([90.0] * 16, list(range(5, 21)), "area", look, chance=90.0, margin=0.05, paired=True)
+    assert at_chance.outcome == "inconclusive"  # never below chance: nothing to decide either

@@ -133,7 +133,7 @@ def decide_at(a, b, statistic: str, look: Look, **decide_kwargs) -> Decision:
         nan, test = math.nan, I.TestResult((math.nan,), 1.0, 1.0, (1.0,), 0, True, kw["paired"])
         return Decision(statistic, nan, nan, Interval(nan, nan, nan), nan, test, kw["margin"], "inconclusive",
                         0.0, None, 0.0)
-    if look.level <= 0 or not decidable(a, b):
+    if look.level <= 0 or not decidable(a, b, cap=min(ERROR_CAP, decide_kwargs.get("chance", ERROR_CAP))):
         d = decide(a, b, statistic, **kw)
         return dataclasses.replace(d, outcome="inconclusive", power=0.0, needed=None, alpha=max(look.level, 0.0))
     return decide(a, b, statistic, alpha=look.level, **kw)

@@ -293,6 +293,9 @@ def comparison_decider(wanted: Callable[[str, str], bool] = lambda model, baseli
             d = c.decision
             detail = (f"{'normalised' if c.confounded else 'area'} {d.difference.text('+.3f')}, p {d.p:.2g}"
                       if d is not None else "")
+            if not c.learned:  # a model that did not train has no robustness to decide (DESIGN.md §1.1)
+                out.append(Outcome(key, "inconclusive", False, "a model has no trial that trained yet"))
+                continue
             out.append(Outcome(key, c.outcome, c.outcome in DECIDED or c.outcome == "differ, EDFs cross", detail,
                                c.n_model + c.n_baseline))
         return out
