@@ -34,7 +34,7 @@ from pathlib import Path
 
 import optuna
 
-from robustbench_vit.study.plan import quiet_optuna
+from robustbench_vit.store import quiet_optuna
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "tests" / "cluster"

@@ -36,6 +36,7 @@ import pandas as pd
 
 from robustbench_vit.analysis.frame import CHANCE_MARGIN, chance_error, load_results
 from robustbench_vit.analysis.inference import wilson
+from robustbench_vit.store import Results
 
 CANDIDATES = [  # (margin points, fraction of epochs, minimum epochs)
     (2.0, 0.1, 1), (2.0, 0.3, 2), (5.0, 0.3, 2), (1.0, 0.4, 2), (2.0, 0.5, 2), (1.0, 0.6, 2), (2.0, 0.7, 2),
@@ -84,7 +85,7 @@ def main(runs_dir: str = "runs") -> int:
     if not studies:
         print(f"no studies under {runs_dir}", file=sys.stderr)
         return 1
-    frames = {s: load_results(s, runs_dir=runs_dir) for s in studies}
+    frames = {s: load_results(s, Results.of(runs_dir)) for s in studies}
     print(f"{'rule (m, f, e)':<16} {'study':<22} {'N':>4} {'stopped':>7} {'learned stopped [95%]':>26} "
           f"{'epochs saved':>17} {'slack':>6}")
     for rule in CANDIDATES:

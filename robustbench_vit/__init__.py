@@ -6,8 +6,8 @@ The public API (imported lazily, so the command line starts fast): `load_spec`, 
 
 __version__ = "0.1.0"
 
-_API = {"load_spec": "study", "run_study": "study", "load_results": "analysis", "build_report": "analysis",
-        "run_trial": "train", "build_model": "models", "compare_stem": "compare"}
+_API = {"load_spec": "study", "run_study": "study", "load_results": "analysis", "build_report": "report",
+        "run_trial": "train", "build_model": "models", "compare_stem": "commands.compare"}
 
 
 def __getattr__(name: str):

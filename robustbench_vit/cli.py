@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from robustbench_vit.errors import UserError
+from robustbench_vit.store.urls import Results
 
 if TYPE_CHECKING:
     from robustbench_vit.study.options import RunOptions
@@ -26,21 +27,21 @@ def add_storage_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_models(args: argparse.Namespace) -> int:
     """Print the model table (or JSON)."""
-    from robustbench_vit.models.commands import models_command
+    from robustbench_vit.commands.models import models_command
 
     return models_command(args.json)
 
 
 def cmd_stems(args: argparse.Namespace) -> int:
     """Print the stem table (or JSON) at a size."""
-    from robustbench_vit.models.commands import stems_command
+    from robustbench_vit.commands.models import stems_command
 
     return stems_command(args.size, args.json)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """`train`: one trial with progress; exit 1 when the trial failed (diverged is a result: exit 0)."""
-    from robustbench_vit.train.console import make_config, train_console
+    from robustbench_vit.commands.train import make_config, train_console
 
     config = make_config(args.model, dataset=args.dataset, data_root=args.data_root, optimizer=args.optimizer,
                          lr=args.lr, weight_decay=args.wd, epochs=args.epochs, batch_size=args.batch_size,
@@ -50,13 +51,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_study(args: argparse.Namespace) -> int:
     """`study run|status|list`: run a study, show its progress, list the available studies."""
-    from robustbench_vit.study import commands
+    from robustbench_vit.commands import study as commands
     from robustbench_vit.study.files import study_name
 
     if args.study_command == "list":
         return commands.list_command(args.json)
     if args.study_command == "status":
-        return commands.status_command(study_name(args.name), args.runs_dir, args.storage, args.json)
+        return commands.status_command(study_name(args.name), Results.of(args.runs_dir, args.storage), args.json)
     return commands.run_command(args.name, args.preset, run_options(args), overrides=overrides(args),
                                 dry_run=args.dry_run, until=until(args))
 
@@ -125,8 +126,8 @@ def add_until_options(r: argparse.ArgumentParser) -> None:
 
 def until(args: argparse.Namespace):
     """The --until-decided options (None without the flag; --budget / --look-every alone are refused)."""
+    from robustbench_vit.commands.until import Budget, Until
     from robustbench_vit.errors import UserError
-    from robustbench_vit.study.until import Budget, Until
 
     if not args.until_decided:
         given = [f for f, v in (("--budget", args.budget), ("--look-every", args.look_every)) if v is not None]
@@ -138,7 +139,7 @@ def until(args: argparse.Namespace):
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """`compare --stem FILE.py:Class`: validate and FLOP-match a stem, run it on the baselines' trials, report."""
-    from robustbench_vit.compare import compare_command
+    from robustbench_vit.commands.compare import compare_command
 
     return compare_command(args.stem, study=args.study, preset=args.preset, size=args.size, name=args.name,
                            options=args.options, run=run_options(args), out=args.out, formats=args.format,
@@ -148,7 +149,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """`reproduce`: run the studies behind the paper's claims (reusing stored trials) and print the scorecard."""
-    from robustbench_vit.reproduce import reproduce_command
+    from robustbench_vit.commands.reproduce import reproduce_command
 
     return reproduce_command(preset=args.preset or "default", claims=args.claims, run=run_options(args),
                              yes=args.yes, out=args.out, formats=args.format, overrides=overrides(args),
@@ -157,7 +158,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """`calibrate STUDY`: train independent copies of a baseline on the study's settings; A/A rate, noise floor."""
-    from robustbench_vit.calibrate import calibrate_command
+    from robustbench_vit.commands.calibrate import calibrate_command
 
     return calibrate_command(args.name, model=args.model, replicas=args.replicas, preset=args.preset,
                              run=run_options(args), overrides=overrides(args), as_json=args.json, out=args.out,
@@ -210,10 +211,10 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`report NAME`: write the study's HTML (and PDF) report and print where."""
-    from robustbench_vit.analysis.report import build_report
+    from robustbench_vit.report.build import build_report
     from robustbench_vit.study.files import study_name
 
-    paths = build_report(study_name(args.name), runs_dir=args.runs_dir, storage=args.storage, out_dir=args.out,
+    paths = build_report(study_name(args.name), Results.of(args.runs_dir, args.storage), out_dir=args.out,
                          formats=args.format)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
@@ -225,16 +226,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     from robustbench_vit.analysis.frame import export_results
     from robustbench_vit.study.files import study_name
 
-    print(export_results(study_name(args.name), args.out, runs_dir=args.runs_dir, storage=args.storage))
+    print(export_results(study_name(args.name), args.out, Results.of(args.runs_dir, args.storage)))
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """`leaderboard [STUDY ...]`: rank every stem in the storage; a static site (and CSV / JSON)."""
-    from robustbench_vit.leaderboard import leaderboard_command
+    from robustbench_vit.commands.leaderboard import leaderboard_command
     from robustbench_vit.study.files import study_name
 
-    return leaderboard_command([study_name(s) for s in args.studies], runs_dir=args.runs_dir, storage=args.storage,
+    return leaderboard_command([study_name(s) for s in args.studies], Results.of(args.runs_dir, args.storage),
                                out=args.out, formats=args.format)
 
 

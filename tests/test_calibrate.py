@@ -8,6 +8,7 @@ import pytest
 
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.cli import main
+from robustbench_vit.store import Results
 
 
 @pytest.mark.slow
@@ -31,7 +32,7 @@ def test_calibrate_trains_copies_and_the_report_quotes_their_noise_floor(tmp_pat
     assert 0 <= out["noise_floor"]["area"] <= 1 and out["noise_floor"]["best"] >= 0
     assert json.loads((tmp_path / "reports" / "tiny_aa" / "calibration.json").read_text()) == out
     # every copy's trials started from their own weights (init seed) on the same data order (setting seed)
-    df = load_results("tiny_aa", runs_dir="runs")
+    df = load_results("tiny_aa", Results.of("runs"))
     assert set(df["model"]) == {"vit_c_micro", "vit_c_micro_aa1", "vit_c_micro_aa2"}
     per_setting = df.groupby("point")
     assert (per_setting["setting_seed"].nunique() == 1).all() and (per_setting["init_seed"].nunique() == 3).all()

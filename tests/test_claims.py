@@ -11,6 +11,7 @@ from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.claims import STATUSES, best_difference, gap_difference, load_claims, score
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.errors import UserError
+from robustbench_vit.store import Results
 from tests.study_fixtures import write_study
 
 P, C = "vit_p_micro", "vit_c_micro"
@@ -31,7 +32,7 @@ def frame(tmp_path, name: str, **kw) -> pd.DataFrame:
     """A synthetic study written to real Optuna storage and read back as the trial table."""
     url = f"sqlite:///{tmp_path / f'{name}.db'}"
     write_study(url, name, **kw)
-    return load_results(name, storage=url)
+    return load_results(name, Results.of(storage=url))
 
 
 def test_scores_on_a_study_where_the_conv_stem_is_better(tmp_path):

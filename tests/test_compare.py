@@ -8,7 +8,8 @@ import pytest
 
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.cli import main
-from robustbench_vit.compare import compare_stem, default_name
+from robustbench_vit.commands.compare import compare_stem, default_name
+from robustbench_vit.store import Results
 from robustbench_vit.study.options import RunOptions
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "overlap_stem.py") + ":OverlapPatchStem"
@@ -75,7 +76,7 @@ def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsy
     assert "overlap_patch_stem_micro vs vit_p_micro" in printed.out
     assert "overlap_patch_stem_micro vs vit_c_micro" in printed.out
 
-    df = load_results("cmp", runs_dir=runs)
+    df = load_results("cmp", Results.of(runs))
     points = {m: sorted(zip(g["point"], g["seed"], g["lr"])) for m, g in df.groupby("model")}
     assert points["overlap_patch_stem_micro"] == points["vit_p_micro"] == points["vit_c_micro"]  # paired
     html = (out / "report.html").read_text()
@@ -124,7 +125,7 @@ def test_broken_stem_is_refused_before_anything_is_written(tmp_path, capsys):
 def test_default_name_and_flop_matched_summary():
     assert default_name("x.py:OverlapPatchStem", "micro") == "overlap_patch_stem_micro"
     assert default_name("pkg.mod:GNConv3x3Stem", "tiny") == "gn_conv3x3_stem_tiny"
-    from robustbench_vit.compare import contender
+    from robustbench_vit.commands.compare import contender
 
     new = contender(EXAMPLE, size="1gf")
     assert new.spec.depth == new.complexity["depth"]

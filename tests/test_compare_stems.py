@@ -6,6 +6,7 @@ import yaml
 
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.cli import main
+from robustbench_vit.store import Results
 from tests.test_timm_stems import STUDY, emb  # noqa: F401  (emb: the fixture writing the timm-style stems)
 
 
@@ -43,7 +44,7 @@ def test_several_stems_run_in_one_launch_on_the_baselines_points_with_one_report
     for model in new[2:]:
         for base in ("vit_p_micro", "vit_c_micro"):
             assert f"{model} vs {base}: " in printed.out
-    df = load_results("s", runs_dir=runs)
+    df = load_results("s", Results.of(runs))
     points = {m: sorted(zip(g["point"], g["lr"])) for m, g in df.groupby("model")}
     assert set(points) == {"vit_p_micro", "vit_c_micro", *new}
     assert all(p == points["vit_p_micro"] for p in points.values())  # every stem on the baselines' points

@@ -13,11 +13,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tests.study_contract import LRS, MODELS, small_spec
 
+from robustbench_vit.store import resolve_storage
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
-from robustbench_vit.study.storage import resolve_storage
+from tests.study_contract import LRS, MODELS, small_spec
 
 pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is not installed: pip install -e '.[dashboard]'")
 

@@ -149,10 +149,11 @@ def test_ddp_job_claims_trains_and_stores_one_trial(tmp_path):
     import optuna
     import submitit
 
+    from robustbench_vit.store import resolve_storage
     from robustbench_vit.study.files import load_spec
     from robustbench_vit.study.launch import DDPWorker
     from robustbench_vit.study.plan import plan
-    from robustbench_vit.study.storage import enqueue_missing, open_studies, resolve_storage
+    from robustbench_vit.study.queue import enqueue_missing, open_studies
 
     (tmp_path / "one.yaml").write_text(SPEC_YAML)
     spec, runs = load_spec(str(tmp_path / "one.yaml")), tmp_path / "runs"

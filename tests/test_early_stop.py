@@ -7,12 +7,12 @@ import pytest
 
 from robustbench_vit.analysis.frame import ERROR_CAP, load_results
 from robustbench_vit.models import ModelSpec
+from robustbench_vit.store import FINISHED, Results, resolve_storage, slot_states
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.runner import is_duplicate
 from robustbench_vit.study.status import study_status
-from robustbench_vit.study.storage import FINISHED, resolve_storage, slot_states
 from robustbench_vit.train import TrialConfig, run_trial
 from robustbench_vit.train.loop import STOP_MARGIN, hopeless
 
@@ -82,7 +82,7 @@ def test_hopeless_trial_is_stopped_stored_pruned_counted_at_the_cap_and_never_re
     assert stopped.value == a["history"][-1]["val_error"]
     assert a["message"].startswith("stopped early at epoch 4 of 5: did not train")
     # a finished result: status counts it, the progress's FINISHED too; a rerun trains nothing
-    counts = study_status(spec.name, runs)["vit_c_micro"]
+    counts = study_status(spec.name, Results.of(runs))["vit_c_micro"]
     assert (counts["complete"], counts["stopped"], counts["failed"], counts["pending"]) == (1, 1, 0, 0)
     assert "stopped" in FINISHED and slot_states(s.trials)[(a["point"], 0)] == "stopped"
     assert run_study(spec, RunOptions(runs_dir=runs), progress=False).ran == 0
@@ -91,7 +91,7 @@ def test_hopeless_trial_is_stopped_stored_pruned_counted_at_the_cap_and_never_re
     s.enqueue_trial({"weight_decay": HOPELESS_WD}, user_attrs={"point": a["point"], "seed": 0})
     assert is_duplicate(s, s.trials[-1]) and s.trials[-1].state == optuna.trial.TrialState.WAITING
     # the analysis: did not train (at chance), at the cap, marked as stopped early
-    df = load_results(spec.name, runs_dir=runs).set_index("weight_decay")
+    df = load_results(spec.name, Results.of(runs)).set_index("weight_decay")
     assert df.at[HOPELESS_WD, "status"] == "collapsed" and df.at[HOPELESS_WD, "error"] == ERROR_CAP
     assert bool(df.at[HOPELESS_WD, "stopped_early"]) and df.at[HOPELESS_WD, "epochs_run"] == 4
     assert df.at[0.05, "status"] == "complete" and not df.at[0.05, "stopped_early"]

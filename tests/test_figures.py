@@ -5,10 +5,11 @@ import pytest
 import seaborn as sns
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
-from tests.study_fixtures import write_study
 
 from robustbench_vit.analysis import figures as F
 from robustbench_vit.analysis.frame import load_results
+from robustbench_vit.store import Results
+from tests.study_fixtures import write_study
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,7 @@ def frames(tmp_path_factory):
     write_study(url, "lrwd", points=16, failed=1)
     write_study(url, "opt", points=4, optimizers=("adamw", "sgd"))
     write_study(url, "ep", points=1, seeds=2, epochs=(2, 4, 8), design="lr")
-    return {s: load_results(s, storage=url) for s in ("lrwd", "opt", "ep")}
+    return {s: load_results(s, Results.of(storage=url)) for s in ("lrwd", "opt", "ep")}
 
 
 def test_palette_is_fixed_and_colour_blind_safe():
@@ -92,7 +93,7 @@ def test_one_colour_per_model_in_every_figure(frames):
 def test_one_trial_still_draws(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     write_study(url, "one", models=("vit_c_micro",), points=1)
-    items = F.make_figures(load_results("one", storage=url))
+    items = F.make_figures(load_results("one", Results.of(storage=url)))
     assert [f.id for f in items] == ["distribution", "curves"]  # EDFs and budgets need two trials
 
 

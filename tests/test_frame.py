@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tests.study_fixtures import write_study
 
-from robustbench_vit.analysis.frame import curves, export_results, load_results, load_study_data, mask_url
+from robustbench_vit.analysis.frame import curves, export_results, load_results, load_study_data
 from robustbench_vit.errors import UserError
+from robustbench_vit.store import Results, mask_url
+from tests.study_fixtures import write_study
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def url(tmp_path_factory):
 
 
 def test_one_row_per_trial_with_contract_columns(url):
-    df = load_results("demo", storage=url)
+    df = load_results("demo", Results.of(storage=url))
     assert len(df) == 2 * (12 + 3)  # the two retried slots count once, with the attempt that stands
     assert sorted(df["attempts"])[-4:] == [2, 2, 2, 2] and (df.loc[df["attempts"] == 2, "status"] != "failed").all()
     assert set(df["status"]) == {"complete", "diverged", "failed", "running", "pending"}
@@ -40,7 +41,7 @@ def test_one_row_per_trial_with_contract_columns(url):
 
 
 def test_curves_long_form(url):
-    df = load_results("demo", storage=url)
+    df = load_results("demo", Results.of(storage=url))
     c = curves(df)
     assert len(c) == sum(len(h) for h in df["history"])
     t = df[df["status"] == "complete"].iloc[0]
@@ -51,16 +52,16 @@ def test_curves_long_form(url):
 
 
 def test_study_data_and_unknown_study(url):
-    data = load_study_data("demo", storage=url)
+    data = load_study_data("demo", Results.of(storage=url))
     assert set(data.models) == {"vit_p_micro", "vit_c_micro"} and data.spec["design"] == "lr_wd"
     with pytest.raises(UserError, match=r"unknown study 'nope'.*demo, other"):
-        load_results("nope", storage=url)
+        load_results("nope", Results.of(storage=url))
 
 
 def test_several_storages_are_merged(url, tmp_path):
     second = f"sqlite:///{tmp_path / 'b.db'}"
     write_study(second, "demo", models=("mine<b>&",), points=12)
-    df = load_results("demo", storage=[url, second])
+    df = load_results("demo", Results.of(storage=[url, second]))
     assert set(df["model"]) == {"vit_p_micro", "vit_c_micro", "mine<b>&"}
 
 
@@ -70,8 +71,8 @@ def test_mask_url():
 
 @pytest.mark.parametrize("ext", ["parquet", "csv"])
 def test_export_round_trip(url, tmp_path, ext):
-    df = load_results("demo", storage=url)
-    out = export_results("demo", tmp_path / f"t.{ext}", storage=url)
+    df = load_results("demo", Results.of(storage=url))
+    out = export_results("demo", tmp_path / f"t.{ext}", Results.of(storage=url))
     back = pd.read_parquet(out) if ext == "parquet" else pd.read_csv(out)
     assert list(back.columns) == list(df.columns) and len(back) == len(df)
     pd.testing.assert_series_equal(back["error"], df["error"])
@@ -82,35 +83,35 @@ def test_export_round_trip(url, tmp_path, ext):
 
 def test_export_rejects_unknown_extension(url, tmp_path):
     with pytest.raises(UserError, match=r"\.xlsx.*\.csv, \.parquet"):
-        export_results("demo", tmp_path / "t.xlsx", storage=url)
+        export_results("demo", tmp_path / "t.xlsx", Results.of(storage=url))
     assert not (tmp_path / "t.xlsx").exists()
 
 
 def test_default_storage_under_runs_dir(tmp_path):
-    from robustbench_vit.study.storage import resolve_storage
+    from robustbench_vit.store import resolve_storage
 
     (tmp_path / "demo").mkdir()
     write_study(resolve_storage("demo", runs_dir=tmp_path), "demo", points=3)
-    assert len(load_results("demo", runs_dir=tmp_path)) == 6
+    assert len(load_results("demo", Results.of(tmp_path))) == 6
     with pytest.raises(UserError, match=r"unknown study 'nope'.*studies in .*: demo\)"):
-        load_results("nope", runs_dir=tmp_path)
+        load_results("nope", Results.of(tmp_path))
     assert not (tmp_path / "nope").exists()  # reading never creates storage
 
 
 def test_unreadable_storage_is_one_clear_error(tmp_path):
     missing = tmp_path / "none.db"
     with pytest.raises(UserError, match=r"no SQLite file .*none\.db"):
-        load_results("demo", storage=f"sqlite:///{missing}")
+        load_results("demo", Results.of(storage=f"sqlite:///{missing}"))
     assert not missing.exists()
     with pytest.raises(UserError, match=r"storage weird://bob:\*\*\*@h:1:2: cannot read it") as e:
-        load_results("demo", storage="weird://bob:s3cret@h:1:2")
+        load_results("demo", Results.of(storage="weird://bob:s3cret@h:1:2"))
     assert "s3cret" not in str(e.value)
 
 
 @pytest.mark.postgres
 def test_postgres_and_sqlite_read_together(postgres_url, url):
     write_study(postgres_url, "demo", models=("mine<b>&",), points=12)  # the same study, one model elsewhere
-    df = load_results("demo", storage=[url, postgres_url])
+    df = load_results("demo", Results.of(storage=[url, postgres_url]))
     assert set(df["model"]) == {"vit_p_micro", "vit_c_micro", "mine<b>&"}
     pg = df[df["model"] == "mine<b>&"]
     assert len(pg) == 12 and pg["storage"].str.startswith("postgresql").all() and pg["history"].map(len).gt(0).all()
@@ -124,7 +125,7 @@ def test_report_and_status_count_the_same_attempt_per_slot(tmp_path):
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    from robustbench_vit.study.storage import count_states, slot_states
+    from robustbench_vit.store import count_states, slot_states
 
     u = f"sqlite:///{tmp_path / 's.db'}"
     s = optuna.create_study(study_name="st/vit_c_micro", storage=u)
@@ -135,7 +136,7 @@ def test_report_and_status_count_the_same_attempt_per_slot(tmp_path):
             (TrialState.WAITING, 2, None, None)]:
         attrs = {"point": point, "seed": 0} | ({"status": status} if status else {})
         s.add_trial(create_trial(state=state, value=value, params={}, distributions={}, user_attrs=attrs))
-    df = load_results("st", storage=u).set_index("point")
+    df = load_results("st", Results.of(storage=u)).set_index("point")
     states = slot_states(s.get_trials())
     assert df["status"].to_dict() == {p: states[(p, 0)] for p in (0, 1, 2)} == {0: "complete", 1: "running",
                                                                                   2: "pending"}

@@ -7,10 +7,11 @@ import optuna
 import pandas as pd
 import pytest
 from pypdf import PdfReader
-from tests.study_fixtures import write_study
 
 from robustbench_vit.analysis.importance import MIN_TRIALS, importance_table, importances
-from robustbench_vit.analysis.report import build_report
+from robustbench_vit.report.build import build_report
+from robustbench_vit.store import Results
+from tests.study_fixtures import write_study
 
 SPACE = {"lr": {"low": 1e-4, "high": 1e-1, "log": True}, "weight_decay": {"low": 1e-3, "high": 3.0, "log": True}}
 SPEC = {"design": {"kind": "random"}, "space": SPACE}
@@ -108,7 +109,7 @@ def test_report_shows_each_models_importances(tmp_path):
                       "weight_decay": {"low": 1e-3, "high": 1.0, "log": True}}}
     for m in ("vit_p_micro", "vit_c_micro"):  # the fixture stores no design kind: make it a random design
         optuna.load_study(study_name=f"imp/{m}", storage=storage).set_user_attr("spec", spec)
-    paths = build_report("imp", storage=url, out_dir=tmp_path / "out", formats=("html", "pdf"))
+    paths = build_report("imp", Results.of(storage=url), out_dir=tmp_path / "out", formats=("html", "pdf"))
     html = paths["html"].read_text()
     assert 'id="importance-table"' in html and 'href="#importance"' in html and "not causal" in html
     for m in ("vit_p_micro", "vit_c_micro"):

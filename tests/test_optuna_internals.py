@@ -14,8 +14,8 @@ import pytest
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
-from robustbench_vit.study.optuna_internals import (BaseHeartbeat, cached, heartbeat, open_trial, pop_waiting_trial,
-                                                    record_heartbeat, storage_of)
+from robustbench_vit.store.optuna_internals import (BaseHeartbeat, cached, heartbeat, open_trial, pop_waiting_trial,
+                                                     record_heartbeat, storage_of)
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 
@@ -129,7 +129,7 @@ def test_heartbeat_keeps_a_trial_alive_and_stops_at_the_end_of_the_block(tmp_pat
 def test_our_storage_wrapper_still_covers_every_abstract_method(tmp_path):
     """ResilientStorage forwards each BaseStorage / BaseHeartbeat method through its retry loop: a method a new
     Optuna adds (abstract, so every storage must have it) would leave it unusable, named here."""
-    from robustbench_vit.study.resilient import ResilientStorage
+    from robustbench_vit.store.resilient import ResilientStorage
 
     missing = sorted((BaseStorage.__abstractmethods__ | BaseHeartbeat.__abstractmethods__) - set(vars(ResilientStorage)))
     assert not missing, f"optuna storage API changed: ResilientStorage lacks {missing}"

@@ -6,11 +6,12 @@ import textwrap
 import pandas as pd
 import pytest
 from pypdf import PdfReader
-from tests.study_fixtures import write_study
 
-from robustbench_vit.analysis.report import build_report
 from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError
+from robustbench_vit.report.build import build_report
+from robustbench_vit.store import Results
+from tests.study_fixtures import write_study
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +25,7 @@ def url(tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(url, tmp_path_factory):
     """The demo report in both formats."""
-    return build_report("demo", storage=url, out_dir=tmp_path_factory.mktemp("out"), formats=("html", "pdf"))
+    return build_report("demo", Results.of(storage=url), out_dir=tmp_path_factory.mktemp("out"), formats=("html", "pdf"))
 
 
 def test_html_is_complete_and_self_contained(built):
@@ -83,9 +84,9 @@ def test_one_model_one_trial_and_nothing_finished(tmp_path):
     u = f"sqlite:///{tmp_path / 's.db'}"
     write_study(u, "single", models=("vit_c_micro",), points=1)
     write_study(u, "waiting", models=("vit_p_micro", "vit_c_micro"), points=0, pending=2)
-    html = build_report("single", storage=u, out_dir=tmp_path / "a", formats=("html", "pdf"))["html"].read_text()
+    html = build_report("single", Results.of(storage=u), out_dir=tmp_path / "a", formats=("html", "pdf"))["html"].read_text()
     assert "Comparisons unavailable" in html and "Only one model" in html
-    out = build_report("waiting", storage=u, out_dir=tmp_path / "b", formats=("html", "pdf"))
+    out = build_report("waiting", Results.of(storage=u), out_dir=tmp_path / "b", formats=("html", "pdf"))
     html = out["html"].read_text()
     assert "No trial has a result yet" in html and "(partial)" in html
     assert len(PdfReader(out["pdf"]).pages) >= 1
@@ -93,9 +94,9 @@ def test_one_model_one_trial_and_nothing_finished(tmp_path):
 
 def test_unknown_study_and_bad_format_write_nothing(url, tmp_path):
     with pytest.raises(UserError, match=r"unknown study 'nope'.*demo"):
-        build_report("nope", storage=url, out_dir=tmp_path / "x")
+        build_report("nope", Results.of(storage=url), out_dir=tmp_path / "x")
     with pytest.raises(UserError, match=r"unknown format 'docx'; allowed formats are html, pdf"):
-        build_report("demo", storage=url, out_dir=tmp_path / "y", formats=("html", "docx"))
+        build_report("demo", Results.of(storage=url), out_dir=tmp_path / "y", formats=("html", "docx"))
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import websocket
-from tests.study_fixtures import write_study
 
-from robustbench_vit.analysis.report import build_report
+from robustbench_vit.report.build import build_report
+from robustbench_vit.store import Results
+from tests.study_fixtures import write_study
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "reports" / "_test_artifacts"
@@ -142,7 +143,7 @@ def test_the_check_catches_console_errors_and_failed_loads(browser, tmp_path):
 def test_report_renders_without_errors_with_every_figure(browser, tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     write_study(url, "browser_demo", points=16, failed=1)
-    html = build_report("browser_demo", storage=url, out_dir=tmp_path / "report")["html"]
+    html = build_report("browser_demo", Results.of(storage=url), out_dir=tmp_path / "report")["html"]
     browser.open(html)
     assert browser.problems() == []
     assert all(u.startswith(("file://", "data:")) for u in browser.requests()), browser.requests()

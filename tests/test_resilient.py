@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import create_engine, exc, text
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.study.resilient import StorageUnreachable, retry, unreachable
+from robustbench_vit.store.resilient import StorageUnreachable, retry, unreachable
 
 
 def refused() -> exc.OperationalError:

@@ -16,14 +16,15 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from tests.study_contract import MODELS, small_spec
 
 from robustbench_vit.errors import UserError
+from robustbench_vit.store import resolve_storage
+from robustbench_vit.store.optuna_internals import storage_of
 from robustbench_vit.study import runner
 from robustbench_vit.study.launch import guard_preemption_handler
-from robustbench_vit.study.optuna_internals import storage_of
 from robustbench_vit.study.plan import plan
-from robustbench_vit.study.storage import enqueue_missing, open_studies, resolve_storage
+from robustbench_vit.study.queue import enqueue_missing, open_studies
+from tests.study_contract import MODELS, small_spec
 
 
 def queued(tmp_path, prefix: str, epochs: int = 1):
@@ -225,8 +226,8 @@ def test_bad_or_unreachable_storage_is_one_masked_line(command, url, tmp_path, c
 
 def test_printed_storage_urls_hide_passwords():
     """`study run` repeats --storage in its follow-up commands with the password masked."""
-    from robustbench_vit.study.commands import _location_flags
-    from robustbench_vit.study.storage import mask_url
+    from robustbench_vit.commands.study import _location_flags
+    from robustbench_vit.store import mask_url
 
     flags = _location_flags("runs", "postgresql://me:s3cret@db:5432/rbv")
     assert flags == " --storage 'postgresql://me:***@db:5432/rbv'"
@@ -292,9 +293,8 @@ def test_edited_stem_file_on_the_same_storage_is_refused(tmp_path):
 
 def ddp_rank(rank: int, port: int, url: str, out: str) -> None:
     """One rank of a 2-process gloo DDP job whose rank 0 fails at once (its storage does not exist)."""
-    from tests.test_ddp import join
-
     from robustbench_vit.study.ddp import ddp_work
+    from tests.test_ddp import join
 
     join(rank, 2, port)
     try:
@@ -307,6 +307,7 @@ def ddp_rank(rank: int, port: int, url: str, out: str) -> None:
 def test_ddp_job_ends_on_every_rank_when_rank_0_fails(tmp_path):
     """Rank 0 failing before its first trial still releases the other ranks (they would wait for a trial forever)."""
     import torch.multiprocessing as mp
+
     from tests.test_ddp import free_port
 
     url = f"sqlite:///{tmp_path / 'none' / 'study.db'}"

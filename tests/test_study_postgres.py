@@ -9,10 +9,10 @@ import time
 
 import optuna
 import pytest
-from tests.study_contract import MODELS, assert_stored, small_spec
 
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
+from tests.study_contract import MODELS, assert_stored, small_spec
 
 
 @pytest.mark.slow

@@ -16,15 +16,15 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from tests.study_contract import MODELS, assert_stored, small_spec
 
 from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError
+from robustbench_vit.store import FINISHED, Results, resolve_storage
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.status import study_status
-from robustbench_vit.study.storage import FINISHED, resolve_storage
+from tests.study_contract import MODELS, assert_stored, small_spec
 
 DONE = optuna.trial.TrialState.COMPLETE
 
@@ -46,7 +46,7 @@ def test_inline_run_stores_the_contract_and_runs_nothing_twice(tmp_path, capsys)
     assert again.ran == 0
     assert {m: [t.number for t in trials(url, spec.name, m)] for m in MODELS} == {
         m: [t.number for t in first[m]] for m in MODELS}
-    counts = study_status(spec.name, runs)
+    counts = study_status(spec.name, Results.of(runs))
     assert set(counts) == set(MODELS) and all(sum(c.values()) == 2 and c["complete"] + c["diverged"] == 2
                                               for c in counts.values())
     assert main(["study", "status", spec.name, "--runs-dir", str(runs), "--json"]) == 0
@@ -133,7 +133,7 @@ def test_interrupted_study_resumes_only_the_rest(how, tmp_path):
     proc.send_signal(signal.SIGINT if how == "sigint" else signal.SIGKILL)
     out, err = proc.communicate(timeout=60)
     url = resolve_storage(path.stem, runs)
-    counts = study_status(path.stem, runs)
+    counts = study_status(path.stem, Results.of(runs))
     if how == "sigint":
         assert proc.returncode == 130 and "Resume with: robustbench-vit study run" in err, err
         assert sum(c["running"] for c in counts.values()) == 0 and sum(c["pending"] for c in counts.values()) >= 1
@@ -176,7 +176,7 @@ def test_local_workers_of_a_killed_study_run_finish_their_trial_and_stop(tmp_pat
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         raise AssertionError("the workers of the killed study run kept going") from None
-    counts = study_status(path.stem, runs)
+    counts = study_status(path.stem, Results.of(runs))
     assert sum(c["running"] for c in counts.values()) == 0
     assert sum(c[s] for c in counts.values() for s in FINISHED) <= 2  # the two they were training, no more
     assert sum(c["pending"] for c in counts.values()) >= 2

@@ -10,13 +10,13 @@ import uuid
 import optuna
 import pytest
 import torch
-from tests.study_contract import assert_stored, small_spec
 
 from robustbench_vit.cli import main
+from robustbench_vit.store import count_states
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions, SlurmOptions
-from robustbench_vit.study.storage import count_states
+from tests.study_contract import assert_stored, small_spec
 
 
 def job_states(name: str, timeout: float = 60) -> list[str]:

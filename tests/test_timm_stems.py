@@ -6,7 +6,7 @@ import torch
 from timm.layers import PatchEmbed
 
 from robustbench_vit.cli import main
-from robustbench_vit.compare import contender
+from robustbench_vit.commands.compare import contender
 from robustbench_vit.data import load_dataset
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, build_model, matched_depth, model_complexity, validate_stem

@@ -6,15 +6,16 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from robustbench_vit.analysis.report import build_report
+from robustbench_vit.analysis.decisions import ATTR, Record
 from robustbench_vit.analysis.sequential import Look
 from robustbench_vit.cli import main
+from robustbench_vit.commands.until import Budget, Outcome, Until, run_until_decided
 from robustbench_vit.errors import UserError
+from robustbench_vit.report.build import build_report
+from robustbench_vit.store import Results
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.plan import extended, plan, slots, step
-from robustbench_vit.analysis.decisions import ATTR, Record
-from robustbench_vit.study.until import Budget, Outcome, Until, run_until_decided
 
 TINY = ("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 256, threads: 1}\n"
         "space:\n  lr: {values: [0.0005, 0.002, 0.008]}\n")
@@ -111,7 +112,7 @@ def test_a_decision_taken_at_a_look_is_kept_and_the_run_stops_there(here, capsys
     again = run_until_decided(spec, run, Until(Budget(trials=60)), decide)
     assert again.ran == 0 and again.looks == [] and again.reason == "decided"
     assert isinstance(again.records["x"].looks[0], Look)
-    html = build_report("tiny", runs_dir=str(here / "runs"), out_dir=here / "rep")["html"].read_text()
+    html = build_report("tiny", Results.of(str(here / "runs")), out_dir=here / "rep")["html"].read_text()
     assert "Sequential (--until-decided): x: more robust at look 2 of 2, 6 settings per model" in html
     assert "Kim &amp; DeMets" in html or "Kim & DeMets" in html  # the Methods paragraph on the procedure
 
@@ -120,7 +121,7 @@ def test_earlier_decisions_skip_training_only_when_no_new_decision_can_appear():
     """A new stem's decisions exist only once it has results: until then, decided claims do not stop the run."""
     import pandas as pd
 
-    from robustbench_vit.study.until import Sequential, _all_decided
+    from robustbench_vit.commands.until import Sequential, _all_decided
 
     seq = Sequential("s", 8, 8, records={"x": Record(decided={"look": 1})})
 
@@ -142,12 +143,12 @@ def test_a_model_that_never_trained_is_never_decided(tmp_path):
     """Every vit_p trial diverged (all at the cap): its Δ are all 0, which would read as 'more robust' if decided."""
     from robustbench_vit.analysis.frame import load_results
     from robustbench_vit.analysis.sequential import decide_at
-    from robustbench_vit.study.until import comparison_decider
+    from robustbench_vit.commands.until import comparison_decider
     from tests.study_fixtures import write_study
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     write_study(url, "s", points=16)
-    df = load_results("s", storage=url)
+    df = load_results("s", Results.of(storage=url))
     dead = df["model"] == "vit_p_micro"
     df.loc[dead, ["status", "error"]] = ["diverged", 100.0]
     look = Look(16, 0.0125, 0.0125)

@@ -7,9 +7,9 @@ import pytest
 
 from robustbench_vit.analysis import metrics as M
 from robustbench_vit.analysis.comparison import comparisons
-from robustbench_vit.analysis.figures import make_figures
 from robustbench_vit.analysis.summary import comparisons_table, metrics_table
 from robustbench_vit.analysis.verdict import OUTCOMES, verdicts
+from robustbench_vit.report.figures import make_figures
 
 N = 16  # paired settings
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from robustbench_vit.analysis.sequential import Look
+from robustbench_vit.store import Results, study_attrs
 
 ATTR = "sequential "  # Optuna user-attr prefix of a decision's stored looks (the key follows)
 
@@ -33,18 +34,13 @@ def decisions_of(attrs: Mapping[str, str]) -> dict[str, Record]:
     return {k[len(ATTR):]: Record.from_json(v) for k, v in attrs.items() if k.startswith(ATTR)}
 
 
-def stored_records(study: str, runs_dir="runs", storage: str | None = None) -> dict[str, Record]:
+def stored_records(study: str, results: Results) -> dict[str, Record]:
     """Every sequential decision stored for a study (on any of its model studies; {} when it never ran
     --until-decided or is not stored)."""
-    from robustbench_vit.study.storage import open_storage, resolve_storage
-
     try:
-        url = resolve_storage(study, runs_dir, storage)
-        store = open_storage(url, create=False)
         out: dict[str, Record] = {}
-        for s in store.get_all_studies():
-            if s.study_name.startswith(f"{study}/"):
-                out |= decisions_of(s.user_attrs)
+        for attrs in study_attrs(study, results):
+            out |= decisions_of(attrs)
         return out
     except Exception:  # noqa: BLE001 — a report of a study without stored looks has nothing to add
         return {}

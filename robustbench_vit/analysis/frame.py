@@ -10,10 +10,12 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from sqlalchemy.engine import make_url
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.study.storage import mask_url, slot_states
+from robustbench_vit.models.complexity import model_complexity
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.store import (Results, TrialRecord, read_studies, split_study_name, standing, study_urls,
+                                   trial_state)
 
 ERROR_CAP = 100.0  # trials that did not train (diverged, collapsed, stopped) count at this error (percent) everywhere
 CHANCE_MARGIN = 5.0  # points: a finished trial whose error is within this of chance error is "collapsed"
@@ -26,12 +28,6 @@ RESULTS = STATUSES[:3]
 DID_NOT_TRAIN = ("collapsed", "diverged")
 HYPERPARAMS = ("optimizer", "lr", "weight_decay", "epochs", "batch_size")  # always columns (from the config)
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}  # image folders: counted from data_root/train
-_STATE = {
-    optuna.trial.TrialState.RUNNING: "running",
-    optuna.trial.TrialState.WAITING: "pending",
-    optuna.trial.TrialState.FAIL: "failed",
-    optuna.trial.TrialState.PRUNED: "failed",  # pruned by anything but the harness's hopeless-trial rule: no result
-}
 
 
 @dataclass
@@ -60,50 +56,6 @@ def is_baseline(model: str) -> bool:
     return model.startswith(("vit_p_", "vit_c_"))
 
 
-def _urls(study: str, runs_dir: str | Path, storage: str | list[str] | None) -> list[str]:
-    """Storage URLs to read: the given one(s), or the study's default SQLite file; SQLite files must exist."""
-    if storage is None:
-        from robustbench_vit.study.storage import resolve_storage
-
-        urls = [resolve_storage(study, runs_dir=runs_dir)]
-    else:
-        urls = [storage] if isinstance(storage, str) else list(storage)
-    for url in urls:
-        path = Path(make_url(url).database or "") if url.startswith("sqlite:") else None
-        if path is not None and not path.is_file():  # reading must not create an empty database
-            where = f"runs dir {runs_dir}/" if storage is None else "--storage"
-            present = sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db")) if storage is None else []
-            listed = f" (studies in {runs_dir}/: {', '.join(present) or 'none'})" if storage is None else ""
-            raise UserError(f"unknown study {study!r}: no SQLite file {path} ({where}){listed}")
-    return urls
-
-
-def _open(study: str, urls: list[str]) -> list[tuple[str, optuna.Study]]:
-    """Every Optuna study named `<study>/<model>` in the storages (UserError naming the ones present if none)."""
-    from robustbench_vit.study.plan import quiet_optuna
-    from robustbench_vit.study.resilient import ResilientStorage, retry, storage_wait_s
-    from robustbench_vit.study.storage import engine_kwargs, storage_errors
-
-    found, present = [], set()
-    for url in urls:
-        # read-only use: no table creation, and plain transactions (the harness's writers take BEGIN IMMEDIATE;
-        # a reader doing the same would queue behind a running study for every query)
-        with storage_errors(url, "read"), quiet_optuna():
-            rdb, _ = retry(lambda: optuna.storages.RDBStorage(url, skip_table_creation=True,  # noqa: B023
-                                                              engine_kwargs=engine_kwargs(url, reader=True)),
-                           mask_url(url), storage_wait_s())
-            storage = ResilientStorage(rdb, mask_url(url), wait_s=storage_wait_s(), grace_s=0)
-            for s in optuna.get_all_study_summaries(storage, include_best_trial=False):
-                name = s.study_name
-                present.add(name.split("/", 1)[0])
-                if name.startswith(f"{study}/"):
-                    found.append((mask_url(url), optuna.load_study(study_name=name, storage=storage)))
-    if not found:
-        where = ", ".join(mask_url(u) for u in urls)
-        raise UserError(f"unknown study {study!r} in {where} (studies there: {', '.join(sorted(present)) or 'none'})")
-    return found
-
-
 def chance_error(num_classes) -> float:
     """Error of a classifier that learned nothing: 100·(1 − 1/classes); the cap where classes are unknown."""
     return 100.0 * (1 - 1 / num_classes) if num_classes and num_classes == num_classes else ERROR_CAP
@@ -129,9 +81,6 @@ def _depth(model: dict[str, Any]) -> int | None:
     if model.get("depth") is not None:
         return int(model["depth"])
     try:
-        from robustbench_vit.models import model_complexity
-        from robustbench_vit.models.spec import ModelSpec
-
         return int(model_complexity(ModelSpec(**model))["depth"])
     except Exception:  # a user stem that no longer imports here must not stop the analysis
         return None
@@ -139,61 +88,27 @@ def _depth(model: dict[str, Any]) -> int | None:
 
 def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.FrozenTrial, *, url: str) -> dict:
     """One trial as a flat record: error at the cap where it did not train, NaN where there is no result."""
-    a = t.user_attrs
-    config = a.get("config") or {}
-    status, classes = _status(t), a.get("num_classes") or _num_classes(config)
-    final = float(a.get("final_error", t.value if t.value is not None else ERROR_CAP))
+    rec, status = TrialRecord.read(t), trial_state(t)
+    config = rec.config
+    classes = rec.num_classes or _num_classes(config)
+    final = float(rec.final_error if rec.final_error is not None else t.value if t.value is not None else ERROR_CAP)
     stopped = status == "stopped"  # at chance at every epoch until the rule stopped it: did not train
     if stopped or (status == "complete" and collapsed(final, classes)):
         status = "collapsed"
     error = final if status == "complete" else ERROR_CAP if status in DID_NOT_TRAIN else math.nan
     if status in ("running", "pending"):
         final = math.nan
-    row = {"study": study, "model": model["name"], "stem": model.get("stem"), "size": model.get("size"),
-           "depth": depth, **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
-           "seed": a.get("seed", config.get("seed")), "point": a.get("point"), "status": status,
-           "setting_seed": config.get("seed"), "init_seed": config.get("init_seed"),
-           "error": error, "final_error": final, "min_error": float(a.get("min_error", error)),
-           "epochs_run": a.get("epochs_run", 0), "stopped_early": stopped, "seconds": a.get("seconds", math.nan),
-           "host": a.get("host"), "commit": a.get("commit"), "number": t.number,
-           "datetime_start": t.datetime_start, "datetime_complete": t.datetime_complete,
-           "params_count": a.get("params_count"), "gmacs": a.get("gmacs"), "dataset": config.get("dataset"),
-           "num_classes": classes, "message": a.get("message"),
-           "history": list(a.get("history") or []), "storage": url}
-    return row
-
-
-def _effective(trials: list[optuna.trial.FrozenTrial]) -> list[tuple[optuna.trial.FrozenTrial, int]]:
-    """One trial per (point, seed) slot with its attempt count: the latest attempt in the slot's state.
-
-    The harness retries failed and stale trials as new trials of the same slot, and marks losers of a race
-    `duplicate`; the slot's state is the one `study status` shows (storage.slot_states), so status and report
-    agree. Trials without a point (none in our studies) stay as is.
-    """
-    states = slot_states(trials)
-    best: dict[tuple, tuple[optuna.trial.FrozenTrial, int]] = {}
-    for t in trials:
-        if "point" not in t.user_attrs:
-            best[("n", t.number)] = (t, 1)
-            continue
-        key = (int(t.user_attrs["point"]), int(t.user_attrs["seed"]))
-        if key not in states or (t.user_attrs.get("status") == "duplicate" and _status(t) == "failed"):
-            continue
-        old, n = best.get(key, (None, 0))
-        if _status(t) == states[key] and (old is None or _status(old) != states[key] or t.number > old.number):
-            old = t
-        best[key] = (old, n + 1)
-    return list(best.values())
-
-
-def _status(t: optuna.trial.FrozenTrial) -> str:
-    """A trial's status: complete / diverged (from its attrs), stopped (PRUNED by the hopeless-trial rule), failed,
-    running or pending (from its state); the same as storage.slot_states gives its slot."""
-    if t.state == optuna.trial.TrialState.COMPLETE:
-        return t.user_attrs.get("status", "complete")
-    if t.state == optuna.trial.TrialState.PRUNED and t.user_attrs.get("status") == "stopped":
-        return "stopped"
-    return _STATE[t.state]
+    return {"study": study, "model": model["name"], "stem": model.get("stem"), "size": model.get("size"),
+            "depth": depth, **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
+            "seed": t.user_attrs.get("seed", config.get("seed")), "point": t.user_attrs.get("point"),
+            "status": status, "setting_seed": config.get("seed"), "init_seed": config.get("init_seed"),
+            "error": error, "final_error": final,
+            "min_error": float(rec.min_error if rec.min_error is not None else error),
+            "epochs_run": rec.epochs_run, "stopped_early": stopped, "seconds": rec.seconds, "host": rec.host,
+            "commit": rec.commit, "number": t.number, "datetime_start": t.datetime_start,
+            "datetime_complete": t.datetime_complete, "params_count": rec.params_count, "gmacs": rec.gmacs,
+            "dataset": config.get("dataset"), "num_classes": classes, "message": rec.message,
+            "history": list(rec.history), "storage": url}
 
 
 def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
@@ -201,14 +116,14 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
     rows, models, spec, preset, searched = [], {}, {}, None, set()
     for url, s in opened:
         attrs = s.user_attrs
-        model = attrs.get("model") or {"name": s.study_name.split("/", 1)[1]}
+        model = attrs.get("model") or {"name": split_study_name(s.study_name)[1]}
         if model["name"] not in models:
             models[model["name"]] = dict(model, depth=_depth(model), stem_source=attrs.get("stem_source"))
         spec, preset = spec or attrs.get("spec") or {}, preset or attrs.get("preset")
         depth = models[model["name"]]["depth"]
         trials = s.get_trials(deepcopy=False)
         searched |= {k for t in trials for k in t.params}
-        rows += [_row(study, model, depth, t, url=url) | {"attempts": n} for t, n in _effective(trials)]
+        rows += [_row(study, model, depth, t, url=url) | {"attempts": n} for t, n in standing(trials)]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=["study", "model", "status", "error", "history"])
@@ -223,17 +138,17 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
     return StudyData(name=study, frame=df, storages=urls, spec=spec, preset=preset, models=models)
 
 
-def load_study_data(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None) -> StudyData:
-    """Read every `<study>/<model>` Optuna study from the storage(s) into a StudyData."""
-    return _collect(study, _open(study, _urls(study, runs_dir, storage)))
+def load_study_data(study: str, results: Results | None = None) -> StudyData:
+    """Read every `<study>/<model>` Optuna study from where the results live (default: runs/) into a StudyData."""
+    return _collect(study, read_studies(study, study_urls(study, results or Results())))
 
 
-def load_results(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None) -> pd.DataFrame:
+def load_results(study: str, results: Results | None = None) -> pd.DataFrame:
     """All trials of a study, one tidy row per (model, point, seed) (UserError for an unknown study).
 
     Where the harness retried a slot, the attempt that stands is the row and `attempts` counts them all.
     """
-    return load_study_data(study, runs_dir=runs_dir, storage=storage).frame
+    return load_study_data(study, results).frame
 
 
 def curves(df: pd.DataFrame) -> pd.DataFrame:
@@ -246,13 +161,12 @@ def curves(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=keys + ["epoch", "train_loss", "val_error", "lr_epoch", "seconds_epoch"])
 
 
-def export_results(study: str, out: str | Path, *, runs_dir: str | Path = "runs",
-                   storage: str | list[str] | None = None) -> Path:
+def export_results(study: str, out: str | Path, results: Results | None = None) -> Path:
     """Write the trial table as CSV (history as JSON text) or Parquet (history nested), by the file's extension."""
     out = Path(out)
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise UserError(f"--out {out}: unknown extension {out.suffix!r} (allowed: .csv, .parquet)")
-    df = load_results(study, runs_dir=runs_dir, storage=storage)
+    df = load_results(study, results)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".csv":
         df.assign(history=df["history"].map(json.dumps)).to_csv(out, index=False)

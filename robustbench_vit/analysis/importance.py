@@ -20,7 +20,7 @@ from optuna.importance import FanovaImportanceEvaluator
 from robustbench_vit.analysis import metrics as M
 from robustbench_vit.analysis.frame import DID_NOT_TRAIN, model_order
 from robustbench_vit.analysis.summary import Table
-from robustbench_vit.study.plan import quiet_optuna
+from robustbench_vit.store import quiet_optuna
 
 DESIGNS = ("random", "quasirandom")
 MIN_TRIALS = 16  # per model (and stratum): below it lr's share varied by sd ≈ 0.15–0.19 over redraws (see Methods)

@@ -21,16 +21,16 @@ import submitit
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.store import FINISHED, count_states, job_url, quiet_optuna, resolve_storage
 from robustbench_vit.study.checks import check_slurm, check_slurm_jobs_can_start, preflight
 from robustbench_vit.study.ddp import ddp_work, export_job_env
 from robustbench_vit.study.gpus import Packing, choose_trials_per_gpu, visible_gpus
-from robustbench_vit.study.plan import extended, plan, quiet_optuna
-from robustbench_vit.study.progress import StudyProgress
-from robustbench_vit.study.runner import work
 from robustbench_vit.study.options import RunOptions, SlurmOptions
+from robustbench_vit.study.plan import extended, plan
+from robustbench_vit.study.progress import StudyProgress
+from robustbench_vit.study.queue import enqueue_missing, open_studies
+from robustbench_vit.study.runner import work
 from robustbench_vit.study.spec import StudySpec
-from robustbench_vit.study.storage import (FINISHED, count_states, enqueue_missing, job_url, open_studies,
-                                          resolve_storage)
 
 POLL_S = 1.0
 SLURM_CHECK_S = 30.0  # how often SLURM is asked whether pending jobs can ever start

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from robustbench_vit.errors import UserError, choices
+from robustbench_vit.store import Results
 
 EXECUTORS = ("auto", "inline", "local", "slurm")
 # submitit's cluster-independent job settings, then SLURM-only ones (passed to submitit as slurm_<key>), and ours
@@ -156,6 +157,11 @@ class RunOptions(BaseModel):
                 raise UserError(f"{where} {e['input']!r} is not one of {choices(EXECUTORS)}") from None
             msg = e["msg"].removeprefix("Value error, ")
             raise UserError(f"{where}: {msg}" if where else msg) from None
+
+    @property
+    def results(self) -> Results:
+        """Where this run's results live (runs folder and storage URL), as one value."""
+        return Results.of(self.runs_dir, self.storage)
 
     def kind(self, workers: int) -> str:
         """The executor that runs: auto is local with several workers, else inline."""

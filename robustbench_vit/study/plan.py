@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import logging
 import math
-import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import optuna
@@ -18,6 +15,7 @@ from pydantic import ValidationError
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.store import quiet_optuna
 from robustbench_vit.study.spec import Dim, StudySpec
 from robustbench_vit.train.config import TrialConfig
 
@@ -29,19 +27,6 @@ class Point:
     index: int
     params: dict[str, Any]  # empty for tpe slots: the sampler fills them when the trial starts
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
-
-
-@contextmanager
-def quiet_optuna() -> Iterator[None]:
-    """Silence Optuna's per-trial INFO logs (and Sobol's power-of-two warning) inside the block."""
-    level = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        optuna.logging.set_verbosity(level)
 
 
 def distribution(dim: Dim, stratum: str | None = None) -> BaseDistribution:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column
 
-from robustbench_vit.study.storage import FINISHED
+from robustbench_vit.store import FINISHED
 from robustbench_vit.train.config import EpochRecord
 
 

@@ -15,12 +15,14 @@ from pydantic import ValidationError
 
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.provenance import provenance
-from robustbench_vit.study.optuna_internals import (heartbeat, open_trial, pop_waiting_trial, record_heartbeat,
-                                                   storage_of)
-from robustbench_vit.study.plan import distribution, quiet_optuna, suggest, trial_config
-from robustbench_vit.study.resilient import ResilientStorage
+from robustbench_vit.store import TrialRecord, is_result, load_study, quiet_optuna, slot
+from robustbench_vit.store.optuna_internals import (heartbeat, open_trial, pop_waiting_trial, record_heartbeat,
+                                                    storage_of)
+from robustbench_vit.store.resilient import ResilientStorage
+from robustbench_vit.store.trials import DUPLICATE
+from robustbench_vit.study.plan import distribution, suggest, trial_config
+from robustbench_vit.study.queue import trial_dir
 from robustbench_vit.study.spec import StudySpec
-from robustbench_vit.study.storage import is_result, load_study, slot, trial_dir
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
 
 TrialFn = Callable[..., TrialResult]  # run_trial(config, trial_dir, progress)
@@ -33,14 +35,14 @@ def default_trial_fn() -> TrialFn:
     return run_trial
 
 
-def result_attrs(result: TrialResult, config: TrialConfig) -> dict[str, Any]:
-    """Trial user attrs per the storage contract (everything but point/seed, set at enqueue)."""
-    return {"status": result.status, "final_error": result.final_error, "min_error": result.min_error,
-            "epochs_run": result.epochs_run, "seconds": result.seconds,
-            "history": [h.model_dump() for h in result.history], "config": config.model_dump(mode="json"),
-            "message": result.message, **provenance(), "params_count": result.params, "gmacs": result.gmacs,
-            "num_classes": result.num_classes, "resumed_epochs": result.resumed_epochs,
-            "first_step_seconds": result.first_step_seconds, "worker": worker_attrs()}
+def trial_record(result: TrialResult, config: TrialConfig) -> TrialRecord:
+    """What the trial stores (the storage contract's record), with where and with what it ran."""
+    return TrialRecord(status=result.status, final_error=result.final_error, min_error=result.min_error,
+                       epochs_run=result.epochs_run, seconds=result.seconds,
+                       history=[h.model_dump() for h in result.history], config=config.model_dump(mode="json"),
+                       message=result.message, **provenance(), params_count=result.params, gmacs=result.gmacs,
+                       num_classes=result.num_classes, resumed_epochs=result.resumed_epochs,
+                       first_step_seconds=result.first_step_seconds, worker=worker_attrs())
 
 
 def worker_attrs() -> dict[str, Any]:
@@ -132,9 +134,9 @@ class TrialRun:
         try:
             frozen = storage.get_trial(self.trial_id)
             if is_duplicate(self.study, frozen):
-                storage.set_trial_user_attr(self.trial_id, "status", "duplicate")
+                storage.set_trial_user_attr(self.trial_id, "status", DUPLICATE)
                 storage.set_trial_state_values(self.trial_id, TrialState.FAIL)
-                return "duplicate"
+                return DUPLICATE
             point, seed = slot(frozen)
             folder = trial_dir(self.runs_dir, spec.name, self.study.user_attrs["model"]["name"], point=point,
                                seed=seed)
@@ -171,8 +173,8 @@ class TrialRun:
         final_error attr is the cap); FAIL for failed. Every epoch's error is an intermediate value (again: epochs
         from before a resume, or skipped during an outage)."""
         storage = storage_of(self.study)
-        attrs = result_attrs(result, config) if config is not None else {"status": result.status,
-                                                                          "message": result.message}
+        attrs = trial_record(result, config).attrs() if config is not None else {"status": result.status,
+                                                                                   "message": result.message}
         try:
             for h in result.history:
                 storage.set_trial_intermediate_value(self.trial_id, h.epoch, h.val_error)
@@ -230,7 +232,7 @@ def work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", 
             return done
         model, run = picked
         status = run.run(spec, threads, trial_fn, None if on_epoch is None else lambda r, m=model: on_epoch(m, r))
-        done += status != "duplicate"
+        done += status != DUPLICATE
         if on_trial is not None:
             on_trial(model, status)
     return done

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import optuna
-
 from robustbench_vit.errors import UserError
+from robustbench_vit.store import Results, count_states, load_study, mask_url, stored_models
 from robustbench_vit.study.files import list_specs, load_spec
-from robustbench_vit.study.plan import quiet_optuna, trial_count
-from robustbench_vit.study.storage import count_states, load_study, mask_url, open_storage, resolve_storage
+from robustbench_vit.study.plan import trial_count
 
 
-def study_models(name: str, url: str) -> list[str]:
-    """The models stored for study `name` (in creation order)."""
-    with quiet_optuna():
-        names = optuna.get_all_study_names(open_storage(url, create=False))
-    return [n.split("/", 1)[1] for n in names if n.startswith(f"{name}/")]
-
-
-def study_status(name: str, runs_dir: str | Path = "runs", storage: str | None = None) -> dict[str, dict[str, int]]:
+def study_status(name: str, results: Results) -> dict[str, dict[str, int]]:
     """{model: {status: count}} over complete, diverged, failed, running and pending (point, seed) slots."""
-    url = resolve_storage(name, runs_dir, storage)
-    models = study_models(name, url)
+    url = results.url(name)
+    models = stored_models(name, url)
     if not models:
         raise UserError(f"no study {name!r} in {mask_url(url)}; start it with `robustbench-vit study run {name}`")
     return {m: count_states(load_study(name, m, url)) for m in models}

@@ -11,15 +11,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, get_stem, model_complexity, validate_stem
 from robustbench_vit.models.stems import absolute_ref, zoo_names
+from robustbench_vit.store import mask_url, resolve_storage
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.spec import StudySpec
-from robustbench_vit.study.storage import mask_url, resolve_storage
-from robustbench_vit.study.until import Until, comparison_decider, run_until_decided
 
 
 @dataclass
@@ -150,7 +150,7 @@ def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> N
     from robustbench_vit.analysis.noise import noise_floors
     from robustbench_vit.analysis.verdict import verdict
 
-    df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
+    df = load_results(spec.name, run.results)
     floors = noise_floors(df)  # measured where the storage holds A/A copies (calibrate) or replicates
     names = [n.spec.name for n in news]
     df = df[df["model"].isin([*news[0].baselines, *names])]
@@ -177,11 +177,11 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     without asking above 100 GPU-hours). `overrides`: --set on the study; `dry_run`: print the plan only;
     `until`: look by look until each stem's verdicts are decided or the budget is spent.
     """
-    from robustbench_vit.analysis.report import build_report, parse_formats
+    from robustbench_vit.report.build import build_report, parse_formats
 
     stems = [stem] if isinstance(stem, str) else list(stem or [])
     if claims is not None:  # the paper's claims, this stem in ViT_C's place
-        from robustbench_vit.reproduce import reproduce_command
+        from robustbench_vit.commands.reproduce import reproduce_command
 
         if len(stems) != 1:
             raise UserError("--claims scores one stem in ViT_C's place; give exactly one --stem")
@@ -198,7 +198,7 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
     console = Console(stderr=True)
     console.print(summary_table(*news))
     if dry_run:
-        from robustbench_vit.study.commands import print_plan
+        from robustbench_vit.commands.study import print_plan
 
         return print_plan([spec], run, models_of(news), until=until)
     if until is not None:
@@ -211,15 +211,15 @@ def compare_command(stem: str, *, study: str, preset: str | None, size: str | No
         summary = run_contender(spec, news, run)
         console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: "
                       f"{mask_url(summary.storage)}", soft_wrap=True)
-    paths = build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=out, formats=fmts)
+    paths = build_report(spec.name, run.results, out_dir=out, formats=fmts)
     if until is None:  # a sequential run printed its decisions, each at the level its look spent
         print_verdicts(spec, run, news)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     if len(news) > 1:  # several stems: their leaderboard beside the report
-        from robustbench_vit.leaderboard import leaderboard_command
+        from robustbench_vit.commands.leaderboard import leaderboard_command
 
         report = next(iter(paths.values()))
-        leaderboard_command([spec.name], runs_dir=run.runs_dir, storage=run.storage,
+        leaderboard_command([spec.name], run.results,
                             out=str(report.parent / "leaderboard"), reports={spec.name: report.with_suffix(".html")})
     return 0

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from robustbench_vit.analysis.figures import STYLE, FigureItem
 from robustbench_vit.analysis.summary import Table
+from robustbench_vit.report.figures import STYLE, FigureItem
 
 PAGE_W, PAGE_H, MARGIN = 8.27, 11.69, 0.7  # A4, inches
 STYLES = {"h1": (17, "bold", "sans-serif"), "h2": (13, "bold", "sans-serif"), "p": (9.5, "normal", "sans-serif"),

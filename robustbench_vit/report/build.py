@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from robustbench_vit.analysis import metrics as M
 from robustbench_vit.analysis.comparison import comparisons
-from robustbench_vit.analysis.figures import STYLE, FigureItem, make_figures
+from robustbench_vit.analysis.decisions import record_lines, stored_records
 from robustbench_vit.analysis.frame import STATUSES, StudyData, load_study_data, model_order
 from robustbench_vit.analysis.importance import NOTE as IMPORTANCE_NOTE
 from robustbench_vit.analysis.importance import importance_table, importances
@@ -26,6 +26,8 @@ from robustbench_vit.analysis.noise import noise_floors, split_copies
 from robustbench_vit.analysis.summary import Table, comparisons_table, metrics_table, notes
 from robustbench_vit.analysis.verdict import Verdict, verdicts
 from robustbench_vit.errors import UserError
+from robustbench_vit.report.figures import STYLE, FigureItem, make_figures
+from robustbench_vit.store import Results
 
 FORMATS = ("html", "pdf")
 VERSIONS = ("robustbench-vit", "torch", "timm", "optuna", "numpy", "pandas", "scipy", "matplotlib", "seaborn")
@@ -137,7 +139,7 @@ def svg(item: FigureItem, salt: str) -> str:
 
 def render_html(content: ReportContent) -> str:
     """The report as one self-contained HTML page (autoescaped template; only our own SVG is inserted raw)."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader("robustbench_vit.analysis", "templates"),
+    env = jinja2.Environment(loader=jinja2.PackageLoader("robustbench_vit.report", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     svgs = {f.id: Markup(svg(f, f"{content.study}-{f.id}")) for f in content.figures}
     return env.get_template("report.html.j2").render(c=content, svgs=svgs, window=M.DELTA_WINDOW)
@@ -154,15 +156,14 @@ def parse_formats(formats: str | Sequence[str]) -> tuple[str, ...]:
     return out
 
 
-def build_report(study: str, *, runs_dir: str | Path = "runs", storage: str | list[str] | None = None,
-                 out_dir: str | Path | None = None, formats=("html",)) -> dict[str, Path]:
+def build_report(study: str, results: Results | None = None, *, out_dir: str | Path | None = None,
+                 formats=("html",)) -> dict[str, Path]:
     """Write `report.html` / `report.pdf` for a study (default folder reports/<study>/); returns format → path."""
     formats = parse_formats(formats)
-    content = collect(load_study_data(study, runs_dir=runs_dir, storage=storage))
-    if isinstance(storage, str) or storage is None:  # a --until-decided run: its decisions and their looks
-        from robustbench_vit.analysis.decisions import record_lines, stored_records
-
-        records = stored_records(study, runs_dir, storage)
+    results = results or Results()
+    content = collect(load_study_data(study, results))
+    if not isinstance(results.storage, tuple):  # a --until-decided run: its decisions and their looks
+        records = stored_records(study, results)
         looks = max((r.looks for r in records.values()), key=len, default=[])
         content.notes = record_lines(records) + content.notes
         content.methods = methods(looks) if looks else content.methods
@@ -173,7 +174,7 @@ def build_report(study: str, *, runs_dir: str | Path = "runs", storage: str | li
         paths["html"] = out / "report.html"
         paths["html"].write_text(render_html(content), encoding="utf-8")
     if "pdf" in formats:
-        from robustbench_vit.analysis.pdf import write_pdf
+        from robustbench_vit.report.pdf import write_pdf
 
         paths["pdf"] = write_pdf(content, out / "report.pdf")
     return paths

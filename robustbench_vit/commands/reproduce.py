@@ -17,14 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from robustbench_vit.analysis.claims import Claim, Score, load_claims, score
+from robustbench_vit.commands.study import WIDE, print_plan
+from robustbench_vit.commands.until import (NOTHING_SPENT, Decider, Outcome, Sequential, Until, look_frame,
+                                            run_until_decided)
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
-from robustbench_vit.study.commands import WIDE, print_plan
 from robustbench_vit.study.estimate import GPU_TFLOPS, cost
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.spec import StudySpec, override_suffix
-from robustbench_vit.study.until import (NOTHING_SPENT, Decider, Outcome, Sequential, Until, look_frame,
-                                        run_until_decided)
 
 DECIDED = ("reproduced", "contradicted", "equivalent")  # a claim's decided statuses
 
@@ -93,7 +93,7 @@ def expected_lines(claims: list[Claim], specs: dict[str, StudySpec], *, preset: 
         ms = models_for(spec, stem)
         default = load_spec(claim.study)
         try:
-            df = load_results(default.name, runs_dir=run.runs_dir, storage=run.storage)
+            df = load_results(default.name, run.results)
         except UserError:
             df = None
         fixed = cost([spec], ms)
@@ -200,12 +200,12 @@ def scorecard(claims: list[Claim], specs: dict[str, StudySpec], run: RunOptions,
     """Write each study's report and score every claim on it (per model size; `sequential`: per study, the
     looks of a --until-decided run, each claim scored at its deciding look)."""
     from robustbench_vit.analysis.frame import load_results
-    from robustbench_vit.analysis.report import build_report
+    from robustbench_vit.report.build import build_report
 
     rows, frames = [], {}
     for name, spec in specs.items():
-        build_report(spec.name, runs_dir=run.runs_dir, storage=run.storage, out_dir=reports / spec.name)
-        frames[name] = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
+        build_report(spec.name, run.results, out_dir=reports / spec.name)
+        frames[name] = load_results(spec.name, run.results)
     for claim in claims:
         spec = specs[claim.study]
         seq = (sequential or {}).get(claim.study)
@@ -277,12 +277,12 @@ def write_card(card: Card, out: Path, formats: tuple[str, ...]) -> dict[str, Pat
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     if "html" in formats:
-        env = jinja2.Environment(loader=jinja2.PackageLoader("robustbench_vit.analysis", "templates"),
+        env = jinja2.Environment(loader=jinja2.PackageLoader("robustbench_vit.report", "templates"),
                                  autoescape=True, undefined=jinja2.StrictUndefined)
         paths["html"] = out / "scorecard.html"
         paths["html"].write_text(env.get_template("scorecard.html.j2").render(card=card), encoding="utf-8")
     if "pdf" in formats:
-        from robustbench_vit.analysis.pdf import write_scorecard_pdf
+        from robustbench_vit.report.pdf import write_scorecard_pdf
 
         paths["pdf"] = write_scorecard_pdf(card, out / "scorecard.pdf")
     return paths
@@ -294,7 +294,7 @@ def reproduce_command(*, preset: str, claims: str | None, run: RunOptions, yes: 
     """`reproduce` (and `compare --claims` with a stem): plan and confirm, run what is missing, score the claims,
     write and print the scorecard (`dry_run`: print the plan only; `as_json`: the scorecard as JSON; `until`: each
     study look by look until its claims are decided or its budget is spent)."""
-    from robustbench_vit.analysis.report import parse_formats
+    from robustbench_vit.report.build import parse_formats
     from robustbench_vit.study.launch import run_study
 
     fmts = parse_formats(formats)

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from optuna.storages import BaseStorage
+from sqlalchemy import exc
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.study.optuna_internals import BaseHeartbeat
+from robustbench_vit.store.optuna_internals import BaseHeartbeat
 
 STORAGE_WAIT_S = 300.0  # default; $ROBUSTBENCH_VIT_STORAGE_WAIT_S (or --storage-wait) overrides it
 MAX_BACKOFF_S = 5.0
@@ -32,8 +33,6 @@ class StorageUnreachable(UserError):
 def unreachable(e: BaseException | None) -> bool:
     """Whether `e` (or an exception it was raised from) says the database could not be reached, rather than that
     a request was wrong: connection refused or lost, server restarting, SQLite locked past its timeout."""
-    from sqlalchemy import exc
-
     seen: set[int] = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec
+from robustbench_vit.store import mask_url
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
-from robustbench_vit.study.storage import mask_url
 
 
 def copies(model: ModelSpec, replicas: int) -> list[ModelSpec]:
@@ -42,11 +42,11 @@ def calibrate_command(study: str, *, model: str | None = None, replicas: int = 3
         raise UserError(f"--model {model!r}: not a model of study {spec.name!r}; allowed: {', '.join(names)}")
     made = copies(chosen, replicas)
     if dry_run:
-        from robustbench_vit.study.commands import print_plan
+        from robustbench_vit.commands.study import print_plan
 
         return print_plan([spec], run, [chosen, *made])
     summary = run_study(spec, run, models=[chosen, *made])
-    df = load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage)
+    df = load_results(spec.name, run.results)
     floor = noise_floors(df[df["model"].isin([chosen.name, *(m.name for m in made)])]).get(chosen.name)
     if floor is None:
         raise UserError(f"study {spec.name!r}: the copies of {chosen.name} have no results to compare yet "

@@ -17,8 +17,6 @@ import os
 import re
 from pathlib import Path
 
-import optuna
-
 from robustbench_vit.analysis.claims import load_claims, score
 from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.frame import load_results
@@ -26,19 +24,13 @@ from robustbench_vit.analysis.metrics import model_metrics
 from robustbench_vit.analysis.noise import noise_floors, split_copies
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
+from robustbench_vit.store import Results, stored_study_names
 
 FORMATS = ("html", "csv", "json")
 BASES = {"p": "vit_p_{}", "c": "vit_c_{}"}
 COLUMNS = ("study", "rank", "rank_low", "rank_high", "model", "stem", "size", "depth", "params", "gmacs", "best_error",
            "did_not_train_rate", *(f"{k}_{f}" for k in BASES for f in ("outcome", "difference", "low", "high", "p",
                                                                          "p_holm")), "noise", "claims")
-
-
-def study_names(runs_dir: str | Path = "runs", storage: str | None = None) -> list[str]:
-    """The studies a storage holds: the STUDY of its `STUDY/MODEL` Optuna studies, or the runs dir's `*/study.db`."""
-    if storage:
-        return sorted({s.split("/")[0] for s in optuna.get_all_study_names(storage)})
-    return sorted(p.parent.name for p in Path(runs_dir).glob("*/study.db"))
 
 
 def holm(ps: list[float]) -> list[float]:
@@ -62,9 +54,9 @@ def _rank(rows: list[dict]) -> None:
     rows.sort(key=lambda r: (r["rank"], -(r["p_difference"] if r["p_difference"] == r["p_difference"] else -9)))
 
 
-def study_rows(study: str, runs_dir: str | Path = "runs", storage: str | None = None) -> list[dict]:
+def study_rows(study: str, results: Results) -> list[dict]:
     """One row per non-patchify model of `study` (its stems and ViT_C), ranked, with its verdicts and texts."""
-    df = load_results(study, runs_dir=runs_dir, storage=storage)
+    df = load_results(study, results)
     floors, (df, _) = noise_floors(df), split_copies(df)
     mm = model_metrics(df)
     x, cmp = mm.set_index("model"), {(c.model, c.baseline): c for c in comparisons(df)}
@@ -201,18 +193,18 @@ def write_leaderboard(rows: list[dict], out: Path, formats: list[str], reports: 
     return paths
 
 
-def leaderboard_command(studies: list[str], *, runs_dir: str = "runs", storage: str | None = None,
-                        out: str | None = None, formats: str = "html", reports: str | dict[str, Path] = "reports") -> int:
+def leaderboard_command(studies: list[str], results: Results, *, out: str | None = None, formats: str = "html", reports: str | dict[str, Path] = "reports") -> int:
     """`leaderboard`: rank every stem of the given studies (default: all in the storage), linking each study's report
     (`reports`: the folder holding STUDY/report.html, or study → report path); print where it went."""
     fmts = [f.strip() for f in formats.split(",") if f.strip()]
     bad = sorted(set(fmts) - set(FORMATS))
     if bad or not fmts:
         raise UserError(f"--format {formats!r}: allowed formats are {choices(FORMATS)}")
-    names = studies or study_names(runs_dir, storage)
+    names = studies or stored_study_names(results)
     if not names:
-        raise UserError(f"no studies in {storage or runs_dir!r}; run `robustbench-vit compare` or `study run` first")
-    rows = [r for s in names for r in study_rows(s, runs_dir=runs_dir, storage=storage)]
+        where = results.storage or str(results.runs_dir)
+        raise UserError(f"no studies in {where!r}; run `robustbench-vit compare` or `study run` first")
+    rows = [r for s in names for r in study_rows(s, results)]
     if not rows:
         raise UserError(f"studies {', '.join(names)} hold no stem besides the patchify baseline")
     folder = Path(reports) if isinstance(reports, (str, Path)) else None

@@ -169,8 +169,9 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
     Prints each look (its size, the level it spends, what each pending decision says) and why it stopped.
     """
     from robustbench_vit.analysis.frame import load_results
+    from robustbench_vit.store import resolve_storage
     from robustbench_vit.study.launch import run_study
-    from robustbench_vit.study.storage import open_studies, resolve_storage
+    from robustbench_vit.study.queue import open_studies
 
     models, out = models or spec.models, out or sys.stderr
     names = [m.name for m in models]
@@ -181,7 +182,7 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
     url = resolve_storage(spec.name, run.runs_dir, run.storage)
     home = open_studies(spec, url, models)[names[0]]  # where the decisions' looks are stored
     seq = Sequential(spec.name, budget, every, records=_state(home))
-    if _all_decided(seq, decide, load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage), names):
+    if _all_decided(seq, decide, load_results(spec.name, run.results), names):
         n = budget + 1  # everything was decided by an earlier run: look at nothing, train nothing
         seq.reason = "decided"
     else:  # continue after this run's last look (a decision that has none, e.g. a new stem's, starts it over)
@@ -192,7 +193,7 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
     while n <= budget:
         summary = run_study(spec, run, models=models, settings=n, progress=True)
         seq.ran += summary.ran
-        df = look_frame(load_results(spec.name, runs_dir=run.runs_dir, storage=run.storage), spec, n, names)
+        df = look_frame(load_results(spec.name, run.results), spec, n, names)
         failed = int((df["status"] == "failed").sum())
         if failed:
             seq.reason = "failed trials"

@@ -9,8 +9,10 @@ import textwrap
 from rich.console import Console
 from rich.table import Table
 
+from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided, until_flags, until_lines
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.store import STATES, Results, mask_url, resolve_storage
 from robustbench_vit.study.estimate import plan_lines
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import auto_workers, run_study, study_gpus
@@ -18,8 +20,6 @@ from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.overrides import override_flags
 from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.status import list_studies, study_status
-from robustbench_vit.study.storage import STATES, mask_url, resolve_storage
-from robustbench_vit.study.until import Until, comparison_decider, run_until_decided, until_flags, until_lines
 
 WIDE = 120  # a terminal at least this wide gets tables; narrower ones, logs and pipes get blocks of 80 columns
 
@@ -82,10 +82,10 @@ def run_command(name: str, preset: str | None, options: RunOptions, *, overrides
     return 0 if totals["failed"] == 0 else 1
 
 
-def status_command(name: str, runs_dir: str, storage: str | None, as_json: bool) -> int:
+def status_command(name: str, results: Results, as_json: bool) -> int:
     """`study status`: counts by model and status, and the storage location."""
-    counts = study_status(name, runs_dir, storage)
-    url = mask_url(resolve_storage(name, runs_dir, storage))
+    counts = study_status(name, results)
+    url = mask_url(results.url(name))
     if as_json:
         print(json.dumps(counts, indent=2))
         print(f"storage: {url}", file=sys.stderr)
