@@ -69,7 +69,7 @@ def step_tflops(name: str, device: torch.device, size: dict, *, smoke: bool) -> 
     """Achieved TFLOP/s of `size['steps']` timed training steps of `name` at 224 px (after 3 warm-up steps)."""
     spec = ModelSpec.from_name(name)
     cx = model_complexity(spec)
-    model = build_model(spec, 1000, depth=cx["depth"]).to(device)
+    model = build_model(spec, 1000, depth=cx.depth).to(device)
     forward = model if smoke else torch.compile(model)
     opt = build_optimizer(model, TrialConfig(model=spec))
     x = torch.randn(size["big_batch"], 3, 224, 224, device=device)
@@ -89,7 +89,7 @@ def step_tflops(name: str, device: torch.device, size: dict, *, smoke: bool) -> 
     for _ in range(size["steps"]):
         step()
     sync(device)
-    return 6 * cx["gmacs"] * 1e9 * size["big_batch"] * size["steps"] / (time.perf_counter() - t) / 1e12
+    return 6 * cx.gmacs * 1e9 * size["big_batch"] * size["steps"] / (time.perf_counter() - t) / 1e12
 
 
 def first_step_seconds(config: TrialConfig, cache: Path) -> float:

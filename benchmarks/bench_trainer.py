@@ -57,7 +57,7 @@ def bare_epochs(config: TrialConfig, data, device: torch.device) -> tuple[list[f
     its seconds from the start to the first optimizer step done."""
     started, first = time.perf_counter(), None
     torch.manual_seed(config.seed)
-    model = build_model(config.model, data.num_classes, depth=model_complexity(config.model)["depth"]).to(device)
+    model = build_model(config.model, data.num_classes, depth=model_complexity(config.model).depth).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     x_all, y_all, bs, times = data.train_x, data.train_y, config.batch_size, []
     for _ in range(config.epochs):
@@ -118,7 +118,7 @@ def bare_loop_first_step(config: TrialConfig) -> float:
 
     device = resolve_device(config.device)
     started = time.perf_counter()
-    data = load(config.dataset, config.data_root, device=device, img_size=size_info(config.model.size)["img_size"])
+    data = load(config.dataset, config.data_root, device=device, img_size=size_info(config.model.size).img_size)
     return time.perf_counter() - started + bare_epochs(config, data, device)[1]
 
 
@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     spec = ModelSpec.from_name(args.model)
     config = TrialConfig(model=spec, dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size,
                          epochs=args.epochs, augment=False, device=str(device), threads=args.threads)
-    data = load_dataset(args.dataset, args.data_root, device=device, img_size=size_info(spec.size)["img_size"])
-    gmacs = model_complexity(spec, data.num_classes)["gmacs"]
+    data = load_dataset(args.dataset, args.data_root, device=device, img_size=size_info(spec.size).img_size)
+    gmacs = model_complexity(spec, data.num_classes).gmacs
     train_imgs = (data.num_train // args.batch_size) * args.batch_size
     bare, ours, first_bare, first_ours = [], [], [], []
     trainer_epochs(config.model_copy(update={"epochs": 1}))  # this process's one-time costs (imports, caches)

@@ -4,6 +4,8 @@ The public API (imported lazily, so the command line starts fast): `load_spec`, 
 `build_report`, `run_trial`, `build_model`, `compare_stem`.
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
 _API = {"load_spec": "study", "run_study": "study", "load_results": "analysis", "build_report": "report",
@@ -14,6 +16,4 @@ def __getattr__(name: str):
     """Import a public API name from its subpackage on first use."""
     if name not in _API:
         raise AttributeError(f"module 'robustbench_vit' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(f"robustbench_vit.{_API[name]}"), name)

@@ -44,7 +44,7 @@ def test_epoch_lines_final_error_and_resume(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, bad, allowed", [
     (["--model", "vit_q_micro"], "'vit_q_micro'", "vit_c_micro"),
-    (["--dataset", "mnist"], "'mnist'", "cifar10, cifar100, digits, imagefolder"),
+    (["--dataset", "mnist"], "'mnist'", "cifar10, cifar100, digits, fashion_mnist, imagefolder"),
     (["--optimizer", "adam"], "'adam'", "'adamw' or 'sgd'"),
     (["--lr", "0"], "lr 0.0", "greater than 0"),
     (["--lr", "-0.1"], "lr -0.1", "greater than 0"),

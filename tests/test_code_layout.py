@@ -90,3 +90,89 @@ def test_functions_are_short_and_take_at_most_four_positional_arguments():
         if len(args) > MAX_POSITIONAL:
             positional.append(f"{module}.{f.name}: {len(args)} positional")
     assert long == [] and positional == []
+
+
+# The layers, bottom to top (ARCHITECTURE.md): a module imports only from layers below its own, or from its own
+# package. Packages on one layer are siblings and never import each other (analysis/ reads storage through store/,
+# never through study/). The package root and cli.py load the rest lazily (by name), so they sit on top.
+LAYERS = (
+    ("errors", "provenance", "shipped"),
+    ("models", "data", "store"),
+    ("train",),
+    ("study", "analysis"),
+    ("report",),
+    ("commands",),
+    ("cli",),
+)
+MAX_DEFERRED = 15  # imports inside functions, each deliberate and commented (ARCHITECTURE.md, "Imports")
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    """(layer index, top-level package or module) of a package module (`robustbench_vit.X.…` → X)."""
+    top = module.split(".")[1] if module.count(".") else ""
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i, top
+    raise AssertionError(f"{module}: not on any layer of LAYERS (add it, and to ARCHITECTURE.md)")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import that runs from a layer to one above it, or across to a sibling package on the same layer."""
+    bad = []
+    for source, targets in graph.items():
+        if source == PACKAGE.name:
+            continue
+        level, top = layer_of(source)
+        for target in targets:
+            if target == PACKAGE.name:
+                bad.append(f"{source} -> {target}")
+                continue
+            t_level, t_top = layer_of(target)
+            if t_level > level or (t_level == level and t_top != top):
+                bad.append(f"{source} -> {target}")
+    return sorted(bad)
+
+
+def test_no_import_runs_up_a_layer_or_across_to_a_sibling():
+    graph = import_graph(modules())
+    assert upward_imports(graph) == []
+    assert {m for m in graph if m.startswith("robustbench_vit.store")}  # the storage layer exists ...
+    assert not any(t.startswith("robustbench_vit.study") for m, ts in graph.items()
+                   if m.startswith("robustbench_vit.analysis") for t in ts)  # ... and analysis reads through it
+    planted = {**graph, "robustbench_vit.analysis.frame": graph["robustbench_vit.analysis.frame"]
+               | {"robustbench_vit.study.plan"}}
+    assert upward_imports(planted) == ["robustbench_vit.analysis.frame -> robustbench_vit.study.plan"]  # it can fail
+
+
+def test_optuna_storage_is_touched_only_by_the_storage_layer():
+    outside = []
+    for f in sorted(PACKAGE.rglob("*.py")):
+        if f.parent.name == "store":
+            continue
+        text = f.read_text()
+        if "optuna.storages" in text or "optuna._" in text or "from optuna.storages" in text:
+            outside.append(str(f.relative_to(PACKAGE)))
+    assert outside == []
+
+
+def deferred_imports(mods: dict[str, ast.Module]) -> list[tuple[str, int, str]]:
+    """(module, line, the import's source line) of every import inside a function."""
+    out = []
+    for name, tree in mods.items():
+        lines = (PACKAGE.parent / (name.replace(".", "/"))).with_suffix(".py")
+        path = lines if lines.is_file() else lines.with_suffix("") / "__init__.py"
+        source = path.read_text().splitlines()
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for m in ast.walk(node):
+                    if isinstance(m, (ast.Import, ast.ImportFrom)):
+                        out.append((name, m.lineno, source[m.lineno - 1], source[m.lineno - 2]))
+    return out
+
+
+def test_imports_sit_at_the_top_and_each_deferred_one_says_why():
+    found = deferred_imports(modules())
+    uncommented = [f"{m}:{line}" for m, line, text, above in found if "#" not in text and
+                   not above.strip().startswith("#")]
+    assert len(found) <= MAX_DEFERRED, [f"{m}:{line}" for m, line, *_ in found]
+    assert uncommented == []

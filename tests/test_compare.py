@@ -128,6 +128,6 @@ def test_default_name_and_flop_matched_summary():
     from robustbench_vit.commands.compare import contender
 
     new = contender(EXAMPLE, size="1gf")
-    assert new.spec.depth == new.complexity["depth"]
-    assert abs(new.complexity["flop_ratio"] - 1) < 0.05
+    assert new.spec.depth == new.complexity.depth
+    assert abs(new.complexity.flop_ratio - 1) < 0.05
     assert set(new.baselines) == {"vit_p_1gf", "vit_c_1gf"}

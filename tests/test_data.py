@@ -162,7 +162,7 @@ def test_cifar_errors_name_path_and_expectation(tmp_path):
 
 def test_unknown_dataset_lists_allowed():
     """An unknown name is a UserError that lists the allowed names."""
-    with pytest.raises(UserError, match=r"'mnist' is unknown; allowed: cifar10, cifar100, digits, imagefolder"):
+    with pytest.raises(UserError, match=r"'mnist' is unknown; allowed: cifar10, cifar100, digits, fashion_mnist, imagefolder"):
         load_dataset("mnist")
 
 

@@ -128,7 +128,7 @@ def slurm_parameters(spec, **flags):
 def test_ddp_is_on_from_the_slurm_block_and_in_the_paper_preset(tmp_path):
     """`ddp: true` asks submitit for one task per GPU (DDPWorker jobs); without it nothing changes."""
     from robustbench_vit.study.files import load_spec
-    from robustbench_vit.study.launch import is_ddp
+    from robustbench_vit.study.workers import is_ddp
 
     (tmp_path / "one.yaml").write_text(SPEC_YAML)
     spec = load_spec(str(tmp_path / "one.yaml"))
@@ -151,7 +151,7 @@ def test_ddp_job_claims_trains_and_stores_one_trial(tmp_path):
 
     from robustbench_vit.store import resolve_storage
     from robustbench_vit.study.files import load_spec
-    from robustbench_vit.study.launch import DDPWorker
+    from robustbench_vit.study.workers import DDPWorker, WorkerArgs
     from robustbench_vit.study.plan import plan
     from robustbench_vit.study.queue import enqueue_missing, open_studies
 
@@ -162,7 +162,7 @@ def test_ddp_job_claims_trains_and_stores_one_trial(tmp_path):
     enqueue_missing(study, plan(spec), spec.design.seed_list)
     ex = submitit.AutoExecutor(folder=tmp_path / "logs", cluster="local")
     ex.update_parameters(timeout_min=10, tasks_per_node=2)
-    job = ex.submit(DDPWorker(url, spec.name, ["vit_c_micro"], str(runs), threads=1))
+    job = ex.submit(DDPWorker(WorkerArgs(url, spec.name, ("vit_c_micro",), str(runs), threads=1)))
     assert job.results() == [1, 1]  # every rank trained the one trial
 
     trials = optuna.load_study(study_name=f"{spec.name}/vit_c_micro", storage=url).trials

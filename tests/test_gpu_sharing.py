@@ -23,8 +23,8 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec, build_model
 from robustbench_vit.store import slot
 from robustbench_vit.study import RunOptions, SlurmOptions, load_spec
-from robustbench_vit.study.gpus import STANDIN_ENV, choose_trials_per_gpu, trial_memory_gib
-from robustbench_vit.study.launch import Launch, packing
+from robustbench_vit.study.gpus import STANDIN_ENV, choose_trials_per_gpu, packing, trial_memory_gib
+from robustbench_vit.study.launch import Launch
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from robustbench_vit.cli import main
-from robustbench_vit.commands.leaderboard import holm
+from robustbench_vit.analysis.leaderboard import holm
 from tests import study_fixtures
 from tests.study_fixtures import write_study
 from tests.test_report_browser import CHROMIUM, Chromium

@@ -20,21 +20,21 @@ PAPER = {"vit_p_1gf": (4.83, 1.08, 12), "vit_c_1gf": (4.57, 1.08, 11), "vit_p_4g
 def test_paper_sizes_match_params_flops_and_depth(name):
     params_m, gmacs, depth = PAPER[name]
     c = model_complexity(ModelSpec.from_name(name))
-    assert c["params"] / 1e6 == pytest.approx(params_m, rel=0.01)
-    assert c["gmacs"] == pytest.approx(gmacs, rel=0.02)
-    assert c["depth"] == depth
+    assert c.params / 1e6 == pytest.approx(params_m, rel=0.01)
+    assert c.gmacs == pytest.approx(gmacs, rel=0.02)
+    assert c.depth == depth
 
 
 @pytest.mark.parametrize("size", ["micro", "tiny", "1gf", "4gf", "18gf", "36gf"])
 def test_conv_twin_is_flop_matched_within_5_percent(size):
     c = model_complexity(ModelSpec.from_name(f"vit_c_{size}"))
-    assert abs(c["flop_ratio"] - 1) < 0.05
+    assert abs(c.flop_ratio - 1) < 0.05
 
 
 def test_flop_count_includes_attention_matmuls():
     # micro: 17 tokens of width 64; q·kᵀ and attn·v are 2 × 17 × 17 × 64 MACs per block, 4 blocks.
     spec = ModelSpec.from_name("vit_p_micro")
-    with_attn = model_complexity(spec)["gmacs"]
+    with_attn = model_complexity(spec).gmacs
     attn = 4 * 2 * 17 * 17 * 64 / 1e9
     qkv_proj_mlp = 4 * 17 * (64 * 192 + 64 * 64 + 2 * 64 * 128) / 1e9
     stem = 16 * 1 * 16 * 64 / 1e9
@@ -123,8 +123,8 @@ def test_user_stem_from_file_is_validated_and_flop_matched(tmp_path):
     spec = ModelSpec(name="overlap_micro", size="micro", stem=f"{f}:Overlap", stem_options={"kernel": 5})
     validate_stem(spec)
     c = model_complexity(spec)
-    assert abs(c["flop_ratio"] - 1) < 0.1
-    assert build_model(spec, depth=c["depth"])(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    assert abs(c.flop_ratio - 1) < 0.1
+    assert build_model(spec, depth=c.depth)(torch.randn(2, 1, 16, 16)).shape == (2, 10)
     for cls, msg in [("WrongShape", "output shape"), ("NoParams", "no trainable parameters"),
                      ("NaN", "non-finite"), ("Missing", "no torch.nn.Module class named 'Missing'")]:
         with pytest.raises(UserError, match=msg):
@@ -163,4 +163,4 @@ def test_stem_that_needs_real_tensors_is_counted_on_the_cpu(tmp_path):
     spec = ModelSpec(name="real_micro", size="micro", stem=f"{tmp_path / 'real.py'}:NeedsData")
     validate_stem(spec)
     c = model_complexity(spec)
-    assert c["gmacs"] == pytest.approx(model_complexity(ModelSpec.from_name("vit_p_micro"))["gmacs"], rel=1e-6)
+    assert c.gmacs == pytest.approx(model_complexity(ModelSpec.from_name("vit_p_micro")).gmacs, rel=1e-6)

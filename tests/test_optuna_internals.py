@@ -1,4 +1,4 @@
-"""Contract for the Optuna internals in robustbench_vit/study/optuna_internals.py: each still exists and fits our use.
+"""Contract for the Optuna internals in robustbench_vit/store/optuna_internals.py: each still exists and fits our use.
 
 A failure names the internal that changed: fix optuna_internals.py (only there), or pin Optuna below that version.
 """

@@ -49,8 +49,8 @@ def test_a_copy_that_draws_first_is_exchangeable_with_its_baseline(tmp_path):
     (tmp_path / "drawing.py").write_text(DRAWING_STEM)
     base = ModelSpec.from_name("vit_c_micro")
     copy = ModelSpec(name="my_conv", size="micro", stem=f"{tmp_path / 'drawing.py'}:DrawingConv")
-    depth = model_complexity(base)["depth"]
-    assert model_complexity(copy)["depth"] == depth
+    depth = model_complexity(base).depth
+    assert model_complexity(copy).depth == depth
     s = 12345
     old = _shared(_initial_values(copy, s, depth), _initial_values(base, s, depth))
     new = _shared(_initial_values(copy, init_seed(s, copy.name), depth),

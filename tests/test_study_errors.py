@@ -21,7 +21,7 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.store import resolve_storage
 from robustbench_vit.store.optuna_internals import storage_of
 from robustbench_vit.study import runner
-from robustbench_vit.study.launch import guard_preemption_handler
+from robustbench_vit.study.workers import guard_preemption_handler
 from robustbench_vit.study.plan import plan
 from robustbench_vit.study.queue import enqueue_missing, open_studies
 from tests.study_contract import MODELS, small_spec
@@ -174,7 +174,7 @@ def test_slurm_executor_without_slurm_is_one_line(tmp_path, capsys, monkeypatch)
 
 def test_new_local_workers_get_the_least_used_gpus():
     """After a worker crash, its replacement goes to the GPU no live worker uses, not to a busy one."""
-    from robustbench_vit.study.launch import pick_gpus
+    from robustbench_vit.study.gpus import pick_gpus
 
     assert pick_gpus(2, 0, []) == [None, None]
     assert pick_gpus(4, 4, []) == [0, 1, 2, 3]
@@ -187,7 +187,7 @@ def test_default_workers_fill_the_cpu_only_when_the_study_pins_threads(tmp_path)
     import torch
 
     from robustbench_vit.study.files import load_spec
-    from robustbench_vit.study.launch import auto_workers
+    from robustbench_vit.study.gpus import auto_workers
 
     if torch.cuda.is_available():
         pytest.skip("with a GPU the default is one worker per GPU")

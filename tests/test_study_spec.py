@@ -42,7 +42,8 @@ BAD = {
     "models: [vit_x_micro]\n": "field 'models': unknown model 'vit_x_micro'; allowed: vit_p_micro",
     "train: {lrr: 1}\n": "field 'train': unknown training setting 'lrr'; allowed: amp",
     "slurm: {partiton: gpu}\n": "field 'slurm': unknown SLURM setting 'partiton'; allowed: account, additional_param",
-    "dataset: mnist\n": "field 'dataset': dataset 'mnist' is unknown; allowed: cifar10, cifar100, digits, imagefolder",
+    "dataset: mnist\n": "field 'dataset': dataset 'mnist' is unknown; allowed: cifar10, cifar100, digits, "
+                        "fashion_mnist, imagefolder",
     "space:\n  lr: {low: 0.0, high: 1.0, num: 3}\n": "point 2 {'lr': 0.0} gives an invalid training setting 'lr'",
     "space:\n  lr: {low: 1.0e-3, high: 1.0, log: true}\n": "field 'space.lr': grid designs need num (or values)",
 }

@@ -66,8 +66,8 @@ def test_timm_patch_embed_is_patchify_again():
     spec = ModelSpec(name="pe_micro", size="micro", stem="timm.layers:PatchEmbed")
     validate_stem(spec)
     c, p = model_complexity(spec), model_complexity(ModelSpec.from_name("vit_p_micro"))
-    assert (c["params"], c["gmacs"], c["depth"]) == (p["params"], p["gmacs"], 4)
-    model = build_model(spec, depth=c["depth"])
+    assert (c.params, c.gmacs, c.depth) == (p.params, p.gmacs, 4)
+    model = build_model(spec, depth=c.depth)
     assert type(model.patch_embed) is PatchEmbed  # timm's class itself, built by timm's own call
     base = build_model(ModelSpec.from_name("vit_p_micro"))
     state = {k.replace("patch_embed.stem.proj.", "patch_embed.proj."): v for k, v in base.state_dict().items()}
@@ -83,8 +83,8 @@ def test_a_small_timm_contract_class_from_a_file_a_study_and_an_entry_point(emb,
     spec = ModelSpec(name="tok_micro", size="micro", stem=f"{emb}:TokenConvEmbed", stem_options={"kernel": 5})
     validate_stem(spec)
     c = model_complexity(spec)
-    assert abs(c["flop_ratio"] - 1) < 0.13
-    model = build_model(spec, depth=c["depth"])
+    assert abs(c.flop_ratio - 1) < 0.13
+    model = build_model(spec, depth=c.depth)
     assert type(model.patch_embed).__name__ == "TokenConvEmbed" and model.patch_embed.pre.kernel_size == (5, 5)
     data = load_dataset("digits")
     loss = torch.nn.functional.cross_entropy(model(data.train_x[:16]), data.train_y[:16])

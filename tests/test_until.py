@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from robustbench_vit.analysis.decisions import ATTR, Record
+from robustbench_vit.analysis.decisions import ATTR, Decided, Record
 from robustbench_vit.analysis.sequential import Look
 from robustbench_vit.cli import main
 from robustbench_vit.commands.until import Budget, Outcome, Until, run_until_decided
@@ -107,7 +107,7 @@ def test_a_decision_taken_at_a_look_is_kept_and_the_run_stops_there(here, capsys
                                                 f"{n} settings", len(df))]
 
     seq = run_until_decided(spec, run, Until(Budget(trials=30)), decide)
-    assert seq.reason == "decided" and [n for n, _, _ in seq.looks] == [3, 6] and seq.decided["x"]["look"] == 2
+    assert seq.reason == "decided" and [n for n, _, _ in seq.looks] == [3, 6] and seq.decided["x"].look == 2
     assert "every decision taken (the last at look 2)" in capsys.readouterr().err
     again = run_until_decided(spec, run, Until(Budget(trials=60)), decide)
     assert again.ran == 0 and again.looks == [] and again.reason == "decided"
@@ -123,7 +123,7 @@ def test_earlier_decisions_skip_training_only_when_no_new_decision_can_appear():
 
     from robustbench_vit.commands.until import Sequential, _all_decided
 
-    seq = Sequential("s", 8, 8, records={"x": Record(decided={"look": 1})})
+    seq = Sequential("s", 8, 8, records={"x": Record(decided=Decided("more robust", 1, 8, 16))})
 
     def decide(df, level):
         for key in ["x", *(["y"] if "stem" in set(df["model"]) else [])]:
@@ -135,7 +135,8 @@ def test_earlier_decisions_skip_training_only_when_no_new_decision_can_appear():
     assert not _all_decided(seq, decide, two, ["vit_p", "vit_c", "stem"])  # the stem has no result yet
     assert not _all_decided(seq, decide, pd.DataFrame({"model": ["vit_p", "vit_c", "stem"]}), ["vit_p", "stem"])
     assert not _all_decided(seq, decide, pd.DataFrame(), ["vit_p"])
-    other = Sequential("s", 8, 8, records={"x": Record(decided={"look": 1}), "z": Record()})  # z: another command's
+    other = Sequential("s", 8, 8, records={"x": Record(decided=Decided("more robust", 1, 8, 16)),
+                                           "z": Record()})  # z: another command's
     assert _all_decided(other, decide, two, ["vit_p", "vit_c"]) and other.pending() == []
 
 
@@ -156,3 +157,16 @@ def test_a_model_that_never_trained_is_never_decided(tmp_path):
     assert o.status == "inconclusive" and not o.decided
     at_chance = decide_at([90.0] * 16, list(range(5, 21)), "area", look, chance=90.0, margin=0.05, paired=True)
     assert at_chance.outcome == "inconclusive"  # never below chance: nothing to decide either
+
+
+def test_stored_decisions_read_and_write_the_same_json_as_before():
+    """A record stored by an earlier version (a decided and an undecided one) loads as typed values and is written
+    back byte for byte."""
+    decided = ('{"looks": [{"n": 8, "level": 0.00078125, "spent": 0.00078125, "budget": 32}, {"n": 16, "level": '
+               '0.00234375, "spent": 0.003125, "budget": 32}], "decided": {"status": "more robust", "look": 2, "n": 16, '
+               '"trials": 32, "detail": "area +0.300 [+0.100, +0.500], p 0.001"}}')
+    pending = '{"looks": [{"n": 8, "level": 0.0125, "spent": 0.0125, "budget": 16}], "decided": null}'
+    rec = Record.from_json(decided)
+    assert rec.decided == Decided("more robust", 2, 16, 32, "area +0.300 [+0.100, +0.500], p 0.001")
+    assert [lk.n for lk in rec.looks] == [8, 16] and rec.to_json() == decided
+    assert Record.from_json(pending).decided is None and Record.from_json(pending).to_json() == pending

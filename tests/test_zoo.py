@@ -31,20 +31,20 @@ def test_zoo_stem_builds_gives_the_grid_and_is_flop_matched(stem, size):
     assert spec.stem == stem
     validate_stem(spec)  # builds, maps a batch to B×D×H/p×W/p, trainable, finite
     info = size_info(size)
-    stem_module = get_stem(stem)(info["in_chans"], info["embed_dim"], info["patch_size"])
-    side = info["img_size"] // info["patch_size"]
-    x = torch.randn(2, info["in_chans"], info["img_size"], info["img_size"])
-    assert stem_module(x).shape == (2, info["embed_dim"], side, side)
+    stem_module = get_stem(stem)(info.in_chans, info.embed_dim, info.patch_size)
+    side = info.img_size // info.patch_size
+    x = torch.randn(2, info.in_chans, info.img_size, info.img_size)
+    assert stem_module(x).shape == (2, info.embed_dim, side, side)
 
     c = model_complexity(spec)
-    nc, target = info["num_classes"], patchify_gmacs(size)
-    off = {d: abs(_measure(spec, d, nc)[1] - target) for d in range(1, info["depth"] + 4)}
-    assert off[c["depth"]] == min(off.values())  # the rule: the depth whose FLOPs are nearest patchify's
-    block = _measure(spec, c["depth"] + 1, nc)[1] - _measure(spec, c["depth"], nc)[1]
-    assert abs(c["gmacs"] - target) <= block / 2 + 1e-12  # so within half a block of FLOPs
-    assert abs(c["flop_ratio"] - 1) < 0.13
-    m = build_model(spec, depth=c["depth"])
-    assert len(m.blocks) == c["depth"] and m(x).shape == (2, nc)
+    nc, target = info.num_classes, patchify_gmacs(size)
+    off = {d: abs(_measure(spec, d, nc)[1] - target) for d in range(1, info.depth + 4)}
+    assert off[c.depth] == min(off.values())  # the rule: the depth whose FLOPs are nearest patchify's
+    block = _measure(spec, c.depth + 1, nc)[1] - _measure(spec, c.depth, nc)[1]
+    assert abs(c.gmacs - target) <= block / 2 + 1e-12  # so within half a block of FLOPs
+    assert abs(c.flop_ratio - 1) < 0.13
+    m = build_model(spec, depth=c.depth)
+    assert len(m.blocks) == c.depth and m(x).shape == (2, nc)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def digits_batch():
 def test_zoo_stem_trains_one_real_step_on_digits(stem, digits_batch):
     torch.manual_seed(0)
     spec = ModelSpec.from_name(f"vit_{stem}_micro")
-    model = build_model(spec, depth=model_complexity(spec)["depth"]).train()
+    model = build_model(spec, depth=model_complexity(spec).depth).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x, y = digits_batch
     before = [p.detach().clone() for p in model.patch_embed.parameters()]

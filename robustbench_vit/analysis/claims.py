@@ -10,9 +10,10 @@ benchmarks/calibration.py and tests/test_inference.py).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,14 @@ from robustbench_vit.analysis.noise import expected_floor, noise_floors
 from robustbench_vit.analysis.summary import fmt
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.shipped import study_dirs
 
-STATUSES = ("reproduced", "contradicted", "equivalent", "inconclusive", "incomplete")
+# A claim's status here: reproduced / contradicted (a significant test for or against the paper), equivalent (the
+# claimed difference lies within the margin), inconclusive (no test can tell yet), incomplete (failed trials).
+ClaimStatus = Literal["reproduced", "contradicted", "equivalent", "inconclusive", "incomplete"]
+STATUSES: tuple[ClaimStatus, ...] = get_args(ClaimStatus)
+CLAIM_DECIDED: tuple[ClaimStatus, ...] = ("reproduced", "contradicted", "equivalent")  # a sequential run stops here
 
 
 class Claim(BaseModel):
@@ -53,8 +60,6 @@ class Claim(BaseModel):
 
 def claims_file() -> Path:
     """The shipped claims file: ./studies/claims/paper.yaml, else the built-in one."""
-    from robustbench_vit.study.files import study_dirs
-
     for d in study_dirs():
         if (d / "claims" / "paper.yaml").is_file():
             return d / "claims" / "paper.yaml"
@@ -76,11 +81,27 @@ def load_claims(only: list[str] | None = None, path: Path | None = None) -> list
 
 
 @dataclass(frozen=True)
+class ClaimLook:
+    """The look of a `--until-decided` run a claim is scored at: its number, settings per model, trials, the level it
+    spent, and whether the decision was taken there (else: the last look, undecided)."""
+
+    look: int
+    n: int
+    trials: int
+    level: float
+    decided: bool
+
+    def to_dict(self) -> dict:
+        """{"look", "n", "trials", "level", "decided"}: the scorecard JSON's `sequential` entry."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class Score:
     """A claim's outcome here: status, our number with its interval, the test, its power, and why."""
 
     claim: Claim
-    status: str  # one of STATUSES
+    status: ClaimStatus
     ours: str
     test: str
     p: float | None
@@ -88,7 +109,7 @@ class Score:
     needed: int | None  # settings per model for 80% power (None: not searched, or > MAX_N)
     why: str
     ran: str  # what was run: models, results per model, epochs
-    look: dict | None = None  # --until-decided: {"look", "n", "trials", "level", "decided"} of the deciding look
+    look: ClaimLook | None = None  # --until-decided: the deciding look (or the last, undecided)
     effect: float | None = None  # the tested difference (> 0: as claimed), its bootstrap sd, the equivalence
     se: float | None = None  # margin and the settings it rests on: what an expected-cost estimate needs
     margin: float | None = None
@@ -100,8 +121,8 @@ class Score:
         if not self.look:
             return ""
         lk = self.look
-        when = "decided at" if lk["decided"] else "undecided after"
-        return f"{when} look {lk['look']}: {lk['trials']} trials, {lk['n']} settings per model, level {lk['level']:.2g}"
+        when = "decided at" if lk.decided else "undecided after"
+        return f"{when} look {lk.look}: {lk.trials} trials, {lk.n} settings per model, level {lk.level:.2g}"
 
     @property
     def power_text(self) -> str:
@@ -114,12 +135,54 @@ class Score:
         return f"{fmt(self.power, '%')} (80% at {need})"
 
 
-def _status(p: float, effect: float, interval: tuple[float, float], *, margin: float, alpha: float = I.ALPHA) -> str:
+def _status(p: float, effect: float, interval: tuple[float, float], *, margin: float,
+            alpha: float = I.ALPHA) -> ClaimStatus:
     """Reproduced / contradicted only on a test significant at `alpha`, the sign of `effect` says which (> 0: as
     claimed); equivalent where the (1 − alpha) interval lies within ±margin; else inconclusive."""
     if p < alpha:
         return "reproduced" if effect > 0 else "contradicted"
     return "equivalent" if -margin < interval[0] and interval[1] < margin else "inconclusive"
+
+
+@dataclass(frozen=True)
+class ScoredClaim:
+    """One row of a scorecard: a claim's score at one model size, and the link to its study's report."""
+
+    score: Score
+    size: str
+    report: str  # the study report, relative to the scorecard (../STUDY/report.html)
+
+
+@dataclass(frozen=True)
+class Scorecard:
+    """A scorecard: the preset, when, what each study ran, and one scored claim per (claim, model size)."""
+
+    preset: str
+    generated: str
+    studies: dict[str, str]  # study name → what it ran (dataset, models, trials, epochs)
+    rows: tuple[ScoredClaim, ...]
+
+
+def baselines(models: list[ModelSpec], stem: ModelSpec | None = None) -> list[tuple[str, str, str]]:
+    """(size, conv model, patchify model) for every size whose baselines are both among `models`; with a stem: its
+    size, the stem in the conv stem's place."""
+    if stem is not None:
+        return [(stem.size, stem.name, f"vit_p_{stem.size}")]
+    names = {m.name for m in models}
+    sizes = dict.fromkeys(m.size for m in models if m.stem in ("patchify", "conv"))
+    return [(s, f"vit_c_{s}", f"vit_p_{s}") for s in sizes if {f"vit_p_{s}", f"vit_c_{s}"} <= names]
+
+
+def claim_key(claim: Claim, size: str) -> str:
+    """The key of a claim's sequential decision (one per model size)."""
+    return f"claim {claim.id} ({size})"
+
+
+def claim_trials(claim: Claim, df: pd.DataFrame, conv: str, patch: str) -> int:
+    """The trials a claim's decision rests on (its subset, its two models)."""
+    for key, value in claim.subset.items():
+        df = df[df[key] == value]
+    return int(df["model"].isin([conv, patch]).sum())
 
 
 def _ran(df: pd.DataFrame, models: tuple[str, str]) -> str:

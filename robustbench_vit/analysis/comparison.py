@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import binomtest, norm
 
 from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.frame import ERROR_CAP, chance_error
@@ -24,7 +25,11 @@ from robustbench_vit.analysis.metrics import (DELTA_WINDOW, WITHIN, dominance, i
                                               peak_confounded, results)
 
 MARGINS = {"area": 0.05, "retained": 0.05}  # default δ per decided statistic (a study's `margins:` overrides)
-DECIDED = ("more robust", "less robust", "equivalent")
+# What a comparison (or its verdict) says of a model against a baseline: the three-way decision and its undecided or
+# unavailable cases (verdict.OUTCOMES lists them all).
+RobustnessOutcome = Literal["more robust", "less robust", "equivalent", "inconclusive", "differ, EDFs cross",
+                            "not comparable", "unavailable", "adaptive"]
+DECIDED: tuple[RobustnessOutcome, ...] = ("more robust", "less robust", "equivalent")
 _Z = float(norm.ppf(1 - I.ALPHA / 2))
 _Z_POWER = float(norm.ppf(I.POWER_TARGET))
 
@@ -61,7 +66,7 @@ class Decision:
     se: float  # bootstrap standard deviation of the difference
     test: I.TestResult
     margin: float
-    outcome: str  # "more robust" | "less robust" | "equivalent" | "inconclusive"
+    outcome: RobustnessOutcome  # "more robust" | "less robust" | "equivalent" | "inconclusive"
     power: float  # estimated probability that a study of this size decides, if the observed difference is true
     needed: int | None  # settings per model to decide with POWER_TARGET (None: more than MAX_N)
     alpha: float = I.ALPHA  # the level the decision was taken at (test p < alpha, (1 − alpha) interval)
@@ -124,7 +129,7 @@ class Comparison:
         return self.normalised if self.confounded else self.robustness
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RobustnessOutcome:
         """The decision's outcome, "differ, EDFs cross" where the area decides a direction its Δ-EDFs contradict."""
         d = self.decision
         if d is None:
@@ -200,8 +205,6 @@ def _differences(window: float) -> dict[str, I.Statistic]:
 
 def _sign_test(m: pd.DataFrame) -> dict:
     """Wins / losses / ties of a over b on matched settings, and the two-sided sign-test p."""
-    from scipy.stats import binomtest
-
     wins, losses = int((m["error_a"] < m["error_b"]).sum()), int((m["error_a"] > m["error_b"]).sum())
     p = binomtest(wins, wins + losses).pvalue if wins + losses else math.nan
     return {"matched": len(m), "wins": wins, "losses": losses, "ties": len(m) - wins - losses, "sign_p": float(p)}

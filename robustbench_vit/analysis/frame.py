@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import optuna
 import pandas as pd
@@ -23,9 +23,10 @@ CHANCE_MARGIN = 5.0  # points: a finished trial whose error is within this of ch
 # and running / pending (not finished); storage knows complete / diverged / stopped / failed, collapsed is decided
 # here; a `stopped` trial (stopped early at chance by the hopeless-trial rule, PRUNED in Optuna) is collapsed, with
 # `stopped_early` True
-STATUSES = ("complete", "collapsed", "diverged", "failed", "running", "pending")
-RESULTS = STATUSES[:3]
-DID_NOT_TRAIN = ("collapsed", "diverged")
+TrialStatus = Literal["complete", "collapsed", "diverged", "failed", "running", "pending"]
+STATUSES: tuple[TrialStatus, ...] = get_args(TrialStatus)
+RESULTS: tuple[TrialStatus, ...] = STATUSES[:3]
+DID_NOT_TRAIN: tuple[TrialStatus, ...] = ("collapsed", "diverged")
 HYPERPARAMS = ("optimizer", "lr", "weight_decay", "epochs", "batch_size")  # always columns (from the config)
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}  # image folders: counted from data_root/train
 
@@ -81,7 +82,7 @@ def _depth(model: dict[str, Any]) -> int | None:
     if model.get("depth") is not None:
         return int(model["depth"])
     try:
-        return int(model_complexity(ModelSpec(**model))["depth"])
+        return int(model_complexity(ModelSpec(**model)).depth)
     except Exception:  # a user stem that no longer imports here must not stop the analysis
         return None
 

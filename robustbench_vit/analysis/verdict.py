@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import get_args
 
 import pandas as pd
 
-from robustbench_vit.analysis.comparison import Comparison, Decision
+from robustbench_vit.analysis.comparison import Comparison, Decision, RobustnessOutcome
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
 from robustbench_vit.analysis.metrics import DELTA_WINDOW
 from robustbench_vit.analysis.noise import NoiseFloor, expected_floor
 from robustbench_vit.analysis.summary import fmt
 
-OUTCOMES = ("more robust", "less robust", "equivalent", "inconclusive", "differ, EDFs cross", "not comparable",
-            "unavailable", "adaptive")
+OUTCOMES: tuple[RobustnessOutcome, ...] = get_args(RobustnessOutcome)
 STATISTIC = {"area": f"Δ-EDF area over 0–{DELTA_WINDOW:g} points",
              "retained": "normalised robustness (mean share of the attainable improvement a trial keeps)"}
 
@@ -32,7 +32,7 @@ class Verdict:
 
     model: str
     baseline: str
-    outcome: str  # one of OUTCOMES, for the model against the baseline
+    outcome: RobustnessOutcome  # for the model against the baseline
     headline: str
     evidence: tuple[str, ...] = ()
     caveats: tuple[str, ...] = ()

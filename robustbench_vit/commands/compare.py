@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided
+from robustbench_vit.analysis.comparison import comparisons
+from robustbench_vit.analysis.frame import load_results
+from robustbench_vit.analysis.metrics import model_metrics
+from robustbench_vit.analysis.noise import noise_floors
+from robustbench_vit.analysis.verdict import verdict
+from robustbench_vit.commands.common import Launch, ScorecardRequest, print_plan, run_claims, write_leaderboard_of
+from robustbench_vit.commands.until import comparison_decider, run_until_decided
 from robustbench_vit.errors import UserError
-from robustbench_vit.models import ModelSpec, get_stem, model_complexity, validate_stem
+from robustbench_vit.models import Complexity, ModelSpec, get_stem, model_complexity, validate_stem
 from robustbench_vit.models.stems import absolute_ref, zoo_names
-from robustbench_vit.store import mask_url, resolve_storage
+from robustbench_vit.report.build import build_report, parse_formats
+from robustbench_vit.store import mask_url
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.options import RunOptions
@@ -27,8 +34,8 @@ class Contender:
     """The new stem's model and its complexity against both baselines."""
 
     spec: ModelSpec
-    complexity: dict[str, Any]
-    baselines: dict[str, dict[str, Any]]  # baseline name → complexity
+    complexity: Complexity
+    baselines: dict[str, Complexity]  # baseline name → complexity
 
 
 def default_name(ref: str, size: str) -> str:
@@ -58,7 +65,7 @@ def checked(spec: ModelSpec) -> Contender:
         raise UserError(f"--name {spec.name!r} is a baseline's name; choose another")
     validate_stem(spec)
     cx = model_complexity(spec)
-    spec = spec.model_copy(update={"depth": cx["depth"]})
+    spec = spec.model_copy(update={"depth": cx.depth})
     base = {n: model_complexity(ModelSpec.from_name(n)) for n in (f"vit_p_{size}", f"vit_c_{size}")}
     return Contender(spec, cx, base)
 
@@ -137,19 +144,13 @@ def summary_table(new: Contender, *more: Contender) -> Table:
         t.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
     p, c = new.baselines.values()  # patchify first, then conv
     for name, x in [*new.baselines.items(), *((n.spec.name, n.complexity) for n in (new, *more))]:
-        t.add_row(name, str(x["depth"]), f"{x['params'] / 1e6:.3f}", f"{x['gmacs']:.4g}",
-                  f"{x['gmacs'] / p['gmacs']:.3f}", f"{x['gmacs'] / c['gmacs']:.3f}")
+        t.add_row(name, str(x.depth), f"{x.params / 1e6:.3f}", f"{x.gmacs:.4g}",
+                  f"{x.gmacs / p.gmacs:.3f}", f"{x.gmacs / c.gmacs:.3f}")
     return t
 
 
 def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> None:
     """Each new stem's verdict against each baseline (with the noise floor it is read against), and what failed."""
-    from robustbench_vit.analysis.comparison import comparisons
-    from robustbench_vit.analysis.frame import load_results
-    from robustbench_vit.analysis.metrics import model_metrics
-    from robustbench_vit.analysis.noise import noise_floors
-    from robustbench_vit.analysis.verdict import verdict
-
     df = load_results(spec.name, run.results)
     floors = noise_floors(df)  # measured where the storage holds A/A copies (calibrate) or replicates
     names = [n.spec.name for n in news]
@@ -166,60 +167,80 @@ def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> N
               f"{'them' if failed > 1 else 'it'}")
 
 
-def compare_command(stem: str, *, study: str, preset: str | None, size: str | None, name: str | None,
-                    options: str | None, run: RunOptions, out: str | None, formats: str,
-                    claims: str | None = None, overrides: dict | None = None, dry_run: bool = False,
-                    yes: bool = False, until: Until | None = None) -> int:
-    """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts.
+@dataclass(frozen=True)
+class CompareRequest:
+    """`compare`: the stems (none: the study's own), the study to compare on (its preset and --set) and the size, a
+    single stem's name and options (JSON), how it launches (`launch.until`: look by look until each stem's verdicts
+    are decided or the budget is spent), where the report goes; `claims` ("" for all, or ids): score one stem on
+    the paper's claims instead."""
 
-    `stem`: one reference or several (one launch, one report); none: the study's own stems.
-    With `claims` ("" for all, or ids): score the stem on the paper's claims instead (a scorecard; `yes`: launch
-    without asking above 100 GPU-hours). `overrides`: --set on the study; `dry_run`: print the plan only;
-    `until`: look by look until each stem's verdicts are decided or the budget is spent.
-    """
-    from robustbench_vit.report.build import build_report, parse_formats
+    stems: tuple[str, ...] = ()
+    study: str = "lr_wd_stability"
+    preset: str | None = None
+    size: str | None = None
+    name: str | None = None
+    options: str | None = None
+    launch: Launch = field(default_factory=Launch)
+    out: str | None = None
+    formats: str = "html"
+    claims: str | None = None
 
-    stems = [stem] if isinstance(stem, str) else list(stem or [])
-    if claims is not None:  # the paper's claims, this stem in ViT_C's place
-        from robustbench_vit.commands.reproduce import reproduce_command
 
-        if len(stems) != 1:
-            raise UserError("--claims scores one stem in ViT_C's place; give exactly one --stem")
-        stem = stems[0]
+def _on_claims(request: CompareRequest) -> int:
+    """`compare --claims`: the paper's claims, this stem in ViT_C's place (a scorecard)."""
+    r = request
+    if len(r.stems) != 1:
+        raise UserError("--claims scores one stem in ViT_C's place; give exactly one --stem")
+    _, size = study_for("lr_wd_stability", r.preset, r.size, r.launch.overrides)
+    new = contender(r.stems[0], size=size, name=r.name, options=parse_options(r.options))
+    Console(stderr=True).print(summary_table(new))
+    return run_claims(ScorecardRequest(preset=r.preset or "default", claims=r.claims or None, launch=r.launch,
+                                       out=r.out, formats=r.formats, stem=new.spec))
 
-        spec, size = study_for("lr_wd_stability", preset, size, overrides)
-        new = contender(stem, size=size, name=name, options=parse_options(options))
-        Console(stderr=True).print(summary_table(new))
-        return reproduce_command(preset=preset or "default", claims=claims or None, run=run, yes=yes, out=out,
-                                 formats=formats, stem=new.spec, overrides=overrides, dry_run=dry_run, until=until)
-    spec, size = study_for(study, preset, size, overrides)
-    fmts = parse_formats(formats)  # checked before hours of trials, not after
-    news = contenders(stems, spec, size=size, name=name, options=parse_options(options))
-    console = Console(stderr=True)
-    console.print(summary_table(*news))
-    if dry_run:
-        from robustbench_vit.commands.study import print_plan
 
-        return print_plan([spec], run, models_of(news), until=until)
+def _run(spec: StudySpec, news: list[Contender], request: CompareRequest, console: Console) -> None:
+    """Run the baselines and the new stems (look by look with --until-decided) and say what ran and where."""
+    run, until = request.launch.run, request.launch.until
     if until is not None:
         names = {n.spec.name for n in news}
         seq = run_until_decided(spec, run, until, comparison_decider(lambda model, baseline: model in names),
                                 models=models_of(news))
-        console.print(f"{seq.ran} trials ran now; results: {mask_url(resolve_storage(spec.name, run.runs_dir, run.storage))}",
-                      soft_wrap=True)
+        console.print(f"{seq.ran} trials ran now; results: {mask_url(run.results.url(spec.name))}", soft_wrap=True)
     else:
         summary = run_contender(spec, news, run)
         console.print(f"{summary.ran} trials ran now; {summary.done}/{summary.total} finished; results: "
                       f"{mask_url(summary.storage)}", soft_wrap=True)
-    paths = build_report(spec.name, run.results, out_dir=out, formats=fmts)
-    if until is None:  # a sequential run printed its decisions, each at the level its look spent
-        print_verdicts(spec, run, news)
+
+
+def compare_command(request: CompareRequest) -> int:
+    """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts (several
+    stems: their leaderboard beside the report). With `claims`: score one stem on the paper's claims instead."""
+    r, launch = request, request.launch
+    if r.claims is not None:  # the paper's claims, this stem in ViT_C's place
+        return _on_claims(r)
+    spec, size = study_for(r.study, r.preset, r.size, launch.overrides)
+    fmts = parse_formats(r.formats)  # checked before hours of trials, not after
+    news = contenders(list(r.stems), spec, size=size, name=r.name, options=parse_options(r.options))
+    console = Console(stderr=True)
+    console.print(summary_table(*news))
+    if launch.dry_run:
+        return print_plan([spec], launch.run, models_of(news), until=launch.until)
+    _run(spec, news, r, console)
+    paths = build_report(spec.name, launch.run.results, out_dir=r.out, formats=fmts)
+    if launch.until is None:  # a sequential run printed its decisions, each at the level its look spent
+        print_verdicts(spec, launch.run, news)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     if len(news) > 1:  # several stems: their leaderboard beside the report
-        from robustbench_vit.commands.leaderboard import leaderboard_command
-
         report = next(iter(paths.values()))
-        leaderboard_command([spec.name], run.results,
-                            out=str(report.parent / "leaderboard"), reports={spec.name: report.with_suffix(".html")})
+        write_leaderboard_of([spec.name], launch.run.results, report.parent / "leaderboard", formats=["html"],
+                             reports={spec.name: report.with_suffix(".html")})
     return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """`compare` from its parsed flags."""
+    return compare_command(CompareRequest(stems=tuple(args.stem or ()), study=args.study, preset=args.preset,
+                                          size=args.size, name=args.name, options=args.options,
+                                          launch=Launch.of(args), out=args.out, formats=args.format,
+                                          claims=args.claims))

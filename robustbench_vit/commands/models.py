@@ -1,14 +1,15 @@
-"""What the `models` command prints (the CLI parses, this renders)."""
+"""`robustbench-vit models` and `stems`: the built-in models and the registered stems, as tables or JSON."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import textwrap
 
 from rich.console import Console
 from rich.table import Table
 
-from robustbench_vit.models import model_table
+from robustbench_vit.models import model_table, stem_table
 
 
 def models_command(as_json: bool = False) -> int:
@@ -31,8 +32,6 @@ def models_command(as_json: bool = False) -> int:
 def stems_command(size: str = "micro", as_json: bool = False) -> int:
     """`stems`: every registered stem (the baselines and the zoo) with its citation, params, GMACs and FLOP-matched
     depth at `size` (or JSON); plain text, one line of numbers and the citation under it, within 80 columns."""
-    from robustbench_vit.models import stem_table
-
     rows = stem_table(size)
     if as_json:
         print(json.dumps(rows, indent=2))
@@ -45,3 +44,8 @@ def stems_command(size: str = "micro", as_json: bool = False) -> int:
                           f"{r['flop_ratio']:.3f}"))
         print(textwrap.fill(r["citation"], 80, initial_indent=" " * 17, subsequent_indent=" " * 17))
     return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """`models` or `stems` from its parsed flags."""
+    return stems_command(args.size, args.json) if args.command == "stems" else models_command(args.json)

@@ -1,27 +1,25 @@
-"""What the `study run|status|list` commands print (the CLI parses, these call the library and render)."""
+"""`robustbench-vit study run|status|list`: run a study, show its progress, list the studies available."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import textwrap
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Table
 
-from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided, until_flags, until_lines
+from robustbench_vit.commands.common import WIDE, overrides_of, print_plan, results_of, run_options_of, until_of
+from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided, until_flags
 from robustbench_vit.errors import UserError
-from robustbench_vit.models.spec import ModelSpec
-from robustbench_vit.store import STATES, Results, mask_url, resolve_storage
-from robustbench_vit.study.estimate import plan_lines
-from robustbench_vit.study.files import load_spec
-from robustbench_vit.study.launch import auto_workers, run_study, study_gpus
+from robustbench_vit.store import STATES, Results, mask_url
+from robustbench_vit.study.files import load_spec, study_name
+from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.overrides import override_flags
-from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.status import list_studies, study_status
-
-WIDE = 120  # a terminal at least this wide gets tables; narrower ones, logs and pipes get blocks of 80 columns
 
 
 def _location_flags(runs_dir: str, storage: str | None) -> str:
@@ -29,24 +27,24 @@ def _location_flags(runs_dir: str, storage: str | None) -> str:
     return f" --storage '{mask_url(storage)}'" if storage else "" if runs_dir == "runs" else f" --runs-dir {runs_dir}"
 
 
-def print_plan(specs: list[StudySpec], options: RunOptions, models: list[ModelSpec] | None = None,
-               until: Until | None = None) -> int:
-    """--dry-run: print the plan and its estimated cost (GPU-hours where trials run on GPUs, else CPU time); with
-    `until`, the look schedule and the cost at the budget too."""
-    spec = specs[0]
-    on_gpu = spec.device.startswith("cuda") or bool(study_gpus(spec)) or \
-        options.executor == "slurm" and bool(options.slurm.over(spec.slurm).gpus_per_node)
-    workers = options.workers or auto_workers(spec, options.executor)
-    print("\n".join(plan_lines(specs, models, workers=workers, on_gpu=on_gpu)))
-    if until is not None:
-        print("\n".join(until_lines(specs, models, until, workers=workers, on_gpu=on_gpu)))
-    return 0
+@dataclass(frozen=True)
+class StudyRunRequest:
+    """`study run`: the study (a name or a YAML path), its preset and --set overrides, how to run it; `dry_run`: the
+    plan only; `until`: look by look until every comparison is decided."""
+
+    name: str
+    preset: str | None = None
+    run: RunOptions = field(default_factory=RunOptions)
+    overrides: dict | None = None
+    dry_run: bool = False
+    until: Until | None = None
 
 
-def run_command(name: str, preset: str | None, options: RunOptions, *, overrides: dict | None = None,
-                dry_run: bool = False, until: Until | None = None) -> int:
+def run_command(request: StudyRunRequest) -> int:
     """`study run`: run what is left of a study, then say where the results are and what comes next
     (`dry_run`: print the plan only; `until`: look by look until every comparison is decided)."""
+    name, preset, options, overrides = request.name, request.preset, request.run, request.overrides
+    dry_run, until = request.dry_run, request.until
     spec = load_spec(name, preset, overrides)
     if until is not None and options.detach:
         raise UserError("--until-decided analyses every look as it finishes; it cannot --detach")
@@ -58,7 +56,7 @@ def run_command(name: str, preset: str | None, options: RunOptions, *, overrides
     try:
         if until is not None:
             seq = run_until_decided(spec, options, until, comparison_decider())
-            print(f"results: {mask_url(resolve_storage(spec.name, options.runs_dir, options.storage))}")
+            print(f"results: {mask_url(options.results.url(spec.name))}")
             print(f"next: robustbench-vit report {spec.name}{flags}")
             return 0 if seq.reason != "failed trials" else 1
         summary = run_study(spec, options, progress=not options.detach)
@@ -126,3 +124,13 @@ def list_command(as_json: bool = False) -> int:
         t.add_row(r["name"], r["description"], ", ".join(r["models"]), str(r["trials"]), ", ".join(r["presets"]))
     console.print(t)
     return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """`study run|status|list` from its parsed flags."""
+    if args.study_command == "list":
+        return list_command(args.json)
+    if args.study_command == "status":
+        return status_command(study_name(args.name), results_of(args), args.json)
+    return run_command(StudyRunRequest(args.name, args.preset, run_options_of(args), overrides=overrides_of(args),
+                                       dry_run=args.dry_run, until=until_of(args)))

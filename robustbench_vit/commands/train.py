@@ -1,23 +1,26 @@
-"""The `train` command's library side: options → TrialConfig (one-line errors), progress display, summary."""
+"""`robustbench-vit train`: options → TrialConfig (one-line errors), one trial with progress, its summary."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from robustbench_vit.data import check_dataset
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
+from robustbench_vit.train.loop import run_trial
 
 
 def make_config(model: str, **options: Any) -> TrialConfig:
     """A TrialConfig from a built-in model name and plain options; bad values raise a one-line UserError."""
-    from robustbench_vit.data import check_dataset
-
     spec = ModelSpec.from_name(model)
     check_dataset(options.get("dataset", "digits"))
     try:
@@ -30,11 +33,6 @@ def make_config(model: str, **options: Any) -> TrialConfig:
 
 def train_console(config: TrialConfig, trial_dir: str | Path | None = None, as_json: bool = False) -> TrialResult:
     """Run one trial with a rich progress bar and a line per epoch; `as_json` keeps stdout for one JSON object."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from robustbench_vit.train.loop import run_trial
-
     console = Console(stderr=as_json)
     columns = (TextColumn(f"{config.model.name} on {config.dataset}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("epochs"), TimeElapsedColumn())
@@ -60,3 +58,12 @@ def train_console(config: TrialConfig, trial_dir: str | Path | None = None, as_j
     if result.status == "failed":
         print(f"robustbench-vit: trial failed: {result.message}", file=sys.stderr)
     return result
+
+
+def main(args: argparse.Namespace) -> int:
+    """`train`: one trial with progress; exit 1 when the trial failed (diverged is a result: exit 0)."""
+    config = make_config(args.model, dataset=args.dataset, data_root=args.data_root, optimizer=args.optimizer,
+                         lr=args.lr, weight_decay=args.wd, epochs=args.epochs, batch_size=args.batch_size,
+                         augment=args.augment, seed=args.seed, device=args.device, threads=args.threads,
+                         train_subset=getattr(args, "train_subset", None))
+    return 1 if train_console(config, args.trial_dir, args.json).status == "failed" else 0

@@ -24,11 +24,18 @@ from dataclasses import dataclass, field
 import optuna
 import pandas as pd
 
-from robustbench_vit.analysis.decisions import ATTR, Record, decisions_of
+from robustbench_vit.analysis.comparison import DECIDED, comparisons
+from robustbench_vit.analysis.decisions import ATTR, Decided, DecisionStatus, Record, decisions_of
+from robustbench_vit.analysis.frame import load_results
+from robustbench_vit.analysis.metrics import pairs
 from robustbench_vit.analysis.sequential import Look, next_look
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.estimate import GPU_TFLOPS, cost, duration
+from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
+from robustbench_vit.study.plan import extended, slots, step, trial_count
+from robustbench_vit.study.queue import open_studies
 from robustbench_vit.study.spec import StudySpec
 
 BUDGET_FACTOR = 4  # default budget: this many times the study's fixed design
@@ -59,9 +66,6 @@ class Budget:
 
     def settings(self, spec: StudySpec, models: list[ModelSpec]) -> int:
         """The budget in settings per model, whole design steps (the default: BUDGET_FACTOR × the fixed design)."""
-        from robustbench_vit.study.estimate import cost
-        from robustbench_vit.study.plan import extended, step, trial_count
-
         g = step(spec)
         if self.trials is not None:
             n = self.trials // len(models)
@@ -88,8 +92,6 @@ class Until:
 
     def every(self, spec: StudySpec) -> int:
         """Settings per model between looks, rounded up to whole design steps."""
-        from robustbench_vit.study.plan import step
-
         g = step(spec)
         k = self.look_every or (g if spec.design.kind == "grid" else LOOK_EVERY)
         if k < 1:
@@ -102,7 +104,7 @@ class Outcome:
     """One decision at one look: its key, what it says, whether it is taken, and the numbers behind it."""
 
     key: str  # e.g. "vit_c_micro vs vit_p_micro", or "claim adamw_lr_wd (micro)"
-    status: str  # e.g. "more robust", "equivalent", "inconclusive", "reproduced"
+    status: DecisionStatus  # e.g. "more robust", "equivalent", "inconclusive", "reproduced"
     decided: bool
     detail: str = ""  # the statistic with its interval and p at the look's level
     trials: int = 0  # trials the decision rests on
@@ -127,8 +129,8 @@ class Sequential:
     trials: int = 0  # trials the run's last look rests on (stored ones included)
 
     @property
-    def decided(self) -> dict[str, dict]:
-        """Each taken decision's state ({"status", "look", "n", "trials", "detail"})."""
+    def decided(self) -> dict[str, Decided]:
+        """Each taken decision of this run, by key."""
         return {k: r.decided for k, r in self.records.items() if r.decided and k in self.keys}
 
     def pending(self) -> list[str]:
@@ -143,8 +145,6 @@ def _state(study: optuna.Study) -> dict[str, Record]:
 
 def _first_slots(spec: StudySpec, n: int) -> set[tuple[int, int]]:
     """The (point, seed) of the first n settings."""
-    from robustbench_vit.study.plan import extended, slots
-
     return slots(extended(spec, n))
 
 
@@ -168,18 +168,13 @@ def run_until_decided(spec: StudySpec, run: RunOptions, until: Until, decide: De
 
     Prints each look (its size, the level it spends, what each pending decision says) and why it stopped.
     """
-    from robustbench_vit.analysis.frame import load_results
-    from robustbench_vit.store import resolve_storage
-    from robustbench_vit.study.launch import run_study
-    from robustbench_vit.study.queue import open_studies
-
     models, out = models or spec.models, out or sys.stderr
     names = [m.name for m in models]
     budget, every = until.budget.settings(spec, models), until.every(spec)
     if budget < every:
         raise UserError(f"--budget {until.budget.text(budget, len(models))}: below one look of {every} settings "
                         f"per model ({every * len(models)} trials); give at least that")
-    url = resolve_storage(spec.name, run.runs_dir, run.storage)
+    url = run.results.url(spec.name)
     home = open_studies(spec, url, models)[names[0]]  # where the decisions' looks are stored
     seq = Sequential(spec.name, budget, every, records=_state(home))
     if _all_decided(seq, decide, load_results(spec.name, run.results), names):
@@ -244,8 +239,7 @@ def _analyse(seq: Sequential, df: pd.DataFrame, n: int, *, decide: Decider, home
         rec = seq.records[o.key]
         rec.looks.append(levels[o.key])
         if o.decided:
-            rec.decided = {"status": o.status, "look": len(rec.looks), "n": n, "trials": o.trials,
-                           "detail": o.detail}
+            rec.decided = Decided(o.status, len(rec.looks), n, o.trials, o.detail)
         home.set_user_attr(ATTR + o.key, rec.to_json())
     seq.looks.append((n, len(df), outcomes))
     lv = next(iter(levels.values()), None)
@@ -258,10 +252,10 @@ def _analyse(seq: Sequential, df: pd.DataFrame, n: int, *, decide: Decider, home
 
 def stop_line(seq: Sequential, models: int) -> str:
     """Why the run stopped, and what it used."""
-    stored = max((d["trials"] for d in seq.decided.values()), default=0)
+    stored = max((d.trials for d in seq.decided.values()), default=0)
     used = f"{seq.trials} trials used" if seq.trials else f"{stored} stored trials used" if stored else "no trials"
     if seq.reason == "decided":
-        where = sorted({d["look"] for d in seq.decided.values()})
+        where = sorted({d.look for d in seq.decided.values()})
         looks = f"look {where[-1]}" if where else "an earlier run"
         return textwrap.fill(f"{seq.study}: stopped — every decision taken (the last at {looks}); {used}, "
                              f"{seq.ran} ran now", 80)
@@ -275,9 +269,6 @@ def stop_line(seq: Sequential, models: int) -> str:
 def comparison_decider(wanted: Callable[[str, str], bool] = lambda model, baseline: True) -> Decider:
     """Decisions on the robustness comparisons (every model against its baselines, `wanted` ones only): taken
     when more robust, less robust or equivalent within the margin (or different with crossing Δ-EDFs)."""
-    from robustbench_vit.analysis.comparison import DECIDED, comparisons
-    from robustbench_vit.analysis.metrics import pairs
-
     def decide(df: pd.DataFrame, level: Callable[[str], Look | None]) -> list[Outcome]:
         sizes = df.dropna(subset=["size"]).groupby("model")["size"].first().to_dict() if "size" in df else {}
         out = []
@@ -316,9 +307,6 @@ def until_flags(until: Until | None) -> str:
 def until_lines(specs: list[StudySpec], models: list[ModelSpec] | None, until: Until, *, workers: int,
                 on_gpu: bool) -> list[str]:
     """What --dry-run prints for --until-decided: per study the look schedule and the budget, and its cost."""
-    from robustbench_vit.study.estimate import GPU_TFLOPS, cost, duration
-    from robustbench_vit.study.plan import extended
-
     lines = []
     for spec in specs:
         ms = models or spec.models

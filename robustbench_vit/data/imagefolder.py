@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from timm.data import create_transform
+from torchvision.datasets import ImageFolder
 
 from robustbench_vit.data.bundle import DataBundle
 from robustbench_vit.errors import UserError
@@ -17,9 +19,6 @@ def load_imagefolder(root: str | None = None, device: str | torch.device = "cpu"
     Training images get timm's augmenting transform (random-resized crop, flip, AutoAugment) when the trial's
     `augment` is on, else the plain resize + centre crop that validation uses.
     """
-    from timm.data import create_transform
-    from torchvision.datasets import ImageFolder
-
     if root is None:
         raise UserError("dataset imagefolder needs --data-root: a folder with train/ and val/ class folders")
     base, size = Path(root).expanduser(), img_size or 224

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -11,6 +12,16 @@ from robustbench_vit.errors import UserError
 from robustbench_vit.models.sizes import size_info
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.vit import build_model
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """What a model costs, measured on the built modules (`dataclasses.asdict` gives the JSON row)."""
+
+    params: int  # number of parameters
+    gmacs: float  # multiply-adds (G) of one forward pass of one image, attention matmuls included
+    depth: int  # trunk blocks: the spec's, the size's for patchify, else FLOP-matched
+    flop_ratio: float  # gmacs / the same size's patchify model's gmacs
 
 
 def count_gmacs(model: torch.nn.Module, img_size: int, in_chans: int, device: str = "meta") -> float:
@@ -45,14 +56,14 @@ def _measure_cached(spec_json: str, depth: int, num_classes: int) -> tuple[int, 
     try:
         with torch.device("meta"):
             model = build_model(spec, num_classes=num_classes, depth=depth)
-        return _params(model), count_gmacs(model, info["img_size"], info["in_chans"])
+        return _params(model), count_gmacs(model, info.img_size, info.in_chans)
     except UserError:
         raise
     except Exception:  # a user stem that needs real data (.item(), CPU constants): count on the CPU instead
         pass
     try:
         model = build_model(spec, num_classes=num_classes, depth=depth)
-        return _params(model), count_gmacs(model, info["img_size"], info["in_chans"], device="cpu")
+        return _params(model), count_gmacs(model, info.img_size, info.in_chans, device="cpu")
     except UserError:
         raise
     except Exception as e:
@@ -68,8 +79,8 @@ def matched_depth(spec: ModelSpec, num_classes: int | None = None) -> int:
     """Depth whose total FLOPs are nearest the patchify model's of the same size (the paper's matching rule)."""
     info = size_info(spec.size)
     if spec.is_plain_patchify:
-        return info["depth"]
-    nc = num_classes or info["num_classes"]
+        return info.depth
+    nc = num_classes or info.num_classes
     target = patchify_gmacs(spec.size, nc)
     base1, base2 = _measure(spec, 1, nc)[1], _measure(spec, 2, nc)[1]
     per_block = base2 - base1
@@ -82,13 +93,13 @@ def patchify_gmacs(size: str, num_classes: int | None = None) -> float:
     """GMACs of the size's patchify baseline."""
     info = size_info(size)
     base = ModelSpec(name=f"vit_p_{size}", size=size, stem="patchify")
-    return _measure(base, info["depth"], num_classes or info["num_classes"])[1]
+    return _measure(base, info.depth, num_classes or info.num_classes)[1]
 
 
-def model_complexity(spec: ModelSpec, num_classes: int | None = None) -> dict:
+def model_complexity(spec: ModelSpec, num_classes: int | None = None) -> Complexity:
     """Params, GMACs, depth, and the FLOP ratio to the patchify twin of the same size."""
     info = size_info(spec.size)
-    nc = num_classes or info["num_classes"]
+    nc = num_classes or info.num_classes
     depth = spec.depth if spec.depth is not None else matched_depth(spec, nc)
     params, gmacs = _measure(spec, depth, nc)
-    return {"params": params, "gmacs": gmacs, "depth": depth, "flop_ratio": gmacs / patchify_gmacs(spec.size, nc)}
+    return Complexity(params=params, gmacs=gmacs, depth=depth, flop_ratio=gmacs / patchify_gmacs(spec.size, nc))

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from robustbench_vit.models.sizes import parse_model_name
+
 
 class ModelSpec(BaseModel):
     """What to build: `vit_p_micro` is ModelSpec(name="vit_p_micro", size="micro", stem="patchify")."""
@@ -21,8 +23,6 @@ class ModelSpec(BaseModel):
     @classmethod
     def from_name(cls, name: str) -> "ModelSpec":
         """Parse a built-in name such as `vit_c_1gf` (raises UserError for unknown names)."""
-        from robustbench_vit.models.sizes import parse_model_name
-
         size, stem = parse_model_name(name)
         return cls(name=name, size=size, stem=stem)
 

@@ -17,6 +17,7 @@ import inspect
 import sys
 from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -38,8 +39,15 @@ def register_stem(name: str):
     return wrap
 
 
+class Stem(nn.Module):
+    """Base of the built-in and zoo stems, declaring the metadata the `stems` listing reads (a class registered
+    with `register_stem` need not derive from it)."""
+
+    citation: ClassVar[str] = ""  # where the stem is published: authors, year, title (venue); "" if unpublished
+
+
 @register_stem("patchify")
-class PatchifyStem(nn.Module):
+class PatchifyStem(Stem):
     """The original ViT stem: one p×p stride-p convolution with bias."""
 
     citation = "Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (ViT, ICLR)"
@@ -57,7 +65,7 @@ class PatchifyStem(nn.Module):
 
 
 @register_stem("conv")
-class ConvStem(nn.Module):
+class ConvStem(Stem):
     """The paper's conv stem: 3×3 convs (no bias) + BN + ReLU at the given strides, then a 1×1 conv to D."""
 
     citation = "Xiao et al. 2021, Early Convolutions Help Transformers See Better (NeurIPS)"
@@ -85,7 +93,7 @@ class ConvStem(nn.Module):
 
 
 def follows_timm_contract(cls: type[nn.Module]) -> bool:
-    """True for a timm embed layer: its constructor takes `img_size` (our stems take in_chans, embed_dim, patch_size)."""
+    """True for a timm embed layer: its constructor takes `img_size` (stems take in_chans, embed_dim, patch_size)."""
     try:
         return "img_size" in inspect.signature(cls).parameters
     except (TypeError, ValueError):  # no signature to read: the stem contract

@@ -39,7 +39,7 @@ def stem_options(spec: ModelSpec) -> dict:
     """The stem's options: the size's conv widths/strides for the built-in conv stem, else the spec's."""
     if spec.stem == "conv" and not spec.stem_options:
         info = size_info(spec.size)
-        return {"widths": info["conv_widths"], "strides": info["conv_strides"]}
+        return {"widths": list(info.conv_widths), "strides": list(info.conv_strides)}
     return dict(spec.stem_options)
 
 
@@ -56,9 +56,9 @@ def own_depth(spec: ModelSpec) -> int:
     if spec.depth is not None:
         return spec.depth
     if spec.is_plain_patchify:
-        return size_info(spec.size)["depth"]
+        return size_info(spec.size).depth
     raise ValueError(f"model {spec.name!r}: its depth is FLOP-matched; pass depth=matched_depth(spec) "
-                     f"(robustbench_vit.models) or model_complexity(spec)['depth']")
+                     f"(robustbench_vit.models) or model_complexity(spec).depth")
 
 
 def build_model(spec: ModelSpec, num_classes: int | None = None, depth: int | None = None) -> VisionTransformer:
@@ -69,9 +69,9 @@ def build_model(spec: ModelSpec, num_classes: int | None = None, depth: int | No
     if depth < 1:
         raise UserError(f"model {spec.name!r}: depth must be >= 1, got {depth}")
     model = VisionTransformer(
-        img_size=info["img_size"], patch_size=info["patch_size"], in_chans=info["in_chans"],
-        num_classes=num_classes or info["num_classes"], embed_dim=info["embed_dim"], depth=depth,
-        num_heads=info["num_heads"], mlp_ratio=info["mlp_dim"] / info["embed_dim"], qkv_bias=True,
+        img_size=info.img_size, patch_size=info.patch_size, in_chans=info.in_chans,
+        num_classes=num_classes or info.num_classes, embed_dim=info.embed_dim, depth=depth,
+        num_heads=info.num_heads, mlp_ratio=info.mlp_dim / info.embed_dim, qkv_bias=True,
         class_token=True, global_pool="token", norm_layer=partial(nn.LayerNorm, eps=1e-6),
         embed_layer=embed_layer(spec),
     )

@@ -16,7 +16,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 
 from robustbench_vit.errors import UserError
-from robustbench_vit.models.stems import register_stem
+from robustbench_vit.models.stems import Stem, register_stem
 
 
 def halvings(stem: str, patch_size: int, fixed: int = 1) -> int:
@@ -39,10 +39,8 @@ def doubling_widths(embed_dim: int, n: int) -> list[int]:
     return [embed_dim >> (n - 1 - i) for i in range(n)]
 
 
-class ZooStem(nn.Module):
+class ZooStem(Stem):
     """A stem whose layers are one Sequential; `citation` says where it is published."""
-
-    citation = ""
 
     def __init__(self, layers: list[nn.Module]):
         """Hold the layers."""

@@ -26,7 +26,9 @@ from robustbench_vit.analysis.noise import noise_floors, split_copies
 from robustbench_vit.analysis.summary import Table, comparisons_table, metrics_table, notes
 from robustbench_vit.analysis.verdict import Verdict, verdicts
 from robustbench_vit.errors import UserError
+from robustbench_vit.provenance import git_commit, package_versions
 from robustbench_vit.report.figures import STYLE, FigureItem, make_figures
+from robustbench_vit.report.pdf import write_pdf
 from robustbench_vit.store import Results
 
 FORMATS = ("html", "pdf")
@@ -72,8 +74,6 @@ def _failed_table(df: pd.DataFrame) -> Table:
 
 def _provenance(data: StudyData) -> list[tuple[str, str]]:
     """Where the numbers come from: code, packages, storage, hosts and dates."""
-    from robustbench_vit.provenance import git_commit, package_versions
-
     df = data.frame
     fin = M.results(df)
 
@@ -118,7 +118,8 @@ def collect(data: StudyData) -> ReportContent:
     return ReportContent(
         study=data.name, description=str(spec.get("description", "")),
         partial=bool(df["status"].isin(["running", "pending"]).any()) if len(df) else True,
-        verdicts=verdicts(mm, cmp, floors) if done else [Verdict("–", "–", "unavailable", "No trial has a result yet.")],
+        verdicts=(verdicts(mm, cmp, floors) if done
+                  else [Verdict("–", "–", "unavailable", "No trial has a result yet.")]),
         notes=notes(df, mm) if len(df) else [], metrics=metrics_table(mm), comparisons=comparisons_table(cmp),
         figures=make_figures(df) if len(df) else [], status=_status_table(df) if len(df) else Table([], []),
         failed=_failed_table(df) if len(df) else Table([], []),
@@ -174,7 +175,5 @@ def build_report(study: str, results: Results | None = None, *, out_dir: str | P
         paths["html"] = out / "report.html"
         paths["html"].write_text(render_html(content), encoding="utf-8")
     if "pdf" in formats:
-        from robustbench_vit.report.pdf import write_pdf
-
         paths["pdf"] = write_pdf(content, out / "report.pdf")
     return paths

@@ -191,27 +191,3 @@ def write_pdf(c, path: Path) -> Path:
         _draw(tail.pages, pdf, len(head.pages) + n_f + 1)
     return path
 
-
-def write_scorecard_pdf(card, path: Path) -> Path:
-    """The reproduction scorecard (reproduce.Card) as a PDF: one record per claim, then the studies run."""
-    layout = Layout()
-    layout.line(f"Does the paper hold? (preset {card.preset})", "h1")
-    layout.para(f"robustbench-vit reproduction scorecard · generated {card.generated} · Xiao et al., NeurIPS 2021 "
-                "(arXiv 2106.14881)", "small")
-    layout.para("Reproduced or contradicted only on a significant test (p < 0.05; robustness: decided beyond the "
-                "margin); equivalent: equally robust within the margin; otherwise inconclusive, with the power at "
-                "this size. A small-scale run is a proxy for the paper's ImageNet experiments.", "small")
-    for s, size, link in card.rows:
-        layout.heading(f"{s.claim.id} ({size}): {s.status.upper()}")
-        layout.para(s.claim.statement)
-        for label, text in (("why", s.why), ("ours [95%]", s.ours), ("test", s.test), ("power", s.power_text),
-                            ("paper", f"{s.claim.paper} ({s.claim.where}"
-                                      f"{', read off a figure' if s.claim.from_figure else ''})"),
-                            ("ran here", s.ran), ("study report", link)):
-            layout.para(f"{label}: {text}", "small", space=0.02)
-    layout.heading("Studies run")
-    for name, text in card.studies.items():
-        layout.para(f"{name}: {text}", "small")
-    with PdfPages(path, metadata={"Title": "robustbench-vit scorecard", "Creator": "robustbench-vit"}) as pdf:
-        _draw(layout.pages, pdf, 1)
-    return path

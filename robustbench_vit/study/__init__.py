@@ -1,6 +1,5 @@
-"""Studies: YAML spec, paired plans, Optuna storage, launch (inline / local / SLURM), status."""
+"""Studies: YAML spec, paired plans, the queue in storage, launch (inline / local / SLURM), workers, status."""
 
-from robustbench_vit.store import resolve_storage
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.launch import StudySummary, run_study
 from robustbench_vit.study.options import RunOptions, SlurmOptions
@@ -9,4 +8,4 @@ from robustbench_vit.study.spec import StudySpec
 from robustbench_vit.study.status import list_studies, study_status
 
 __all__ = ["RunOptions", "SlurmOptions", "StudySpec", "StudySummary", "list_studies", "load_spec", "plan",
-           "resolve_storage", "run_study", "study_status", "trial_count"]
+           "run_study", "study_status", "trial_count"]

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from robustbench_vit.study.runner import TrialFn, default_trial_fn, work
+import submitit
+
+from robustbench_vit.study.runner import TrialFn, work
+from robustbench_vit.train import run_trial
+from robustbench_vit.train.dist import broadcast_object, init_from_env
 
 
 def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "runs", *, threads: int | None = None,
@@ -15,10 +19,8 @@ def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "run
     Only rank 0 touches the storage (claim, heartbeat, result); it broadcasts each claimed (config, folder) and
     finally None, which ends the other ranks' loop. Every rank calls `trial_fn` (run_trial), which trains with DDP.
     """
-    from robustbench_vit.train.dist import broadcast_object, init_from_env
-
     rank, _ = init_from_env()
-    fn = trial_fn or default_trial_fn()
+    fn = trial_fn or run_trial
     if rank == 0:
         def shared(config, folder, on_epoch):
             """Hand the claimed trial to the other ranks, then train it here too."""
@@ -40,7 +42,5 @@ def ddp_work(url: str, name: str, models: list[str], runs_dir: str | Path = "run
 
 def export_job_env() -> None:
     """In a submitit job (SLURM or local) of several tasks: RANK, WORLD_SIZE, MASTER_*, LOCAL_RANK from its env."""
-    import submitit
-
     if "RANK" not in os.environ:
         submitit.helpers.TorchDistributedEnvironment().export()  # also CUDA_VISIBLE_DEVICES=LOCAL_RANK

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from robustbench_vit.models import model_complexity
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.plan import plan
 from robustbench_vit.study.spec import StudySpec
 
 GPU_TFLOPS = 100.0  # assumed sustained bf16 training throughput of one GPU: an A100-class GPU at ~1/3 of peak
@@ -33,14 +35,11 @@ class Cost:
 
 def cost(specs: list[StudySpec], models: list[ModelSpec] | None = None) -> Cost:
     """The cost of running every planned trial of `specs` (for `models` instead of each spec's own, if given)."""
-    from robustbench_vit.models import model_complexity
-    from robustbench_vit.study.plan import plan
-
     trials, epochs, flops = 0, 0, 0.0
     for spec in specs:
         points, seeds = plan(spec), len(spec.design.seed_list)
         for model in models or spec.models:
-            macs = model_complexity(model)["gmacs"] * 1e9
+            macs = model_complexity(model).gmacs * 1e9
             for p in points:
                 n = int(p.params.get("epochs", spec.epochs)) * seeds
                 epochs += n
@@ -57,8 +56,6 @@ def duration(seconds: float) -> str:
 
 def plan_lines(specs: list[StudySpec], models: list[ModelSpec] | None, *, workers: int, on_gpu: bool) -> list[str]:
     """What --dry-run prints: per study its models, points, seeds, trials and epochs, then the estimate."""
-    from robustbench_vit.study.plan import plan
-
     lines = []
     for spec in specs:
         names = [m.name for m in models or spec.models]

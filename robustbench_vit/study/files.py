@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from robustbench_vit.errors import UserError
+from robustbench_vit.shipped import study_dirs
 from robustbench_vit.study.plan import plan
 from robustbench_vit.study.spec import StudySpec, parse_spec
-
-
-def study_dirs() -> list[Path]:
-    """Where study names are looked up: ./studies, then the built-ins (the repository's studies folder for an
-    editable install, else the copy a wheel installs under <prefix>/share)."""
-    dirs = [Path.cwd() / "studies", Path(__file__).resolve().parents[2] / "studies",
-            Path(sys.prefix) / "share" / "robustbench-vit" / "studies"]
-    return list(dict.fromkeys(d.resolve() for d in dirs))
 
 
 def find_spec_file(name_or_path: str) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from typing import Any
 
 import yaml
@@ -75,7 +76,5 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 def override_flags(overrides: dict[str, Any]) -> str:
     """The --set flags that give `overrides`, to repeat in a follow-up command ("" without)."""
-    import shlex
-
     return "".join(f" --set {shlex.quote(f'{k}={v if isinstance(v, str) else json.dumps(v)}')}"
                    for k, v in overrides.items())

@@ -76,7 +76,7 @@ def _retry_params(trials: list[FrozenTrial]) -> dict[tuple[int, int], FrozenTria
 
 
 def enqueue_missing(study: optuna.Study, points: list[Point], seeds: list[int]) -> int:
-    """Queue every planned (point, seed) that is not done, running or queued (failed ones are retried); returns how many."""
+    """Queue every planned (point, seed) not done, running or queued (failed ones are retried); returns how many."""
     added = 0
     fail_stale(study)
     with quiet_optuna():

@@ -1,4 +1,5 @@
-"""Worker side: claim queued trials atomically, train each (resuming its checkpoint) under a heartbeat, store results."""
+"""Worker side: claim queued trials atomically, train each (resuming its checkpoint) under a heartbeat, store the
+results."""
 
 from __future__ import annotations
 
@@ -16,23 +17,17 @@ from pydantic import ValidationError
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.provenance import provenance
 from robustbench_vit.store import TrialRecord, is_result, load_study, quiet_optuna, slot
-from robustbench_vit.store.optuna_internals import (heartbeat, open_trial, pop_waiting_trial, record_heartbeat,
-                                                    storage_of)
+from robustbench_vit.store.optuna_internals import (BaseStorage, heartbeat, open_trial, pop_waiting_trial,
+                                                    record_heartbeat, storage_of)
 from robustbench_vit.store.resilient import ResilientStorage
 from robustbench_vit.store.trials import DUPLICATE
 from robustbench_vit.study.plan import distribution, suggest, trial_config
 from robustbench_vit.study.queue import trial_dir
 from robustbench_vit.study.spec import StudySpec
+from robustbench_vit.train import run_trial
 from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
 
 TrialFn = Callable[..., TrialResult]  # run_trial(config, trial_dir, progress)
-
-
-def default_trial_fn() -> TrialFn:
-    """The real trainer (imported lazily: workers may start before torch is needed)."""
-    from robustbench_vit.train import run_trial
-
-    return run_trial
 
 
 def trial_record(result: TrialResult, config: TrialConfig) -> TrialRecord:
@@ -69,7 +64,7 @@ def is_duplicate(study: optuna.Study, me: FrozenTrial) -> bool:
     return False
 
 
-def release(storage: optuna.storages.BaseStorage, trial_id: int) -> None:
+def release(storage: BaseStorage, trial_id: int) -> None:
     """Put a claimed trial back in the queue (unless it finished meanwhile, e.g. failed as stale)."""
     try:
         storage.set_trial_state_values(trial_id, TrialState.WAITING)
@@ -147,7 +142,7 @@ class TrialRun:
                                        seconds=0.0, message=f"invalid config: {e.errors()[0]['msg']}"), None)
                 return "failed"
             with heartbeat(self.trial_id, storage):  # storing too: a store waiting out an outage stays alive
-                result = (trial_fn or default_trial_fn())(config, folder, self.reporting(on_epoch))
+                result = (trial_fn or run_trial)(config, folder, self.reporting(on_epoch))
                 self.store(result, config)
         except BaseException:  # Ctrl-C, preemption (SystemExit), a UserError: back in the queue, resumes from last.pt
             release(storage, self.trial_id)  # (a no-op once stored: the retry would read the result from last.pt)

@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from robustbench_vit.data import check_dataset
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.stems import absolute_ref
@@ -343,8 +344,6 @@ def parse_spec(raw: Any, source: str, preset: str | None = None, *, name: str | 
         where = "--set models" if "models" in (overrides or {}) else f"{source}: field 'models'"
         raise UserError(f"{where}: {e}") from None
     spec._source = source + (f" with --set {', '.join(overrides)}" if overrides else "")
-    from robustbench_vit.data import check_dataset
-
     try:
         check_dataset(spec.dataset)
     except UserError as e:

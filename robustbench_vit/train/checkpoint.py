@@ -24,6 +24,9 @@ from robustbench_vit.train.config import TrialConfig
 # stop_hopeless only decides whether a trial at chance stops (a checkpoint from before the rule existed resumes)
 RUNTIME_FIELDS = {"device", "threads", "compile", "amp", "extra", "stop_hopeless"}
 PREVIOUS = "prev.pt"
+# fields added after checkpoints were first written, whose default (None) trains as before: left out of the key
+# while at that default, so older checkpoints still resume
+ADDED_FIELDS = {"train_subset"}
 log = logging.getLogger(__name__)
 
 
@@ -35,8 +38,9 @@ def seed_all(seed: int) -> None:
 
 
 def config_key(config: TrialConfig) -> dict:
-    """The config fields a checkpoint must agree on to be resumed."""
-    return config.model_dump(mode="json", exclude=RUNTIME_FIELDS)
+    """The config fields a checkpoint must agree on to be resumed (an ADDED_FIELDS one only when set)."""
+    key = config.model_dump(mode="json", exclude=RUNTIME_FIELDS)
+    return {k: v for k, v in key.items() if k not in ADDED_FIELDS or v is not None}
 
 
 def runtime_key(config: TrialConfig, device: torch.device) -> dict:

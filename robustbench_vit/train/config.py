@@ -20,6 +20,9 @@ class TrialConfig(BaseModel):
     model: ModelSpec
     dataset: str = "digits"
     data_root: str | None = None
+    # fashion_mnist: train on a fixed stratified subset of this many images (nested: smaller subsets lie inside
+    # larger ones); None: all of them. Other datasets refuse it (data.load_dataset)
+    train_subset: int | None = Field(None, ge=10)
     optimizer: Literal["adamw", "sgd"] = "adamw"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.05, ge=0)

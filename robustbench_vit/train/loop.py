@@ -1,8 +1,8 @@
 """One trial: build, train with per-epoch checkpoints, detect divergence, return a TrialResult.
 
 Read `run_trial` then `train` top to bottom: set up, restore, and per epoch train / check for divergence /
-evaluate / stop a hopeless trial / checkpoint. Every epoch starts from seeds derived from (seed, epoch) — the global RNGs and the data
-order alike — so a trial resumed from its checkpoint repeats an uninterrupted run bit for bit on CPU.
+evaluate / stop a hopeless trial / checkpoint. Every epoch starts from seeds derived from (seed, epoch) — the global
+RNGs and the data order alike — so a trial resumed from its checkpoint repeats an uninterrupted run bit for bit on CPU.
 """
 
 from __future__ import annotations
@@ -115,9 +115,10 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
     if checkpoint is not None and checkpoint.get("result") is not None:  # finished before: its result
         return TrialResult.model_validate(checkpoint["result"])
     info = size_info(config.model.size)
-    data = load_dataset(config.dataset, config.data_root, device=device, img_size=info["img_size"])
-    if (data.in_chans, data.img_size) != (info["in_chans"], info["img_size"]):
-        raise UserError(f"model {config.model.name!r} takes {info['in_chans']}×{info['img_size']}px images but dataset "
+    data = load_dataset(config.dataset, config.data_root, device=device, img_size=info.img_size,
+                        train_subset=config.train_subset)
+    if (data.in_chans, data.img_size) != (info.in_chans, info.img_size):
+        raise UserError(f"model {config.model.name!r} takes {info.in_chans}×{info.img_size}px images but dataset "
                         f"{config.dataset!r} has {data.in_chans}×{data.img_size}px; pick a model of size matching it")
     build_mixup(config, data.num_classes)  # raises UserError for an odd batch with mixup
     ranks = world()[1]
@@ -126,8 +127,8 @@ def run_trial(config: TrialConfig, trial_dir: str | Path | None = None,
     state = TrainState.resumed(checkpoint, started, meta)
     try:
         cx = model_complexity(config.model, data.num_classes)  # a user stem may fail here: a failed trial
-        meta.update(params=cx["params"], gmacs=cx["gmacs"])
-        return broadcast_object(train(config, data, device, depth=cx["depth"], ckpt=ckpt, checkpoint=checkpoint,
+        meta.update(params=cx.params, gmacs=cx.gmacs)
+        return broadcast_object(train(config, data, device, depth=cx.depth, ckpt=ckpt, checkpoint=checkpoint,
                                       state=state, progress=progress))
     except Exception as e:  # noqa: BLE001 — a broken trial is a result, not a crash of the study
         return state.result("failed", f"{type(e).__name__}: {e}")
