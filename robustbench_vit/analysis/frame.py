@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 import optuna
 import pandas as pd
@@ -14,6 +14,7 @@ import pandas as pd
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.complexity import model_complexity
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.states import TRIAL_STATUSES, TrialStatus
 from robustbench_vit.store import (Results, TrialRecord, read_studies, split_study_name, standing, study_urls,
                                    trial_state)
 
@@ -23,8 +24,7 @@ CHANCE_MARGIN = 5.0  # points: a finished trial whose error is within this of ch
 # and running / pending (not finished); storage knows complete / diverged / stopped / failed, collapsed is decided
 # here; a `stopped` trial (stopped early at chance by the hopeless-trial rule, PRUNED in Optuna) is collapsed, with
 # `stopped_early` True
-TrialStatus = Literal["complete", "collapsed", "diverged", "failed", "running", "pending"]
-STATUSES: tuple[TrialStatus, ...] = get_args(TrialStatus)
+STATUSES: tuple[TrialStatus, ...] = TRIAL_STATUSES  # states.TrialStatus
 RESULTS: tuple[TrialStatus, ...] = STATUSES[:3]
 DID_NOT_TRAIN: tuple[TrialStatus, ...] = ("collapsed", "diverged")
 HYPERPARAMS = ("optimizer", "lr", "weight_decay", "epochs", "batch_size")  # always columns (from the config)

@@ -6,17 +6,18 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from robustbench_vit.states import SLOT_STATES, SlotState
+
 SCHEMA = 2  # 2: a seed per setting and an init seed per model (plan.setting_seed, plan.init_seed); 1: seed 0 for all
 
-# A slot's (one planned point and seed) state in storage. stopped: a hopeless trial stopped early
-# (train.loop.hopeless), stored as Optuna's PRUNED; a result like diverged. Collapsed is decided by the analysis.
-SlotState = Literal["complete", "diverged", "stopped", "failed", "running", "pending"]
-STATES: tuple[SlotState, ...] = get_args(SlotState)
+# A slot's state (states.SlotState): a stopped trial (hopeless, stopped early) is stored as Optuna's PRUNED, a
+# result like diverged; collapsed is decided by the analysis.
+STATES: tuple[SlotState, ...] = SLOT_STATES
 FINISHED: tuple[SlotState, ...] = STATES[:4]  # what counts as done
 RESULT_STATES: tuple[SlotState, ...] = STATES[:3]  # what holds a result (never run again)
 DUPLICATE = "duplicate"  # the status attr of a trial that lost a race for its slot (FAIL, never a result)

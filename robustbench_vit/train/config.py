@@ -7,9 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.states import ResultStatus
 
-# stopped: did not train, stopped early by the hopeless-trial rule (train.loop.hopeless): counted like at chance
-Status = Literal["complete", "diverged", "stopped", "failed"]
 
 
 class TrialConfig(BaseModel):
@@ -69,7 +68,7 @@ class TrialResult(BaseModel):
 
     model_config = ConfigDict(protected_namespaces=())
 
-    status: Status
+    status: ResultStatus
     final_error: float  # percent; 100 for diverged / stopped / failed
     min_error: float  # percent; min over epochs (100 for diverged / failed without epochs)
     epochs_run: int
