@@ -91,10 +91,15 @@ def test_local_workers_run_the_same_plan_as_inline(tmp_path):
 
 
 def _start(path: Path, runs: Path, workers: int = 1) -> subprocess.Popen:
-    """`robustbench-vit study run` in its own process group (one worker: it trains inline, in the process)."""
+    """`robustbench-vit study run` in its own process group (one worker: it trains inline, in the process).
+
+    Its SIGINT is the default, as under a user's terminal: a test suite started in the background of a shell
+    inherits SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt.
+    """
     return subprocess.Popen([sys.executable, "-m", "robustbench_vit.cli", "study", "run", str(path), "--runs-dir",
                              str(runs), "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_checkpoint(runs: Path, proc: subprocess.Popen, timeout: float = 240) -> Path:
