@@ -15,14 +15,19 @@ BUILTINS = ["epoch_stability", "lr_sensitivity", "lr_wd_stability", "optimizer_s
 
 
 def test_builtin_studies_and_presets_load():
-    """Every built-in study loads with its default, cifar and paper preset; the default is CPU digits micro."""
+    """Every built-in study loads with its default, cifar, fashion and paper preset; the default is CPU digits micro;
+    fashion is the micro models on a fixed 5,000-image Fashion-MNIST subset, CPU-sized."""
     assert BUILTINS == [p.stem for p in list_specs() if p.stem in BUILTINS]
     for name in BUILTINS:
         spec = load_spec(name)
         assert (spec.dataset, {m.size for m in spec.models}) == ("digits", {"micro"})
         assert [m.name for m in spec.models] == ["vit_p_micro", "vit_c_micro"]
         assert 4 <= trial_count(spec) <= 32  # minutes on 2 cores (a micro trial takes ~8 s)
-        cifar, paper = load_spec(name, "cifar"), load_spec(name, "paper")
+        cifar, paper, fashion = load_spec(name, "cifar"), load_spec(name, "paper"), load_spec(name, "fashion")
+        assert (fashion.name, fashion.dataset, fashion.train["train_subset"]) == (f"{name}-fashion", "fashion_mnist",
+                                                                                  5000)
+        assert [m.name for m in fashion.models] == [m.name for m in spec.models]
+        assert 4 <= trial_count(fashion) <= 16 and fashion.device == "auto"  # per model: 6-10 minutes on 2 cores
         assert cifar.dataset == "cifar10" and {m.size for m in cifar.models} == {"tiny"}
         assert {m.name for m in paper.models} == {"vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf"}
         recipe = {"batch_size": 2048, "warmup_epochs": 5, "label_smoothing": 0.1, "mixup": 0.8, "cutmix": 1.0,
@@ -68,7 +73,7 @@ def test_bad_spec_is_one_line_and_writes_nothing(body, tmp_path, capsys):
 
 def test_unknown_preset_and_study(tmp_path):
     """An unknown preset lists the presets; an unknown study name lists the known ones."""
-    with pytest.raises(UserError, match=r"preset 'gpu' is not one of cifar, paper"):
+    with pytest.raises(UserError, match=r"preset 'gpu' is not one of cifar, fashion, paper"):
         load_spec("lr_sensitivity", "gpu")
     with pytest.raises(UserError, match=r"study 'lr_sensitivty' not found .* known: .*lr_sensitivity"):
         load_spec("lr_sensitivty")

@@ -15,7 +15,7 @@ from robustbench_vit.report.build import build_report
 from robustbench_vit.store import Results
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.options import RunOptions
-from robustbench_vit.study.plan import extended, plan, slots, step
+from robustbench_vit.study.plan import extended, plan, slots, step, trial_count
 
 TINY = ("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 256, threads: 1}\n"
         "space:\n  lr: {values: [0.0005, 0.002, 0.008]}\n")
@@ -49,6 +49,8 @@ def test_budgets_and_looks_read_as_given_and_bad_ones_are_refused():
     assert Budget.parse("200").trials == 200 and Budget.parse("3.5gpuh").gpu_hours == 3.5
     assert Budget.parse("200").settings(spec, spec.models) == 96  # 100 per model, whole grids of 6
     assert Budget().settings(spec, spec.models) == 48  # 4 x the fixed 12 settings
+    fashion = load_spec("lr_wd_stability", "fashion")  # a study's own default budget: 32 settings per model
+    assert (trial_count(fashion), Budget().settings(fashion, fashion.models)) == (16, 32)
     assert Until(look_every=4).every(spec) == 6 and Until().every(load_spec("lr_wd_stability")) == 8
     for bad in ("0", "-3", "lots", "2 days"):
         with pytest.raises(UserError, match="--budget"):

@@ -36,10 +36,10 @@ from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions, SlurmOptions, parse_sbatch_options
 from robustbench_vit.study.overrides import parse_overrides
 from robustbench_vit.study.plan import extended, trial_count
-from robustbench_vit.study.spec import StudySpec, override_suffix
+from robustbench_vit.study.spec import BASE_PRESETS, StudySpec, override_suffix
 
 WIDE = 120  # a terminal at least this wide gets tables; narrower ones, logs and pipes get blocks of 80 columns
-PRESETS = ("default", "cifar", "paper")  # the presets a claims run takes
+PRESETS = ("default", *BASE_PRESETS)  # the presets a claims run takes (every study has each)
 CONFIRM_GPU_HOURS = 100  # above this, a claims run asks before launching (or needs --yes)
 
 

@@ -65,7 +65,8 @@ class Budget:
         raise UserError(f"--budget {text!r}: expected trials (e.g. 200) or GPU-hours (e.g. 3.5gpuh), above 0")
 
     def settings(self, spec: StudySpec, models: list[ModelSpec]) -> int:
-        """The budget in settings per model, whole design steps (the default: BUDGET_FACTOR × the fixed design)."""
+        """The budget in settings per model, whole design steps (the default: the study's `budget`, else
+        BUDGET_FACTOR × the fixed design)."""
         g = step(spec)
         if self.trials is not None:
             n = self.trials // len(models)
@@ -73,7 +74,7 @@ class Budget:
             per_step = cost([extended(spec, g)], models).gpu_hours  # one step of settings, every model
             n = int(self.gpu_hours / per_step) * g if per_step > 0 else 0
         else:
-            n = BUDGET_FACTOR * trial_count(spec)
+            n = spec.budget or BUDGET_FACTOR * trial_count(spec)
         return n // g * g
 
     def text(self, settings: int, models: int) -> str:

@@ -12,12 +12,15 @@ from robustbench_vit.study.spec import StudySpec
 GPU_TFLOPS = 100.0  # assumed sustained bf16 training throughput of one GPU: an A100-class GPU at ~1/3 of peak
 CPU_GFLOPS = 25.0  # training FLOP/s of one single-threaded worker (see `Cost`): micro models on digits, 2026-12-03
 TRIAL_OVERHEAD_S = 1.5  # per trial on CPU: building the model, loading the data, the first step (same measurement)
-TRAIN_IMAGES = {"digits": 1437, "cifar10": 50_000, "cifar100": 50_000, "imagefolder": 1_281_167}  # ImageNet-1k
+# Images per epoch: trained on (a `train_subset` replaces the first) and evaluated (a forward pass each, every epoch).
+TRAIN_IMAGES = {"digits": 1437, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000,
+                "imagefolder": 1_281_167}  # ImageNet-1k
+VAL_IMAGES = {"digits": 360, "fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000, "imagefolder": 50_000}
 
 
 @dataclass(frozen=True)
 class Cost:
-    """A plan's size: trials (all models), trial-epochs and training FLOPs (6 × MACs per image and epoch)."""
+    """A plan's size: trials (all models), trial-epochs and FLOPs (6 × MACs per trained image, 2 × per evaluated)."""
 
     trials: int
     epochs: int  # trial-epochs over all trials
@@ -38,12 +41,14 @@ def cost(specs: list[StudySpec], models: list[ModelSpec] | None = None) -> Cost:
     trials, epochs, flops = 0, 0, 0.0
     for spec in specs:
         points, seeds = plan(spec), len(spec.design.seed_list)
+        images = 6 * (spec.train.get("train_subset") or TRAIN_IMAGES.get(spec.dataset, 0)) + \
+            2 * VAL_IMAGES.get(spec.dataset, 0)
         for model in models or spec.models:
             macs = model_complexity(model).gmacs * 1e9
             for p in points:
                 n = int(p.params.get("epochs", spec.epochs)) * seeds
                 epochs += n
-                flops += 6 * macs * TRAIN_IMAGES.get(spec.dataset, 0) * n
+                flops += macs * images * n
             trials += len(points) * seeds
     return Cost(trials, epochs, flops)
 

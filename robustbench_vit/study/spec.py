@@ -26,6 +26,11 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
                   "threads": None},
         "slurm": {"gpus_per_node": 1, "cpus_per_task": 8, "timeout_min": 120},
     },
+    "fashion": {  # CPU: the micro models on Fashion-MNIST (Debian's dataset-fashion-mnist, or --data-root), 16 px;
+        # a fixed stratified 5,000-image subset (--set train.train_subset=null: all 60,000) and 6 epochs of batch 64,
+        # sized so that `study run lr_sensitivity --preset fashion` takes under 10 minutes on 2 cores (README)
+        "dataset": "fashion_mnist", "train": {"train_subset": 5000, "epochs": 6},
+    },
     "paper": {  # the paper's ImageNet recipe (DESIGN.md): 1GF and 4GF models at 224 px, --data-root: train/ and val/
         "models": ["vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf"], "size": "1gf", "dataset": "imagefolder",
         "train": {"optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.24, "batch_size": 2048, "epochs": 50,
@@ -134,6 +139,7 @@ class StudySpec(BaseModel):
     presets: dict[str, dict[str, Any]] = Field(default_factory=dict)
     preset: str | None = None
     margins: dict[Literal["area", "retained"], float] = Field(default_factory=dict)  # δ of the three-way decision
+    budget: int | None = Field(None, ge=1)  # --until-decided's default budget, settings per model (None: 4× the design)
     overrides: dict[str, Any] = Field(default_factory=dict)  # --set KEY=VALUE given when it was made (study/overrides.py)
     _source: str = PrivateAttr(default="")
 
