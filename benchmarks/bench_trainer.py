@@ -1,6 +1,7 @@
 """Benchmark: our trainer vs a bare PyTorch + timm loop (same model, data, batch, steps); FLOP/s vs matmul peak.
 
     python benchmarks/bench_trainer.py [--model vit_c_micro] [--dataset digits] [--batch-size 128] [--epochs 6]
+    python benchmarks/bench_trainer.py --dataset fashion_mnist --train-subset 5000 --batch-size 64   # the fashion preset
 
 Both sides run whole epochs of identical work: shuffled training steps (no augmentation) plus one pass over the
 validation set. Epoch 0 is a warm-up and is not timed; the sides run `--repeats` times each, alternating
@@ -102,7 +103,7 @@ from robustbench_vit.train.optim import resolve_device
 t1 = time.perf_counter()
 spec = ModelSpec.from_name({model!r})
 config = TrialConfig(model=spec, dataset={dataset!r}, data_root={root!r}, batch_size={batch}, epochs=1, augment=False,
-                     device={device!r}, threads={threads_arg})
+                     device={device!r}, threads={threads_arg}, train_subset={subset!r})
 {body}
 print(json.dumps({{"imports": t1 - t0, "first_step": first}}))
 """
@@ -118,7 +119,8 @@ def bare_loop_first_step(config: TrialConfig) -> float:
 
     device = resolve_device(config.device)
     started = time.perf_counter()
-    data = load(config.dataset, config.data_root, device=device, img_size=size_info(config.model.size).img_size)
+    data = load(config.dataset, config.data_root, device=device, img_size=size_info(config.model.size).img_size,
+                train_subset=config.train_subset)
     return time.perf_counter() - started + bare_epochs(config, data, device)[1]
 
 
@@ -127,6 +129,7 @@ def cold_start(args, body: str) -> dict:
     from pathlib import Path
 
     code = COLD.format(model=args.model, dataset=args.dataset, root=args.data_root, batch=args.batch_size,
+                       subset=args.train_subset,
                        device=args.device, threads_arg=args.threads,
                        threads=f"torch.set_num_threads({args.threads})" if args.threads else "",
                        body=body.format(here=str(Path(__file__).resolve().parent)))
@@ -141,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", default="vit_c_micro")
     ap.add_argument("--dataset", default="digits")
     ap.add_argument("--data-root", default=None)
+    ap.add_argument("--train-subset", type=int, default=None, help="fashion_mnist: train on this many images")
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--epochs", type=int, default=6, help="per run; the first is a warm-up")
     ap.add_argument("--repeats", type=int, default=4, help="runs per side (alternating order)")
@@ -152,8 +156,10 @@ def main(argv: list[str] | None = None) -> None:
     device = resolve_device(args.device)
     spec = ModelSpec.from_name(args.model)
     config = TrialConfig(model=spec, dataset=args.dataset, data_root=args.data_root, batch_size=args.batch_size,
-                         epochs=args.epochs, augment=False, device=str(device), threads=args.threads)
-    data = load_dataset(args.dataset, args.data_root, device=device, img_size=size_info(spec.size).img_size)
+                         epochs=args.epochs, augment=False, device=str(device), threads=args.threads,
+                         train_subset=args.train_subset)
+    data = load_dataset(args.dataset, args.data_root, device=device, img_size=size_info(spec.size).img_size,
+                        train_subset=args.train_subset)
     gmacs = model_complexity(spec, data.num_classes).gmacs
     train_imgs = (data.num_train // args.batch_size) * args.batch_size
     bare, ours, first_bare, first_ours = [], [], [], []
