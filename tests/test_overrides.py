@@ -55,7 +55,7 @@ def test_different_overrides_are_different_studies():
 @pytest.mark.parametrize("item, message", [
     ("train.no_such_field=1", "--set train.no_such_field: unknown setting 'no_such_field' under 'train'; "
                               "allowed: amp, augment, batch_size,"),
-    ("no_such_field=1", "--set no_such_field: unknown key 'no_such_field'; allowed: data_root, dataset,"),
+    ("no_such_field=1", "--set no_such_field: unknown key 'no_such_field'; allowed: budget, data_root, dataset,"),
     ("design.pionts=2", "--set design.pionts: unknown key 'pionts' under 'design'; allowed: kind, points, seed,"),
     ("space.lr.hihg=1", "--set space.lr.hihg: unknown key 'hihg' of a searched dim; allowed: choices, high,"),
     ("design.kind=sobol", "--set design.kind: 'sobol' is not one of grid, random, quasirandom, tpe"),
