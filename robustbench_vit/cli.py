@@ -74,8 +74,11 @@ def add_launch_options(r: argparse.ArgumentParser) -> None:
 
 def add_model_parsers(sub: argparse._SubParsersAction) -> None:
     """The `models` and `stems` commands."""
-    p = sub.add_parser("models", help="list the built-in models with params and GMACs")
+    p = sub.add_parser("models", help="list the built-in models (ViTs and RegNetY) with params, GMACs, activations")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--model", action="append", default=None, metavar="NAME",
+                   help="also list this model, e.g. timm:resnet18 (repeatable), at --size")
+    p.add_argument("--size", default="micro", help="size of the --model references (default: micro)")
     p.set_defaults(entry="models")
     p = sub.add_parser("stems", help="list the stems (baselines and the zoo): citation, params, GMACs, matched depth")
     p.add_argument("--size", default="micro", help="model size to measure them at (default: micro)")
@@ -86,7 +89,10 @@ def add_model_parsers(sub: argparse._SubParsersAction) -> None:
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
     """The `train` command."""
     p = sub.add_parser("train", help="train one model once (one trial) and print its final error")
-    p.add_argument("--model", default="vit_c_micro", help="built-in model name (default: vit_c_micro)")
+    p.add_argument("--model", default="vit_c_micro",
+                   help="built-in model name, regnety_SIZE or timm:NAME (default: vit_c_micro)")
+    p.add_argument("--size", default="micro",
+                   help="size (input) of a timm:NAME model (default: micro, 1×16×16 like digits)")
     p.add_argument("--dataset", default="digits",
                    help="digits, fashion_mnist, cifar10, cifar100, imagefolder (default: digits)")
     p.add_argument("--data-root", default=None,

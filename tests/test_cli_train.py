@@ -9,7 +9,8 @@ import pytest
 
 from robustbench_vit.cli import main
 
-KEYS = {"final_error", "min_error", "status", "epochs", "seconds", "resumed_epochs", "first_step_seconds"}
+KEYS = {"final_error", "min_error", "status", "epochs", "seconds", "resumed_epochs", "first_step_seconds",
+        "step_seconds", "device"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -72,13 +72,18 @@ def test_build_model_takes_its_depth_from_the_spec_or_the_caller():
         build_model(ModelSpec.from_name("vit_c_micro"))
 
 
-def test_models_json_lists_every_pair(capsys):
+def test_models_json_lists_every_pair_and_its_regnety(capsys):
     assert main(["models", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [r["name"] for r in rows] == builtin_model_names()
-    assert set(rows[0]) == {"name", "stem", "depth", "params", "gmacs", "img_size"}
+    assert [r["name"] for r in rows if r["name"].startswith("vit_")] == builtin_model_names()
+    assert [r["name"] for r in rows if r["name"].startswith("regnety_")] == [
+        "regnety_micro", "regnety_tiny", "regnety_1gf", "regnety_4gf", "regnety_16gf", "regnety_32gf"]
+    assert set(rows[0]) == {"name", "stem", "size", "reference", "depth", "params", "gmacs", "flop_ratio",
+                            "activations", "img_size"}
     by = {r["name"]: r for r in rows}
     assert by["vit_c_1gf"]["depth"] == 11 and by["vit_p_1gf"]["img_size"] == 224
+    assert by["regnety_16gf"]["size"] == "18gf" and by["regnety_16gf"]["reference"] == "RegNetY-16GF"
+    assert all(r["activations"] > 0 for r in rows)
 
 
 def test_unknown_model_and_stem_are_clear_errors():

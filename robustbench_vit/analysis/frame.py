@@ -77,17 +77,18 @@ def _num_classes(config: dict[str, Any]) -> int | None:
     return sum(p.is_dir() for p in train.iterdir()) if train and train.is_dir() else None
 
 
-def _depth(model: dict[str, Any]) -> int | None:
-    """The trunk depth of a model: its spec's, else the built model's (FLOP-matched) depth."""
-    if model.get("depth") is not None:
-        return int(model["depth"])
+def _costs(model: dict[str, Any]) -> tuple[int | None, int | None]:
+    """The trunk depth of a model (its spec's, else the built model's FLOP-matched one) and its activations, measured
+    here (None where the model no longer builds)."""
+    depth = int(model["depth"]) if model.get("depth") is not None else None
     try:
-        return int(model_complexity(ModelSpec(**model)).depth)
+        cx = model_complexity(ModelSpec(**model))
     except Exception:  # a user stem that no longer imports here must not stop the analysis
-        return None
+        return depth, None
+    return (cx.depth if depth is None else depth), cx.activations
 
 
-def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.FrozenTrial, *, url: str) -> dict:
+def _row(study: str, model: dict[str, Any], t: optuna.trial.FrozenTrial, *, url: str) -> dict:
     """One trial as a flat record: error at the cap where it did not train, NaN where there is no result."""
     rec, status = TrialRecord.read(t), trial_state(t)
     config = rec.config
@@ -100,7 +101,7 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
     if status in ("running", "pending"):
         final = math.nan
     return {"study": study, "model": model["name"], "stem": model.get("stem"), "size": model.get("size"),
-            "depth": depth, **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
+            "depth": model.get("depth"), **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
             "seed": t.user_attrs.get("seed", config.get("seed")), "point": t.user_attrs.get("point"),
             "status": status, "setting_seed": config.get("seed"), "init_seed": config.get("init_seed"),
             "error": error, "final_error": final,
@@ -108,6 +109,7 @@ def _row(study: str, model: dict[str, Any], depth: int | None, t: optuna.trial.F
             "epochs_run": rec.epochs_run, "stopped_early": stopped, "seconds": rec.seconds, "host": rec.host,
             "commit": rec.commit, "number": t.number, "datetime_start": t.datetime_start,
             "datetime_complete": t.datetime_complete, "params_count": rec.params_count, "gmacs": rec.gmacs,
+            "activations": model.get("activations"), "step_seconds": rec.step_seconds, "device": rec.device,
             "dataset": config.get("dataset"), "num_classes": classes, "message": rec.message,
             "history": list(rec.history), "storage": url}
 
@@ -119,12 +121,13 @@ def _collect(study: str, opened: list[tuple[str, optuna.Study]]) -> StudyData:
         attrs = s.user_attrs
         model = attrs.get("model") or {"name": split_study_name(s.study_name)[1]}
         if model["name"] not in models:
-            models[model["name"]] = dict(model, depth=_depth(model), stem_source=attrs.get("stem_source"))
+            depth, activations = _costs(model)
+            models[model["name"]] = dict(model, depth=depth, activations=activations,
+                                         stem_source=attrs.get("stem_source"))
         spec, preset = spec or attrs.get("spec") or {}, preset or attrs.get("preset")
-        depth = models[model["name"]]["depth"]
         trials = s.get_trials(deepcopy=False)
         searched |= {k for t in trials for k in t.params}
-        rows += [_row(study, model, depth, t, url=url) | {"attempts": n} for t, n in standing(trials)]
+        rows += [_row(study, models[model["name"]], t, url=url) | {"attempts": n} for t, n in standing(trials)]
     df = pd.DataFrame(rows)
     if df.empty:
         df = pd.DataFrame(columns=["study", "model", "status", "error", "history"])

@@ -26,8 +26,9 @@ from robustbench_vit.store import Results
 
 BASES = {"p": "vit_p_{}", "c": "vit_c_{}"}  # the baselines every stem is ranked against, by column prefix
 VERSUS = ("outcome", "difference", "low", "high", "p", "p_holm")  # the columns of each baseline, after its prefix
-COLUMNS = ("study", "rank", "rank_low", "rank_high", "model", "stem", "size", "depth", "params", "gmacs", "best_error",
-           "did_not_train_rate", *(f"{k}_{f}" for k in BASES for f in VERSUS), "noise", "claims")
+COLUMNS = ("study", "rank", "rank_low", "rank_high", "model", "stem", "size", "depth", "params", "gmacs", "activations",
+           "step_seconds", "device", "best_error", "did_not_train_rate", *(f"{k}_{f}" for k in BASES for f in VERSUS),
+           "noise", "claims")
 NAN = math.nan
 
 
@@ -61,6 +62,9 @@ class LeaderboardRow:
     did_not_train_rate: float
     p: Versus  # against ViT_P of its size
     c: Versus  # against ViT_C of its size
+    activations: float = NAN  # conv and matmul outputs per image (NaN where the model no longer builds)
+    step_seconds: float = NAN  # measured training step, median over the trials' warm steps
+    device: str = ""  # where the steps were measured
     noise: str = ""
     claims: str = ""  # "id: status; ..." of the paper's claims this study tests, the stem in ViT_C's place
     rank: int = 0
@@ -110,7 +114,21 @@ def _row(study: str, model: str, x: pd.DataFrame, *, size: str,
                           depth=int(x.at[model, "depth"]), params=int(x.at[model, "params_count"]),
                           gmacs=float(x.at[model, "gmacs"]), best_error=float(x.at[model, "best"]),
                           did_not_train_rate=float(x.at[model, "did_not_train_rate"]), p=against["p"][0],
-                          c=against["c"][0], noise=against["p"][1] or against["c"][1])
+                          c=against["c"][0], activations=_number(x, model, "activations"),
+                          step_seconds=_number(x, model, "step_seconds"), device=str(_get(x, model, "device") or ""),
+                          noise=against["p"][1] or against["c"][1])
+
+
+def _get(x: pd.DataFrame, model: str, column: str) -> Any:
+    """A model's metric, None where the column is missing or the value NaN."""
+    v = x.at[model, column] if column in x else None
+    return None if v is None or (isinstance(v, float) and v != v) else v
+
+
+def _number(x: pd.DataFrame, model: str, column: str) -> float:
+    """A model's metric as a float, NaN where it is missing."""
+    v = _get(x, model, column)
+    return NAN if v is None else float(v)
 
 
 def _adjusted(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:

@@ -172,6 +172,15 @@ def _sensitivity(g: pd.DataFrame) -> dict:
             "good_lr_low": lr_lo, "good_lr_high": lr_hi, "good_wd_low": wd_lo, "good_wd_high": wd_hi}
 
 
+def step_time(g: pd.DataFrame) -> dict:
+    """A model's measured training step: the median over its trials of each trial's median warm step (seconds, at the
+    study's batch size), and the device most of them trained on."""
+    steps = g["step_seconds"].dropna() if "step_seconds" in g else pd.Series(dtype=float)
+    devices = g["device"].dropna() if "device" in g else pd.Series(dtype=object)
+    return {"step_seconds": float(steps.median()) if len(steps) else math.nan,
+            "device": str(devices.mode().iloc[0]) if len(devices) else None}
+
+
 def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataFrame:
     """One row of metrics per model (models in report order); robustness only for models that learned.
 
@@ -186,8 +195,8 @@ def model_metrics(df: pd.DataFrame, *, window: float = DELTA_WINDOW) -> pd.DataF
         counts = g_all["status"].value_counts()
         e = g["error"].to_numpy(float)
         first = {c: g_all[c].dropna().iloc[0] if c in g_all and g_all[c].notna().any() else None
-                 for c in ("stem", "depth", "params_count", "gmacs", "num_classes")}
-        row = {"model": model, **first, "trials": len(e),
+                 for c in ("stem", "depth", "params_count", "gmacs", "activations", "num_classes")}
+        row = {"model": model, **first, **step_time(g_all), "trials": len(e),
                **{s: int(counts.get(s, 0)) for s in ("complete", "collapsed", "diverged", "failed", "running",
                                                      "pending")}}
         row["learned"] = row["complete"] > 0

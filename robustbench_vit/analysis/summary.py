@@ -68,10 +68,19 @@ def _lr_sensitivity(r, suffix: str, normalised: bool = False) -> str:
     return "–"
 
 
+def _step(r) -> str:
+    """The measured training step (median over the trials' warm steps, at the study's batch size) and its device."""
+    v = _get(r, "step_seconds")
+    return "–" if v is None or v != v else f"{1000 * v:.3g} ms · {_get(r, 'device') or 'device not stored'}"
+
+
 METRIC_ROWS = [  # (label, function of a metrics row → cell text); no label implies a direction it does not measure
     ("stem", lambda r: str(_get(r, "stem") or "–")),
     ("depth · params (M) · GMACs", lambda r: f"{fmt(_get(r, 'depth'), '.0f')} · "
      f"{fmt(_get(r, 'params_count') and r['params_count'] / 1e6, '.2f')} · {fmt(_get(r, 'gmacs'), '.3g')}"),
+    ("activations (M, conv and matmul outputs per image)",
+     lambda r: fmt(_get(r, "activations") and r["activations"] / 1e6, ".3g")),
+    ("training step, median of warm steps (ms) · device", _step),
     ("results (complete + at chance + diverged)", lambda r: str(r["trials"])),
     ("complete / at chance / diverged", lambda r: f"{r['complete']} / {r['collapsed']} / {r['diverged']}"),
     ("failed (no result, left out)", lambda r: str(r["failed"])),

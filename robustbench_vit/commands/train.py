@@ -19,9 +19,10 @@ from robustbench_vit.train.config import EpochRecord, TrialConfig, TrialResult
 from robustbench_vit.train.loop import run_trial
 
 
-def make_config(model: str, **options: Any) -> TrialConfig:
-    """A TrialConfig from a built-in model name and plain options; bad values raise a one-line UserError."""
-    spec = ModelSpec.from_name(model)
+def make_config(model: str, size: str = "micro", **options: Any) -> TrialConfig:
+    """A TrialConfig from a built-in model name (a timm:NAME model at `size`) and plain options; bad values raise a
+    one-line UserError."""
+    spec = ModelSpec.from_name(model, size=size)
     check_dataset(options.get("dataset", "digits"))
     try:
         return TrialConfig(model=spec, **{k: v for k, v in options.items() if v is not None})
@@ -50,7 +51,8 @@ def train_console(config: TrialConfig, trial_dir: str | Path | None = None, as_j
         print(json.dumps({"final_error": result.final_error, "min_error": result.min_error, "status": result.status,
                           "epochs": result.epochs_run, "seconds": round(result.seconds, 3),
                           "resumed_epochs": result.resumed_epochs,
-                          "first_step_seconds": result.first_step_seconds}))
+                          "first_step_seconds": result.first_step_seconds, "step_seconds": result.step_seconds,
+                          "device": result.device}))
     else:
         note = f" ({result.message})" if result.message else ""
         console.print(f"{config.model.name}: {result.status}, final error {result.final_error:.2f}% "
@@ -62,8 +64,8 @@ def train_console(config: TrialConfig, trial_dir: str | Path | None = None, as_j
 
 def main(args: argparse.Namespace) -> int:
     """`train`: one trial with progress; exit 1 when the trial failed (diverged is a result: exit 0)."""
-    config = make_config(args.model, dataset=args.dataset, data_root=args.data_root, optimizer=args.optimizer,
-                         lr=args.lr, weight_decay=args.wd, epochs=args.epochs, batch_size=args.batch_size,
-                         augment=args.augment, seed=args.seed, device=args.device, threads=args.threads,
-                         train_subset=getattr(args, "train_subset", None))
+    config = make_config(args.model, args.size, dataset=args.dataset, data_root=args.data_root,
+                         optimizer=args.optimizer, lr=args.lr, weight_decay=args.wd, epochs=args.epochs,
+                         batch_size=args.batch_size, augment=args.augment, seed=args.seed, device=args.device,
+                         threads=args.threads, train_subset=getattr(args, "train_subset", None))
     return 1 if train_console(config, args.trial_dir, args.json).status == "failed" else 0

@@ -65,4 +65,5 @@ def parse_model_name(name: str) -> tuple[str, str]:
     if prefix == "vit" and size in SIZES and (key in BUILTIN_STEMS or key in zoo_names()):
         return size, BUILTIN_STEMS.get(key, key)
     raise UserError(f"unknown model {name!r}; allowed: {', '.join(builtin_model_names())}, "
-                    f"or vit_STEM_SIZE with STEM one of {choices(zoo_names())}")
+                    f"or vit_STEM_SIZE with STEM one of {choices(zoo_names())}, or a reference: regnety_SIZE, "
+                    f"timm:NAME")

@@ -179,9 +179,10 @@ def absolute_ref(ref: str, base: Path | None = None) -> str:
 def stem_source(ref: str) -> dict[str, str] | None:
     """The file defining a user stem's class and the SHA-256 of its bytes; None for the built-in stems.
 
-    Stored with a study, it tells an edited stem file from the one its trials were trained with.
+    Stored with a study, it tells an edited stem file from the one its trials were trained with. A reference model
+    (RegNetY, timm) has no stem: "" gives None.
     """
-    if ref in _REGISTRY:
+    if not ref or ref in _REGISTRY:
         return None
     try:
         path = inspect.getsourcefile(get_stem(ref))

@@ -24,8 +24,10 @@ def validate_stem(spec: ModelSpec) -> None:
     """Raise UserError naming the first failed check of the spec's stem at the spec's size.
 
     A stem-contract class must give B×embed_dim×H/p×W/p; a timm embed layer B×N×D tokens with N = num_patches =
-    (H/p)·(W/p), the token grid every model of a size shares.
+    (H/p)·(W/p), the token grid every model of a size shares. A reference model has no stem: nothing to check.
     """
+    if spec.is_reference:
+        return
     info = size_info(spec.size)
     timm_like = follows_timm_contract(get_stem(spec.stem))
     where = f"{'timm embed layer' if timm_like else 'stem'} {spec.stem!r} ({spec.name})"

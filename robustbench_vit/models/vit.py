@@ -1,4 +1,4 @@
-"""The trunk: timm's VisionTransformer with a stem plugged in through its `embed_layer` hook."""
+"""The trunk: timm's VisionTransformer with a stem plugged in through its `embed_layer` hook (or a reference model)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
 from robustbench_vit.errors import UserError
+from robustbench_vit.models.reference import build_reference
 from robustbench_vit.models.sizes import size_info
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.stems import follows_timm_contract, get_stem, timm_embed_layer
@@ -55,15 +56,20 @@ def own_depth(spec: ModelSpec) -> int:
     """The depth a spec fixes by itself: its own, else the size's for the baseline (others need matched_depth)."""
     if spec.depth is not None:
         return spec.depth
+    if spec.is_reference:
+        return 0  # no trunk of ours: the reference's depth is its architecture's, and build_model ignores this
     if spec.is_plain_patchify:
         return size_info(spec.size).depth
     raise ValueError(f"model {spec.name!r}: its depth is FLOP-matched; pass depth=matched_depth(spec) "
                      f"(robustbench_vit.models) or model_complexity(spec).depth")
 
 
-def build_model(spec: ModelSpec, num_classes: int | None = None, depth: int | None = None) -> VisionTransformer:
-    """Build the ViT for a spec at `depth` (default: `own_depth`; FLOP-matched specs need theirs passed)."""
+def build_model(spec: ModelSpec, num_classes: int | None = None, depth: int | None = None) -> nn.Module:
+    """Build the ViT for a spec at `depth` (default: `own_depth`; FLOP-matched specs need theirs passed), or the
+    spec's reference model (which ignores `depth`)."""
     info = size_info(spec.size)
+    if spec.is_reference:
+        return build_reference(spec.reference, spec.size, num_classes or info.num_classes)
     if depth is None:
         depth = own_depth(spec)
     if depth < 1:

@@ -136,6 +136,8 @@ class TrialRecord:
     resumed_epochs: int = 0
     first_step_seconds: float | None = None
     worker: dict[str, Any] = field(default_factory=dict)  # host, pid, gpu, slurm job and task
+    step_seconds: float | None = None  # median warm training step at the trial's batch size (train.loop.StepClock)
+    device: str | None = None  # what it trained on: "cpu", "cuda:0", "cuda x4 (DDP)"
 
     def attrs(self) -> dict[str, Any]:
         """The user attrs to store."""

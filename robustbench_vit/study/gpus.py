@@ -89,13 +89,15 @@ def trial_memory_gib(spec: StudySpec, model: ModelSpec) -> float:
 
     Context, plus the dataset when it lives on the device, plus 20 bytes per parameter (fp32 weights, gradients,
     AdamW's two moments, EMA), plus activations: per layer and token 34·d + 5·heads·tokens bytes in 16-bit
-    (Korthikanti et al. 2022, no recomputation; doubled without bf16) times batch × tokens × depth.
+    (Korthikanti et al. 2022, no recomputation; doubled without bf16) times batch × tokens × depth. A reference CNN
+    keeps about three tensors per counted activation (conv, norm, nonlinearity), 2 bytes each (4 without bf16).
     """
     info, cx = size_info(model.size), model_complexity(model)
     tokens = (info.img_size // info.patch_size) ** 2 + 1
     batch = int(spec.train.get("batch_size", TrialConfig.model_fields["batch_size"].default))
     per_token_layer = 34 * info.embed_dim + 5 * info.num_heads * tokens
-    acts = batch * tokens * cx.depth * per_token_layer * (1 if spec.train.get("amp", True) else 2)
+    per_image = 3 * 2 * cx.activations if model.is_reference else tokens * cx.depth * per_token_layer
+    acts = batch * per_image * (1 if spec.train.get("amp", True) else 2)
     return CONTEXT_GIB + (RESIDENT_BYTES.get(spec.dataset, 0) + 20 * cx.params + acts) / 2**30
 
 

@@ -24,9 +24,10 @@ def trial_dir(runs_dir: str | Path, study: str, model: str, *, point: int, seed:
 
 
 def same_model(stored: dict[str, Any], model: ModelSpec) -> bool:
-    """True if a stored model trains like `model`: same size, stem and stem options (and depth where both set)."""
+    """True if a stored model trains like `model`: same size, stem, stem options and reference (and depth where both
+    set)."""
     now = model.model_dump(mode="json")
-    if any(stored.get(k) != now[k] for k in ("size", "stem", "stem_options")):
+    if any(stored.get(k) != now[k] for k in ("size", "stem", "stem_options", "reference")):
         return False
     return stored.get("depth") is None or now["depth"] is None or stored["depth"] == now["depth"]
 

@@ -37,7 +37,8 @@ def trial_record(result: TrialResult, config: TrialConfig) -> TrialRecord:
                        history=[h.model_dump() for h in result.history], config=config.model_dump(mode="json"),
                        message=result.message, **provenance(), params_count=result.params, gmacs=result.gmacs,
                        num_classes=result.num_classes, resumed_epochs=result.resumed_epochs,
-                       first_step_seconds=result.first_step_seconds, worker=worker_attrs())
+                       first_step_seconds=result.first_step_seconds, step_seconds=result.step_seconds,
+                       device=result.device, worker=worker_attrs())
 
 
 def worker_attrs() -> dict[str, Any]:

@@ -186,7 +186,12 @@ class StudySpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "StudySpec":
-        """Cross-field rules: stems resolved, design fits the space, no setting both fixed and searched."""
+        """Cross-field rules: stems and timm models sized, design fits the space, no setting both fixed and searched."""
+        if any(not m.size for m in self.models):  # timm:NAME takes the study's size, as user stems do
+            size = self.size or next((m.size for m in self.models if m.size), None)
+            if size is None:
+                raise ValueError("field 'size': timm models need a size (or a built-in model to take it from)")
+            self.models = [m.sized(size) for m in self.models]
         if self.stems:
             size = self.size or (self.models[0].size if self.models else None)
             if size is None:

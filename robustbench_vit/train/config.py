@@ -77,6 +77,7 @@ class TrialResult(BaseModel):
     message: str | None = None  # why it diverged / stopped / failed
     resumed_epochs: int = 0  # epochs restored from a checkpoint when this run began (0: trained from the start)
     first_step_seconds: float | None = None  # from this run's start to its first optimizer step (data, model, compile)
+    step_seconds: float | None = None  # median training step over this run's warm steps (loop.StepClock), on `device`
     params: int | None = None
     gmacs: float | None = None
     device: str | None = None

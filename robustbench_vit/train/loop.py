@@ -8,6 +8,7 @@ RNGs and the data order alike — so a trial resumed from its checkpoint repeats
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,10 @@ NAN_CHECK_EVERY = 50  # steps between mid-epoch non-finite checks (each is one d
 STOP_MARGIN = 2.0
 STOP_FRACTION = 0.8
 STOP_MIN_EPOCHS = 2
+# Measured step time (StepClock): each epoch's first WARM_STEPS steps are not timed (allocator, autotuning, compiling,
+# the loader's shuffle), and at most MAX_TIMED_STEPS steps of a run are: their median is the trial's step time.
+WARM_STEPS = 3
+MAX_TIMED_STEPS = 1000
 
 
 @dataclass
@@ -46,6 +51,7 @@ class TrainState:
     seconds_before: float = 0.0  # training time of the trial's earlier runs (before a resume)
     resumed_epochs: int = 0  # epochs the checkpoint held when this run began
     first_step: float | None = None  # seconds from this run's start to its first optimizer step done
+    step_times: list[float] = field(default_factory=list)  # seconds of this run's timed steps (StepClock)
     status: str = "complete"
     message: str | None = None  # why it diverged or was stopped
 
@@ -69,7 +75,7 @@ class TrainState:
         return TrialResult(status=status, final_error=final, min_error=min(errors + [100.0]),
                            epochs_run=len(self.history), seconds=self.seconds(), history=self.history,
                            message=message, resumed_epochs=self.resumed_epochs, first_step_seconds=self.first_step,
-                           **self.meta)
+                           step_seconds=statistics.median(self.step_times) if self.step_times else None, **self.meta)
 
     @property
     def diverged(self) -> bool:
@@ -237,14 +243,45 @@ class FiniteWatch:
         return seen
 
 
+class StepClock:
+    """Times one epoch's training steps: the interval between consecutive steps' ends (loading the batch, forward,
+    backward, update; never evaluation), from step WARM_STEPS on, until the run has MAX_TIMED_STEPS of them.
+
+    On the CPU by perf_counter; on CUDA by events read once at the epoch's end, so no step waits for the device and
+    an interval is the device's (which also shows the host's launch time when the host is the bottleneck).
+    """
+
+    def __init__(self, device: torch.device, room: int) -> None:
+        self.cuda, self.room = device.type == "cuda", room
+        self.marks: list = []  # perf_counter() values, or recorded CUDA events
+
+    def tick(self, step: int) -> None:
+        """Mark the end of the epoch's `step`-th step (0-based) if it bounds a timed interval."""
+        if step < WARM_STEPS - 1 or len(self.marks) > self.room:
+            return
+        if self.cuda:
+            self.marks.append(torch.cuda.Event(enable_timing=True))
+            self.marks[-1].record()
+        else:
+            self.marks.append(time.perf_counter())
+
+    def seconds(self) -> list[float]:
+        """The timed steps' durations."""
+        if self.cuda and self.marks:
+            self.marks[-1].synchronize()
+            return [a.elapsed_time(b) / 1000 for a, b in zip(self.marks, self.marks[1:])]
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
 def train_epoch(parts: Parts, config: TrialConfig, epoch: int, device: torch.device, *, state: TrainState) -> float:
     """One pass over the training split (forward, backward, clip, step, schedule, EMA); the mean train loss.
 
     A non-finite loss ends the epoch early (FiniteWatch, every NAN_CHECK_EVERY steps). The run's first step is
-    timed (one device sync) into `state.first_step`.
+    timed (one device sync) into `state.first_step`, and the warm steps by a StepClock into `state.step_times`.
     """
     parts.model.train()
     loss_sum, step0, watch = torch.zeros((), device=device), epoch * parts.steps, FiniteWatch(device)
+    clock = StepClock(device, MAX_TIMED_STEPS - len(state.step_times))
     for i, (x, y) in enumerate(parts.train_loader):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if parts.mixup:
@@ -264,8 +301,10 @@ def train_epoch(parts: Parts, config: TrialConfig, epoch: int, device: torch.dev
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             state.first_step = time.perf_counter() - state.started
+        clock.tick(i)
         if (i + 1) % NAN_CHECK_EVERY == 0 and not watch.finite(loss_sum):
             break
+    state.step_times += clock.seconds()
     return all_sum(loss_sum).item() / (i + 1) / world()[1]
 
 
