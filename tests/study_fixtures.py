@@ -16,7 +16,17 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 
 # per model: (best error, curvature per decade², log10 lr optimum, log10 lr above which it diverges)
 SURFACE = {"vit_p_micro": (8.0, 14.0, -3.3, -2.2), "vit_c_micro": (5.0, 5.0, -3.0, -1.4),
-           "mine<b>&": (6.0, 8.0, -3.1, -1.8)}
+           "mine<b>&": (6.0, 8.0, -3.1, -1.8), "regnety_micro": (4.0, 2.0, -2.8, -1.0)}
+SGD_COST = {"regnety_micro": 0.0}  # points of error SGD adds over AdamW (3 for the ViTs: the CNN does not care)
+STEP_MS = {"vit_p_micro": 10.0, "vit_c_micro": 10.5, "regnety_micro": 18.0}  # median training step, ms (12 default)
+
+
+def model_attrs(model: str) -> dict:
+    """The study's `model` attr: a ViT (conv stem where the name has `_c_`), or a RegNetY reference."""
+    if model.startswith("regnety_"):
+        return {"name": model, "size": "micro", "reference": "regnety"}
+    return {"name": model, "size": "micro", "stem": "conv" if "_c_" in model else "patchify", "stem_options": {},
+            "depth": 4 if model.startswith(("vit_p_", "vit_c_")) else 3}  # the baselines FLOP-match at depth 4
 
 
 def _trial(study: str, model: str, point: int, seed: int, lr: float, wd: float, optimizer: str, epochs: int,
@@ -25,7 +35,7 @@ def _trial(study: str, model: str, point: int, seed: int, lr: float, wd: float, 
     best, curv, lr_opt, lr_div = SURFACE[model]
     diverged = math.log10(lr) > lr_div
     error = min(90.0, best + curv * (math.log10(lr) - lr_opt) ** 2 + 1.5 * (math.log10(wd) + 1.3) ** 2
-                + (3.0 if optimizer == "sgd" else 0.0) + 20.0 / epochs + rng.normal(0, 0.4))
+                + (SGD_COST.get(model, 3.0) if optimizer == "sgd" else 0.0) + 20.0 / epochs + rng.normal(0, 0.4))
     n_ep = 1 if diverged else epochs
     history = [{"epoch": k, "train_loss": 2.3 * math.exp(-k / 3) + error / 100, "lr": lr,
                 "val_error": error + (90 - error) * math.exp(-k), "seconds": 0.5} for k in range(1, n_ep + 1)]
@@ -38,7 +48,9 @@ def _trial(study: str, model: str, point: int, seed: int, lr: float, wd: float, 
              "min_error": min(h["val_error"] for h in history) if not diverged else 100.0,
              "epochs_run": n_ep, "seconds": 0.5 * n_ep, "history": history, "config": config,
              "message": "loss exploded" if diverged else None, "host": "testhost", "commit": "abc1234",
-             "versions": {"torch": "x"}, "params_count": 100_000, "gmacs": 0.01}
+             "versions": {"torch": "x"}, "params_count": 100_000, "gmacs": 0.01,
+             "step_seconds": STEP_MS.get(model, 12.0) / 1000 * (1 + 0.02 * math.sin(7.3 * point + seed)),  # not from
+             "device": "cpu"}  # `rng`: the errors' noise stream stays what it was
     params = {"lr": lr, "weight_decay": wd, "optimizer": optimizer}
     dists = {"lr": FloatDistribution(1e-5, 1e-1, log=True), "weight_decay": FloatDistribution(1e-4, 1.0, log=True),
              "optimizer": CategoricalDistribution(["adamw", "sgd"])}
@@ -66,8 +78,7 @@ def write_study(url: str, study: str, models=("vit_p_micro", "vit_c_micro"), *, 
         s = optuna.create_study(study_name=f"{study}/{model}", storage=storage, direction="minimize")
         for k, v in {"schema": 1, "study": study, "preset": None, "spec": {"name": study, "design": design,
                      "note": "<script>alert('x')</script>"},
-                     "model": {"name": model, "size": "micro", "stem": "conv" if "_c_" in model else "patchify",
-                               "stem_options": {}, "depth": 4 if "_p_" in model else 3}}.items():
+                     "model": model_attrs(model)}.items():
             s.set_user_attr(k, v)
         mrng = np.random.default_rng(seed + 1)  # same noise stream per model: the difference is the surface
         for i, (p, sd, lr, wd, opt, ep) in enumerate(grid):

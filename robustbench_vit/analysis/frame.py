@@ -13,6 +13,7 @@ import pandas as pd
 
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.complexity import model_complexity
+from robustbench_vit.models.reference import REGNETY, TIMM_PREFIX
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.states import TRIAL_STATUSES, TrialStatus
 from robustbench_vit.store import (Results, TrialRecord, read_studies, split_study_name, standing, study_urls,
@@ -43,18 +44,26 @@ class StudyData:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> ModelSpec dump + depth, stem_source
 
 
-def model_order(models) -> list[str]:
-    """Models in report order: the patchify baselines, then the conv baselines, then the rest, each sorted."""
-    def key(m: str) -> tuple[int, str]:
-        """Sort key: baseline kind first, then the name."""
-        return (0 if m.startswith("vit_p_") else 1 if m.startswith("vit_c_") else 2, m)
+def role(model: str) -> int:
+    """A model's role in a comparison: 0 the patchify baseline, 1 the conv baseline, 2 a CNN reference (RegNetY, a
+    timm model), 3 anything else (a user stem)."""
+    return (0 if model.startswith("vit_p_") else 1 if model.startswith("vit_c_") else 2 if is_reference(model)
+            else 3)
 
-    return sorted(set(models), key=key)
+
+def model_order(models) -> list[str]:
+    """Models in report order: the patchify baselines, the conv baselines, the CNN references, the rest, each sorted."""
+    return sorted(set(models), key=lambda m: (role(m), m))
 
 
 def is_baseline(model: str) -> bool:
     """Whether a model is one of the built-in baselines (`vit_p_*`, `vit_c_*`)."""
     return model.startswith(("vit_p_", "vit_c_"))
+
+
+def is_reference(model: str) -> bool:
+    """Whether a model is a CNN reference: a RegNetY (`regnety_*`) or a timm model (`timm:NAME`)."""
+    return model.startswith((f"{REGNETY}_", TIMM_PREFIX))
 
 
 def chance_error(num_classes) -> float:
@@ -102,6 +111,7 @@ def _row(study: str, model: dict[str, Any], t: optuna.trial.FrozenTrial, *, url:
         final = math.nan
     return {"study": study, "model": model["name"], "stem": model.get("stem"), "size": model.get("size"),
             "depth": model.get("depth"), **{k: config.get(k) for k in HYPERPARAMS}, **t.params,
+            "lr_trained": config.get("lr"), "weight_decay_trained": config.get("weight_decay"),  # × the model's scale
             "seed": t.user_attrs.get("seed", config.get("seed")), "point": t.user_attrs.get("point"),
             "status": status, "setting_seed": config.get("seed"), "init_seed": config.get("init_seed"),
             "error": error, "final_error": final,

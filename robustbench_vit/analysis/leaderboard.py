@@ -16,17 +16,18 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from robustbench_vit.analysis.claims import load_claims, score
+from robustbench_vit.analysis.claims import Roles, load_claims, score
 from robustbench_vit.analysis.comparison import Comparison, RobustnessOutcome, comparisons
-from robustbench_vit.analysis.frame import load_results
+from robustbench_vit.analysis.frame import is_reference, load_results
 from robustbench_vit.analysis.metrics import model_metrics
 from robustbench_vit.analysis.noise import NoiseFloor, noise_floors, split_copies
 from robustbench_vit.analysis.verdict import verdict
+from robustbench_vit.models.reference import regnety_name
 from robustbench_vit.store import Results
 
 BASES = {"p": "vit_p_{}", "c": "vit_c_{}"}  # the baselines every stem is ranked against, by column prefix
 VERSUS = ("outcome", "difference", "low", "high", "p", "p_holm")  # the columns of each baseline, after its prefix
-COLUMNS = ("study", "rank", "rank_low", "rank_high", "model", "stem", "size", "depth", "params", "gmacs", "activations",
+COLUMNS = ("study", "rank", "rank_low", "rank_high", "model", "reference", "stem", "size", "depth", "params", "gmacs", "activations",
            "step_seconds", "device", "best_error", "did_not_train_rate", *(f"{k}_{f}" for k in BASES for f in VERSUS),
            "noise", "claims")
 NAN = math.nan
@@ -67,6 +68,7 @@ class LeaderboardRow:
     device: str = ""  # where the steps were measured
     noise: str = ""
     claims: str = ""  # "id: status; ..." of the paper's claims this study tests, the stem in ViT_C's place
+    reference: bool = False  # a CNN reference's row (RegNetY): ranked beside the stems, not counted in Holm's
     rank: int = 0
     rank_low: int = 0
     rank_high: int = 0
@@ -97,14 +99,22 @@ def ranked(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
     return sorted(out, key=lambda r: (r.rank, -(r.p.difference if r.p.difference == r.p.difference else -9)))
 
 
-def _versus(c: Comparison | None, base: str, mm: pd.DataFrame, floors: dict[str, NoiseFloor]) -> tuple[Versus, str]:
-    """A model against `base` (its comparison `c`, None where the model is that baseline), and the verdict's noise."""
+FLIPPED = {"more robust": "less robust", "less robust": "more robust"}  # an outcome seen from the other side
+
+
+def _versus(c: Comparison | None, base: str, mm: pd.DataFrame, floors: dict[str, NoiseFloor], *,
+            flip: bool = False) -> tuple[Versus, str]:
+    """A model against `base` (its comparison `c`, None where the model is that baseline), and the verdict's noise;
+    `flip`: `c` compares `base` with the model (a CNN reference is the baseline of the ViTs' comparisons)."""
     v = verdict(c, mm, floors) if c else None
     if v is None:
         return Versus(base, "baseline"), ""
-    d = c.decision
-    numbers = dict(difference=d.difference.value, low=d.difference.low, high=d.difference.high) if d else {}
-    return Versus(base, v.outcome, p=v.p if v.p is not None else NAN, text=v.text, **numbers), v.noise
+    d, sign = c.decision, -1 if flip else 1
+    numbers = dict(zip(("difference", "low", "high"), (sign * d.difference.value,
+                                                       *sorted((sign * d.difference.low, sign * d.difference.high))))
+                   ) if d else {}
+    outcome = FLIPPED.get(v.outcome, v.outcome) if flip else v.outcome
+    return Versus(base, outcome, p=v.p if v.p is not None else NAN, text=v.text, **numbers), v.noise
 
 
 def _row(study: str, model: str, x: pd.DataFrame, *, size: str,
@@ -134,14 +144,21 @@ def _number(x: pd.DataFrame, model: str, column: str) -> float:
 def _adjusted(rows: list[LeaderboardRow]) -> list[LeaderboardRow]:
     """Holm-adjusted p against each baseline, over the stems of the study compared with it."""
     for key in BASES:
-        stems = [i for i, r in enumerate(rows) if getattr(r, key).outcome != "baseline"]
+        stems = [i for i, r in enumerate(rows) if getattr(r, key).outcome != "baseline" and not r.reference]
         for i, p in zip(stems, holm([getattr(rows[i], key).p for i in stems])):
             rows[i] = dataclasses.replace(rows[i], **{key: dataclasses.replace(getattr(rows[i], key), p_holm=p)})
     return rows
 
 
+def _roles(model: str, size: str, models) -> Roles:
+    """The claims' roles with `model` in ViT_C's place: ViT_P of its size, and its RegNetY where the study ran it."""
+    ref = regnety_name(size)
+    return Roles(size, model, BASES["p"].format(size), ref if ref in set(models) else None)
+
+
 def study_rows(study: str, results: Results) -> list[LeaderboardRow]:
-    """One row per non-patchify model of `study` (its stems and ViT_C), ranked, with its verdicts and texts."""
+    """One row per non-patchify model of `study` (its stems, ViT_C and its CNN reference), ranked, with its verdicts
+    and texts."""
     df = load_results(study, results)
     floors, (df, _) = noise_floors(df), split_copies(df)
     mm = model_metrics(df)
@@ -153,9 +170,12 @@ def study_rows(study: str, results: Results) -> list[LeaderboardRow]:
         size = sizes[model]
         if model == BASES["p"].format(size):
             continue
-        against = {k: _versus(cmp.get((model, b.format(size))), b.format(size), mm, floors) for k, b in BASES.items()}
-        row = _row(study, model, x, size=size, against=against)
-        # the paper's claims of this study, the stem in ViT_C's place (reproduce's scorecard, per stem)
-        text = "; ".join(f"{c.id}: {score(c, df, model, BASES['p'].format(size)).status}" for c in claims)
-        rows.append(dataclasses.replace(row, claims=text))
+        ref = is_reference(model)
+        against = {k: _versus(cmp.get((b.format(size), model) if ref else (model, b.format(size))), b.format(size), mm,
+                              floors, flip=ref) for k, b in BASES.items()}
+        row = dataclasses.replace(_row(study, model, x, size=size, against=against), reference=ref)
+        if not ref:  # the paper's claims of this study, the stem in ViT_C's place (reproduce's scorecard, per stem)
+            text = "; ".join(f"{c.id}: {score(c, df, _roles(model, size, sizes.index)).status}" for c in claims)
+            row = dataclasses.replace(row, claims=text)
+        rows.append(row)
     return ranked(_adjusted(rows))

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 
 from robustbench_vit.analysis import inference as I
-from robustbench_vit.analysis.frame import HYPERPARAMS, RESULTS, chance_error, is_baseline, model_order
+from robustbench_vit.analysis.frame import HYPERPARAMS, RESULTS, chance_error, is_baseline, model_order, role
+from robustbench_vit.models.reference import parse_reference
 
 DELTA_WINDOW = 10.0  # points of error: the Δ-EDF area is taken over Δ ∈ [0, DELTA_WINDOW]
 WITHIN = (1, 2, 5)  # fraction of trials within these many points of the best
@@ -248,15 +249,18 @@ def model_size(model: str, sizes: dict[str, str | None] | None = None) -> str | 
     size = (sizes or {}).get(model)
     if size is None and is_baseline(model):
         size = model.split("_", 2)[2]
+    if size is None and (ref := parse_reference(model)) is not None:
+        size = ref[0] or None
     return size
 
 
 def pairs(models, sizes: dict[str, str | None] | None = None) -> list[tuple[str, str]]:
-    """(model, baseline) pairs of one size: vit_c_s vs vit_p_s, and each other model vs both baselines of its size."""
+    """(model, baseline) pairs of one size: vit_c_s vs vit_p_s, each ViT vs the size's CNN references, and each other
+    model (a user stem) vs all of them."""
     order = model_order(models)
-    return [(m, b) for i, b in enumerate(order) if is_baseline(b) for m in order[i + 1:]
-            if model_size(m, sizes) is not None and model_size(m, sizes) == model_size(b, sizes)
-            and (not is_baseline(m) or (m.startswith("vit_c_") and b.startswith("vit_p_")))]
+    wanted = {(1, 0), (0, 2), (1, 2), (3, 0), (3, 1), (3, 2)}  # (role of model, role of baseline), frame.role
+    return [(m, b) for b in order for m in order if (role(m), role(b)) in wanted
+            and model_size(m, sizes) is not None and model_size(m, sizes) == model_size(b, sizes)]
 
 
 def setting_columns(df: pd.DataFrame) -> list[str]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from robustbench_vit.analysis.claims import (CLAIM_DECIDED, Claim, ClaimLook, Score, ScoredClaim, Scorecard, baselines,
-                                             claim_key, claim_trials, load_claims, score)
+from robustbench_vit.analysis.claims import (CLAIM_DECIDED, Claim, ClaimLook, Roles, Score, ScoredClaim, Scorecard,
+                                             baselines, claim_key, claim_trials, load_claims, score)
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.leaderboard import study_rows
 from robustbench_vit.analysis.sequential import expected_settings
@@ -161,10 +161,12 @@ def until_cost(specs: dict[str, StudySpec], models: list[ModelSpec] | None, unti
 
 
 def models_for(spec: StudySpec, stem: ModelSpec | None) -> list[ModelSpec]:
-    """The models a claims study runs: its own, or both baselines and the stem."""
+    """The models a claims study runs: its own, or both baselines, the study's CNN reference of that size and the
+    stem."""
     if stem is None:
         return spec.models
-    return [ModelSpec.from_name(f"vit_{k}_{stem.size}") for k in "pc"] + [stem]
+    refs = [m for m in spec.models if m.is_reference and m.size == stem.size]
+    return [ModelSpec.from_name(f"vit_{k}_{stem.size}") for k in "pc"] + refs + [stem]
 
 
 def _expected(claim: Claim, spec: StudySpec, *, default: StudySpec, df, until: Until,
@@ -172,9 +174,10 @@ def _expected(claim: Claim, spec: StudySpec, *, default: StudySpec, df, until: U
     """expected_lines for one claim, a line per model size (`df`: the default preset's stored trials, or None)."""
     lines, ms = [], models_for(spec, stem)
     fixed = cost([spec], ms)
-    for size, conv, patch in baselines(spec.models, stem):
+    for roles in baselines(spec.models, stem):
+        size = roles.size
         small = baselines(default.models, None) if df is not None else []
-        s = score(claim, df, small[0][1], small[0][2]) if small else None
+        s = score(claim, df, small[0]) if small else None
         if s is None or s.effect is None or not s.se:
             lines.append(textwrap.fill(f"  {claim.id} ({size}): no stored default-preset result to estimate "
                                        f"from (run `robustbench-vit reproduce --until-decided` first); fixed "
@@ -223,33 +226,33 @@ def claims_decider(claims: list[Claim], spec: StudySpec, stem: ModelSpec | None)
         """The outcome of each claim still pending, at the level this look spends on it."""
         out = []
         for claim in claims:
-            for size, conv, patch in baselines(spec.models, stem):
-                key = claim_key(claim, size)
+            for roles in baselines(spec.models, stem):
+                key = claim_key(claim, roles.size)
                 if (look := level(key)) is None:
                     continue
                 if look.level <= 0:  # nothing left to spend: this look decides nothing
                     out.append(Outcome(key, "inconclusive", False, NOTHING_SPENT, 0))
                     continue
-                s = score(claim, df, conv, patch, alpha=look.level, power=False)
+                s = score(claim, df, roles, alpha=look.level, power=False)
                 p = "" if s.p is None else f"; p {s.p:.2g}"
                 out.append(Outcome(key, s.status, s.status in CLAIM_DECIDED, f"{s.ours}{p}",
-                                   claim_trials(claim, df, conv, patch)))
+                                   claim_trials(claim, df, roles)))
         return out
 
     return decide
 
 
-def _scored(claim: Claim, df, spec: StudySpec, *, conv: str, patch: str, seq: Sequential | None, size: str) -> Score:
+def _scored(claim: Claim, df, spec: StudySpec, *, roles: Roles, seq: Sequential | None) -> Score:
     """A claim's score: on every stored trial (fixed design), or on its sequential decision's look at that look's
     level (the trials of later looks, run for other claims, do not change a taken decision)."""
-    rec = seq.records.get(claim_key(claim, size)) if seq else None
+    rec = seq.records.get(claim_key(claim, roles.size)) if seq else None
     if not rec or not rec.looks:
-        return score(claim, df, conv, patch)
+        return score(claim, df, roles)
     k = rec.decided.look if rec.decided else len(rec.looks)
     look = rec.looks[k - 1]
     frame = look_frame(df, spec, look.n, list(df["model"].unique()))
-    s = score(claim, frame, conv, patch, alpha=look.level)
-    info = ClaimLook(k, look.n, claim_trials(claim, frame, conv, patch), look.level, bool(rec.decided))
+    s = score(claim, frame, roles, alpha=look.level)
+    info = ClaimLook(k, look.n, claim_trials(claim, frame, roles), look.level, bool(rec.decided))
     return dataclasses.replace(s, look=info)
 
 
@@ -265,9 +268,9 @@ def scorecard(claims: list[Claim], specs: dict[str, StudySpec], run: RunOptions,
     for claim in claims:
         spec = specs[claim.study]
         seq = (sequential or {}).get(claim.study)
-        for size, conv, patch in baselines(spec.models, stem):
-            s = _scored(claim, frames[claim.study], spec, conv=conv, patch=patch, seq=seq, size=size)
-            rows.append(ScoredClaim(s, size, f"../{spec.name}/report.html"))
+        for roles in baselines(spec.models, stem):
+            s = _scored(claim, frames[claim.study], spec, roles=roles, seq=seq)
+            rows.append(ScoredClaim(s, roles.size, f"../{spec.name}/report.html"))
     return Scorecard(preset, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      {s.name: described(s) for s in specs.values()}, tuple(rows))
 

@@ -92,7 +92,8 @@ def contenders(stems: list[str], spec: StudySpec, *, size: str, name: str | None
     if stems:
         news = [contender(s, size=size, name=name, options=options) for s in stems]
     else:
-        news = [checked(m) for m in spec.models if m.name not in (f"vit_p_{size}", f"vit_c_{size}")]
+        news = [checked(m) for m in spec.models
+                if m.name not in (f"vit_p_{size}", f"vit_c_{size}") and not m.is_reference]
         if not news:
             raise UserError(f"study {spec.name!r} lists no stems besides the baselines; give --stem (repeatable)")
     names = [n.spec.name for n in news]
@@ -101,15 +102,17 @@ def contenders(stems: list[str], spec: StudySpec, *, size: str, name: str | None
     return news
 
 
-def models_of(news: list[Contender]) -> list[ModelSpec]:
-    """Both baselines, then every new stem's model (all of one size)."""
-    return [ModelSpec.from_name(n) for n in news[0].baselines] + [n.spec for n in news]
+def models_of(news: list[Contender], spec: StudySpec) -> list[ModelSpec]:
+    """Both baselines, the study's CNN references of their size, then every new stem's model (all of one size)."""
+    size = news[0].spec.size
+    refs = [m for m in spec.models if m.is_reference and m.size == size]
+    return [ModelSpec.from_name(n) for n in news[0].baselines] + refs + [n.spec for n in news]
 
 
 def run_contender(spec: StudySpec, new: Contender | list[Contender], run: RunOptions, *,
                   progress: bool = True) -> StudySummary:
     """Run both baselines and the new stem(s) on the study's points in one launch; stored trials are reused."""
-    return run_study(spec, run, models=models_of(new if isinstance(new, list) else [new]), progress=progress)
+    return run_study(spec, run, models=models_of(new if isinstance(new, list) else [new], spec), progress=progress)
 
 
 def compare_stem(stem: str, *, study: str = "lr_wd_stability", preset: str | None = None, size: str | None = None,
@@ -204,7 +207,7 @@ def _run(spec: StudySpec, news: list[Contender], request: CompareRequest, consol
     if until is not None:
         names = {n.spec.name for n in news}
         seq = run_until_decided(spec, run, until, comparison_decider(lambda model, baseline: model in names),
-                                models=models_of(news))
+                                models=models_of(news, spec))
         console.print(f"{seq.ran} trials ran now; results: {mask_url(run.results.url(spec.name))}", soft_wrap=True)
     else:
         summary = run_contender(spec, news, run)
@@ -224,7 +227,7 @@ def compare_command(request: CompareRequest) -> int:
     console = Console(stderr=True)
     console.print(summary_table(*news))
     if launch.dry_run:
-        return print_plan([spec], launch.run, models_of(news), until=launch.until)
+        return print_plan([spec], launch.run, models_of(news, spec), until=launch.until)
     _run(spec, news, r, console)
     paths = build_report(spec.name, launch.run.results, out_dir=r.out, formats=fmts)
     if launch.until is None:  # a sequential run printed its decisions, each at the level its look spent

@@ -197,5 +197,8 @@ def trial_config(spec: StudySpec, model: ModelSpec, params: dict[str, Any], *, p
     """The TrialConfig of one (model, point, replicate): the study's data and fixed settings, the point's values,
     the setting's seed and the model's own init seed (DESIGN.md §1.2)."""
     seed = setting_seed(spec.design.seed, point, replicate)
-    return TrialConfig(model=model, dataset=spec.dataset, data_root=spec.data_root,
-                       **{**spec.train, **params, **overrides}, seed=seed, init_seed=init_seed(seed, model.name))
+    settings = {**spec.train, **params, **overrides}
+    factors = spec.factors(model.name, str(settings.get("optimizer", TrialConfig.model_fields["optimizer"].default)))
+    settings |= {k: settings[k] * f for k, f in factors.items() if k in params}  # the point mapped into its range
+    return TrialConfig(model=model, dataset=spec.dataset, data_root=spec.data_root, **settings, seed=seed,
+                       init_seed=init_seed(seed, model.name))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from robustbench_vit.data import check_dataset
 from robustbench_vit.errors import UserError, choices
+from robustbench_vit.models.reference import regnety_name
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.stems import absolute_ref
 from robustbench_vit.study.options import SlurmOptions
@@ -140,6 +141,10 @@ class StudySpec(BaseModel):
     preset: str | None = None
     margins: dict[Literal["area", "retained"], float] = Field(default_factory=dict)  # δ of the three-way decision
     budget: int | None = Field(None, ge=1)  # --until-decided's default budget, settings per model (None: 4× the design)
+    reference: Literal["regnety"] | None = None  # a CNN run beside the ViTs: regnety_<size> for each ViT size
+    # Per-model multipliers of searched values (the paper's per-model ranges, paired): a model name or family (its name
+    # without `_<size>`) → {dim: factor, or {optimizer: factor}}; each model trains at the design's value × factor.
+    scale: dict[str, dict[str, float | dict[str, float]]] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)  # --set KEY=VALUE given when it was made (study/overrides.py)
     _source: str = PrivateAttr(default="")
 
@@ -199,6 +204,10 @@ class StudySpec(BaseModel):
             self.models = self.models + [ModelSpec(name=s.name, size=size, stem=s.path, stem_options=s.options,
                                                    depth=s.depth) for s in self.stems]
             self.stems = []
+        if self.reference:
+            sizes = dict.fromkeys(m.size for m in self.models if m.stem in ("patchify", "conv"))
+            have = {m.name for m in self.models}
+            self.models += [ModelSpec.from_name(n) for n in map(regnety_name, sizes) if n not in have]
         names = [m.name for m in self.models]
         if not names:
             raise ValueError("field 'models': a study needs at least one model")
@@ -217,6 +226,7 @@ class StudySpec(BaseModel):
             if bad:
                 raise ValueError(f"field 'space.{name}.ranges': {bad[0]!r} is not a choice of design.stratify "
                                  f"({choices(self._strata()) or 'not set'})")
+        self._check_scale(names)
         if d.stratify is not None:
             if d.kind == "tpe":
                 raise ValueError("field 'design.stratify': does not apply to tpe designs")
@@ -225,6 +235,35 @@ class StudySpec(BaseModel):
                 raise ValueError(f"field 'design.stratify': {d.stratify!r} is not a categorical dim "
                                  f"({choices(cats) or 'none in space'})")
         return self
+
+    def _check_scale(self, names: list[str]) -> None:
+        """Each `scale` key names a model (or family) of the study and scales real-valued searched dims by factors > 0,
+        per optimizer where given."""
+        optimizers = get_args(TrialConfig.model_fields["optimizer"].annotation)
+        for key, dims in self.scale.items():
+            if not any(_in_family(n, key) for n in names):
+                raise ValueError(f"field 'scale.{key}': matches no model of the study ({choices(names)})")
+            for dim, factor in dims.items():
+                real = [k for k in self.space if TrialConfig.model_fields[k].annotation is float]
+                if dim not in real:
+                    raise ValueError(f"field 'scale.{key}.{dim}': not a real-valued searched dim ({choices(real)})")
+                per = factor if isinstance(factor, dict) else {"": factor}
+                bad = sorted(set(per) - {"", *optimizers})
+                if bad:
+                    raise ValueError(f"field 'scale.{key}.{dim}': {bad[0]!r} is not an optimizer "
+                                     f"({choices(optimizers)})")
+                if any(f <= 0 for f in per.values()):
+                    raise ValueError(f"field 'scale.{key}.{dim}': factors must be > 0, got {factor}")
+
+    def factors(self, model: str, optimizer: str) -> dict[str, float]:
+        """The multipliers of the searched values `model` trains at under `optimizer` (`scale`; {} when none)."""
+        out: dict[str, float] = {}
+        for key in sorted((k for k in self.scale if _in_family(model, k)), key=len):  # the most specific key wins
+            for dim, f in self.scale[key].items():
+                f = f.get(optimizer) if isinstance(f, dict) else f
+                if f is not None:
+                    out[dim] = float(f)
+        return out
 
     def _strata(self) -> list[str]:
         """The choices of the stratifying dim (empty without one)."""
@@ -253,7 +292,13 @@ class StudySpec(BaseModel):
 
     def fingerprint(self) -> dict[str, Any]:
         """What decides the trials (not models, data location, description, presets or SLURM settings)."""
-        return self.model_dump(mode="json", include={"dataset", "train", "space", "design"})
+        include = {"dataset", "train", "space", "design"} | ({"scale"} if self.scale else set())  # as before without
+        return self.model_dump(mode="json", include=include)
+
+
+def _in_family(model: str, key: str) -> bool:
+    """Whether `key` names `model` or its family (`regnety` names regnety_micro and its A/A copy regnety_micro_aa1)."""
+    return model == key or model.startswith(f"{key}_")
 
 
 def deep_merge(base: dict, override: dict) -> dict:
