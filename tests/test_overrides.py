@@ -23,14 +23,15 @@ def here(tmp_path, monkeypatch):
 
 
 def test_overrides_run_as_their_own_study_with_the_overrides_stored(here, capsys):
-    """The acceptance run: 2 points x 2 models of 1 epoch = 4 trials, under NAME-PRESET-set-HASH, the overrides in
-    the stored spec; again with the same overrides (in another order) runs nothing."""
+    """The acceptance run: 2 points x 3 models (the ViTs and their RegNetY) of 1 epoch = 6 trials, under
+    NAME-PRESET-set-HASH, the overrides in the stored spec; again with the same overrides (in another order) runs
+    nothing."""
     args = ["study", "run", "lr_wd_stability", "--preset", "quick", *SMALL, "--workers", "1"]
     assert main(args) == 0
     out = capsys.readouterr().out
     name = load_spec("lr_wd_stability", "quick", parse_overrides(SMALL[1::2])).name
-    assert name.startswith("lr_wd_stability-quick-set-") and f"{name}: 4/4 trials finished" in out, out
-    assert "4 ran now" in out and f"next: robustbench-vit report {name}" in out
+    assert name.startswith("lr_wd_stability-quick-set-") and f"{name}: 6/6 trials finished" in out, out
+    assert "6 ran now" in out and f"next: robustbench-vit report {name}" in out
     study = optuna.load_study(study_name=f"{name}/vit_c_micro", storage=f"sqlite:///runs/{name}/study.db")
     spec = study.user_attrs["spec"]
     assert spec["overrides"] == {"design.points": 2, "train.epochs": 1} and spec["design"]["points"] == 2
@@ -49,7 +50,9 @@ def test_different_overrides_are_different_studies():
     spec = load_spec("lr_wd_stability", None, parse_overrides(["space.lr.high=1e-2", "train.augment=true",
                                                                "models=[vit_p_micro]"]))
     assert spec.space["lr"].high == 0.01 and spec.train["augment"] is True  # YAML values; 1e-2 a float
-    assert [m.name for m in spec.models] == ["vit_p_micro"]
+    assert [m.name for m in spec.models] == ["vit_p_micro", "regnety_micro"]  # the study's reference rides along
+    alone = load_spec("lr_wd_stability", None, parse_overrides(["models=[vit_p_micro]", "reference=null"]))
+    assert [m.name for m in alone.models] == ["vit_p_micro"]
 
 
 @pytest.mark.parametrize("item, message", [
@@ -79,14 +82,14 @@ def test_a_bad_override_is_one_line_exit_2_and_nothing_written(command, item, me
 def test_dry_run_prints_the_plan_and_writes_nothing(here, capsys):
     assert main(["study", "run", "lr_wd_stability", "--preset", "quick", *SMALL, "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].endswith(": 2 model(s) x 2 point(s) x 1 seed(s) = 4 trials, 4 trial-epochs (vit_p_micro, "
-                           "vit_c_micro)"), out
-    assert out[1].startswith("plan: 4 trials, 4 trial-epochs, about ") and "on this CPU with" in out[1], out
+    assert out[0].endswith(": 3 model(s) x 2 point(s) x 1 seed(s) = 6 trials, 6 trial-epochs (vit_p_micro, "
+                           "vit_c_micro, regnety_micro)"), out
+    assert out[1].startswith("plan: 6 trials, 6 trial-epochs, about ") and "on this CPU with" in out[1], out
     assert main(["compare", "--stem", STEM, *SMALL, "--dry-run"]) == 0
-    assert "3 model(s) x 2 point(s) x 1 seed(s) = 6 trials" in capsys.readouterr().out
+    assert "4 model(s) x 2 point(s) x 1 seed(s) = 8 trials" in capsys.readouterr().out  # and RegNetY
     assert main(["reproduce", "--preset", "paper", "--dry-run"]) == 0  # no --yes needed to look
     out = capsys.readouterr().out
-    assert "plan: 432 trials" in out and "GPU-hours at 100 TFLOP/s per GPU" in out, out
+    assert "plan: 648 trials" in out and "GPU-hours at 100 TFLOP/s per GPU" in out, out
     assert list(here.iterdir()) == []
 
 

@@ -9,7 +9,7 @@ import pytest
 from robustbench_vit.cli import main
 from robustbench_vit.errors import UserError
 from robustbench_vit.study.files import list_specs, load_spec
-from robustbench_vit.study.plan import trial_count
+from robustbench_vit.study.plan import plan, trial_config, trial_count
 
 BUILTINS = ["epoch_stability", "lr_sensitivity", "lr_wd_stability", "optimizer_stability", "peak", "wd_sensitivity"]
 
@@ -21,7 +21,8 @@ def test_builtin_studies_and_presets_load():
     for name in BUILTINS:
         spec = load_spec(name)
         assert (spec.dataset, {m.size for m in spec.models}) == ("digits", {"micro"})
-        assert [m.name for m in spec.models] == ["vit_p_micro", "vit_c_micro"]
+        ref = ["regnety_micro"] if name in CLAIM_STUDIES else []  # the CNN reference rides along in every preset
+        assert [m.name for m in spec.models] == ["vit_p_micro", "vit_c_micro", *ref]
         assert 4 <= trial_count(spec) <= 32  # minutes on 2 cores (a micro trial takes ~8 s)
         cifar, paper, fashion = load_spec(name, "cifar"), load_spec(name, "paper"), load_spec(name, "fashion")
         assert (fashion.name, fashion.dataset, fashion.train["train_subset"]) == (f"{name}-fashion", "fashion_mnist",
@@ -29,7 +30,9 @@ def test_builtin_studies_and_presets_load():
         assert [m.name for m in fashion.models] == [m.name for m in spec.models]
         assert 4 <= trial_count(fashion) <= 16 and fashion.device == "auto"  # per model: 6-10 minutes on 2 cores
         assert cifar.dataset == "cifar10" and {m.size for m in cifar.models} == {"tiny"}
-        assert {m.name for m in paper.models} == {"vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf"}
+        refs = {"regnety_1gf", "regnety_4gf"} if name in CLAIM_STUDIES else set()
+        assert {m.name for m in paper.models} == {"vit_p_1gf", "vit_c_1gf", "vit_p_4gf", "vit_c_4gf", *refs}
+        assert {m.name for m in cifar.models} == {"vit_p_tiny", "vit_c_tiny", *(["regnety_tiny"] if ref else [])}
         recipe = {"batch_size": 2048, "warmup_epochs": 5, "label_smoothing": 0.1, "mixup": 0.8, "cutmix": 1.0,
                   "threads": None, "device": "cuda"}
         assert {k: paper.train[k] for k in recipe if k not in paper.space} == {
@@ -37,8 +40,31 @@ def test_builtin_studies_and_presets_load():
         assert paper.dataset == "imagefolder" and paper.train["ema_decay"]
         assert not set(paper.train) & set(paper.space)  # a searched setting is never also fixed
     assert trial_count(load_spec("lr_wd_stability", "paper")) == 64
-    assert sorted(p.params["epochs"] for p in __import__("robustbench_vit.study.plan", fromlist=["plan"]).plan(
-        load_spec("epoch_stability", "paper"))) == [50, 100, 200, 400]
+    assert sorted(p.params["epochs"] for p in plan(load_spec("epoch_stability", "paper"))) == [50, 100, 200, 400]
+
+
+CLAIM_STUDIES = ("lr_wd_stability", "optimizer_stability", "epoch_stability")
+
+
+def test_a_reference_and_a_scale_map_one_design_into_each_models_range():
+    """optimizer_stability runs RegNetY beside the ViTs; each point's lr and wd reach RegNetY times the paper's
+    ratio for its optimizer (AdamW 5 and 0.3, SGD 2.5 and 0.7) while the ViTs train at the point itself, on the
+    same setting seed (paired) and each from its own init."""
+    spec = load_spec("optimizer_stability")
+    assert spec.factors("regnety_micro", "sgd") == {"lr": 2.5, "weight_decay": 0.7}
+    assert spec.factors("regnety_micro_aa1", "adamw") == {"lr": 5.0, "weight_decay": 0.3}  # A/A copies share it
+    assert spec.factors("vit_c_micro", "sgd") == {}
+    for opt, (f_lr, f_wd) in (("adamw", (5, 0.3)), ("sgd", (2.5, 0.7))):
+        point = next(p for p in plan(spec) if p.params["optimizer"] == opt)
+        cfg = {m.name: trial_config(spec, m, point.params, point=point.index, replicate=0) for m in spec.models}
+        vit, cnn = cfg["vit_p_micro"], cfg["regnety_micro"]
+        assert (vit.lr, vit.weight_decay) == (point.params["lr"], point.params["weight_decay"])
+        assert (cnn.lr, cnn.weight_decay) == pytest.approx((f_lr * vit.lr, f_wd * vit.weight_decay))
+        assert vit.seed == cnn.seed and vit.init_seed != cnn.init_seed
+    epochs = load_spec("epoch_stability")  # one lr, searched so that RegNetY trains at its own (5x)
+    point = plan(epochs)[0]
+    ref = next(m for m in epochs.models if m.name == "regnety_micro")
+    assert trial_config(epochs, ref, point.params, point=0, replicate=0).lr == pytest.approx(5 * 2.0e-3)
 
 
 BAD = {
@@ -51,6 +77,11 @@ BAD = {
                         "fashion_mnist, imagefolder",
     "space:\n  lr: {low: 0.0, high: 1.0, num: 3}\n": "point 2 {'lr': 0.0} gives an invalid training setting 'lr'",
     "space:\n  lr: {low: 1.0e-3, high: 1.0, log: true}\n": "field 'space.lr': grid designs need num (or values)",
+    "scale:\n  regnetx: {lr: 2}\n": "field 'scale.regnetx': matches no model of the study (vit_c_micro, vit_p_micro) and "
+                                    "is not a built-in family (regnety, vit_c, vit_p)",
+    "scale:\n  vit_p: {epochs: 2}\n": "field 'scale.vit_p.epochs': not a real-valued searched dim (lr)",
+    "scale:\n  vit_p: {lr: {adam: 2}}\n": "field 'scale.vit_p.lr': 'adam' is not an optimizer (adamw, sgd)",
+    "scale:\n  vit_p: {lr: 0}\n": "field 'scale.vit_p.lr': factors must be > 0",
 }
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from robustbench_vit.data import check_dataset
 from robustbench_vit.errors import UserError, choices
-from robustbench_vit.models.reference import regnety_name
+from robustbench_vit.models.reference import REGNETY, regnety_name
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.models.stems import absolute_ref
 from robustbench_vit.study.options import SlurmOptions
@@ -41,6 +41,7 @@ BASE_PRESETS: dict[str, dict[str, Any]] = {
         "slurm": {"gpus_per_node": 8, "ddp": True, "cpus_per_task": 10, "timeout_min": 24 * 60},  # 8-GPU DDP trials
     },
 }
+FAMILIES = ("vit_p", "vit_c", REGNETY)  # `scale:` keys valid in any study (a preset or --set may drop the model)
 # TrialConfig fields a study may fix (`train:`) or search (`space:`); model, data and seed are set by the study.
 SETTINGS = tuple(f for f in TrialConfig.model_fields if f not in ("model", "dataset", "data_root", "seed", "init_seed"))
 
@@ -241,8 +242,9 @@ class StudySpec(BaseModel):
         per optimizer where given."""
         optimizers = get_args(TrialConfig.model_fields["optimizer"].annotation)
         for key, dims in self.scale.items():
-            if not any(_in_family(n, key) for n in names):
-                raise ValueError(f"field 'scale.{key}': matches no model of the study ({choices(names)})")
+            if key not in FAMILIES and not any(_in_family(n, key) for n in names):
+                raise ValueError(f"field 'scale.{key}': matches no model of the study ({choices(names)}) and is not "
+                                 f"a built-in family ({choices(FAMILIES)})")
             for dim, factor in dims.items():
                 real = [k for k in self.space if TrialConfig.model_fields[k].annotation is float]
                 if dim not in real:
