@@ -4,9 +4,11 @@ nothing, the GPU-hour gate, and `compare --claims` with a user stem."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from pypdf import PdfReader
 
@@ -67,3 +69,27 @@ def test_compare_scores_a_stem_on_the_claims(here, capsys):
     assert main(["compare", "--stem", STEM, "--claims", "peak", "--runs-dir", "runs", "--format", "html"]) == 0
     html = (here / "reports" / "claims-overlap_patch_stem_micro" / "scorecard.html").read_text()
     assert "peak</a> (micro)" in html and "overlap_patch_stem_micro" in html
+
+
+def test_claims_against_the_cnn_reference_score_a_stem_and_the_baselines(here, capsys):
+    """A study with `reference: regnety` (its lr 5× each point's): reproduce scores ViT_C against RegNetY and the
+    measured cost; compare --claims puts the stem in ViT_C's place against the same RegNetY trials (not rerun)."""
+    (here / "studies" / "ref.yaml").write_text(TINY + "reference: regnety\nscale:\n  regnety: {lr: 5}\n")
+    (here / "studies" / "claims" / "paper.yaml").write_text("""claims:
+  - {id: cnn, statement: ViT_C is at least as robust as RegNetY., where: Fig. 4, paper: EDF., study: ref,
+     test: robustness, models: [conv, reference], expect: at_least}
+  - {id: cost, statement: ViT_C costs what ViT_P does., where: Table 1, paper: 5.7 vs 5.5M., study: ref,
+     test: cost, tolerance: {activations: 5, step_seconds: 1000}}
+""")
+    assert main(["reproduce", "--runs-dir", "runs", "--format", "html", "--json"]) == 0
+    rows = {r["claim"]: r for r in json.loads(capsys.readouterr().out)["claims"]}
+    assert "vit_c_micro − regnety_micro" in rows["cnn"]["ours"], rows["cnn"]
+    assert rows["cost"]["status"] == "reproduced" and "activations vit_c_micro +4.0%" in rows["cost"]["ours"]
+    study = optuna.load_study(study_name="ref/regnety_micro", storage="sqlite:///runs/ref/study.db")
+    assert sorted(round(t.user_attrs["config"]["lr"], 6) for t in study.trials) == [0.0025, 0.01, 0.04]
+    assert sorted(t.params["lr"] for t in study.trials) == [0.0005, 0.002, 0.008]  # the design's points, paired
+    assert main(["compare", "--stem", STEM, "--claims", "cnn", "--runs-dir", "runs", "--format", "html"]) == 0
+    err = capsys.readouterr().err
+    assert "ref: 12/12 trials finished; 3 ran now" in err, err  # the stem's 3; RegNetY's and the ViTs' reused
+    html = (here / "reports" / "claims-overlap_patch_stem_micro" / "scorecard.html").read_text()
+    assert "overlap_patch_stem_micro − regnety_micro" in html

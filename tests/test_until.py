@@ -6,9 +6,12 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from robustbench_vit.analysis.claims import load_claims
 from robustbench_vit.analysis.decisions import ATTR, Decided, Record
+from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.sequential import Look
 from robustbench_vit.cli import main
+from robustbench_vit.commands.common import claims_decider
 from robustbench_vit.commands.until import Budget, Outcome, Until, run_until_decided
 from robustbench_vit.errors import UserError
 from robustbench_vit.report.build import build_report
@@ -16,6 +19,7 @@ from robustbench_vit.store import Results
 from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.plan import extended, plan, slots, step, trial_count
+from tests.study_fixtures import write_study
 
 TINY = ("models: [vit_p_micro, vit_c_micro]\ntrain: {epochs: 1, batch_size: 256, threads: 1}\n"
         "space:\n  lr: {values: [0.0005, 0.002, 0.008]}\n")
@@ -144,10 +148,8 @@ def test_earlier_decisions_skip_training_only_when_no_new_decision_can_appear():
 
 def test_a_model_that_never_trained_is_never_decided(tmp_path):
     """Every vit_p trial diverged (all at the cap): its Δ are all 0, which would read as 'more robust' if decided."""
-    from robustbench_vit.analysis.frame import load_results
     from robustbench_vit.analysis.sequential import decide_at
     from robustbench_vit.commands.until import comparison_decider
-    from tests.study_fixtures import write_study
 
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     write_study(url, "s", points=16)
@@ -172,3 +174,17 @@ def test_stored_decisions_read_and_write_the_same_json_as_before():
     assert rec.decided == Decided("more robust", 2, 16, 32, "area +0.300 [+0.100, +0.500], p 0.001")
     assert [lk.n for lk in rec.looks] == [8, 16] and rec.to_json() == decided
     assert Record.from_json(pending).decided is None and Record.from_json(pending).to_json() == pending
+
+
+def test_a_cost_claim_never_holds_the_looks_open(tmp_path):
+    """The claims' decider asks for every claim of the study but the cost claim: a measurement, scored afterwards on
+    all stored trials at 5%, which would otherwise keep the study looking to its budget at ever smaller levels."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    write_study(url, "lr_wd_stability", ("vit_p_micro", "vit_c_micro", "regnety_micro"), points=16)
+    df = load_results("lr_wd_stability", Results.of(storage=url))
+    claims = [c for c in load_claims() if c.study == "lr_wd_stability"]
+    asked: list[str] = []
+    outcomes = claims_decider(claims, load_spec("lr_wd_stability"), None)(df, lambda k: asked.append(k) or Look(
+        16, 0.0125, 0.0125))
+    assert "cost_parity" in {c.id for c in claims} and not [k for k in asked if "cost_parity" in k]
+    assert {o.key for o in outcomes} == {f"claim {c.id} (micro)" for c in claims if c.test != "cost"}

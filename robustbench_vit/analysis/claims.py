@@ -364,7 +364,7 @@ def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what
             "contradicted": "significant, against the paper's direction", "equivalent": f"not significant, and {inside}"}
            ).get(status, f"not significant at {n} {units}")
     se = (hi - lo) / (2 * float(norm.ppf(1 - alpha / 2)))  # the interval's width as a normal sd
-    width = f", {1 - level(claim, alpha):.0%} interval" if claim.expect == "equivalent" else ""
+    width = f", {100 * (1 - level(claim, alpha)):.4g}% interval" if claim.expect == "equivalent" else ""
     return Score(claim, status, f"{what} {effect:+.2f} [{lo:+.2f}, {hi:+.2f}] points{width}",
                  f"paired permutation test over {n} {units}, p = {test.p:.2g}", test.p, power, needed, why, ran,
                  effect=effect, se=se, margin=claim.margin, n=n)

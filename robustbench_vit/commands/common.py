@@ -221,11 +221,15 @@ def described(spec: StudySpec) -> str:
 
 
 def claims_decider(claims: list[Claim], spec: StudySpec, stem: ModelSpec | None) -> Decider:
-    """Decisions on the claims a study tests, per size: taken when reproduced, contradicted or equivalent."""
+    """Decisions on the claims a study tests, per size: taken when reproduced, contradicted or equivalent. A cost
+    claim is left out: it is a measurement, scored on every stored trial at the fixed 5% (its step-time interval
+    would only widen at a look's spent level, and waiting on it would hold the study's looks open)."""
     def decide(df, level) -> list[Outcome]:
         """The outcome of each claim still pending, at the level this look spends on it."""
         out = []
         for claim in claims:
+            if claim.test == "cost":  # a measurement, not a test that looks spend α on: scored on every trial
+                continue
             for roles in baselines(spec.models, stem):
                 key = claim_key(claim, roles.size)
                 if (look := level(key)) is None:
@@ -245,7 +249,8 @@ def claims_decider(claims: list[Claim], spec: StudySpec, stem: ModelSpec | None)
 def _scored(claim: Claim, df, spec: StudySpec, *, roles: Roles, seq: Sequential | None) -> Score:
     """A claim's score: on every stored trial (fixed design), or on its sequential decision's look at that look's
     level (the trials of later looks, run for other claims, do not change a taken decision)."""
-    rec = seq.records.get(claim_key(claim, roles.size)) if seq else None
+    key = claim_key(claim, roles.size)
+    rec = seq.records.get(key) if seq and key in seq.keys else None  # a decision this run asked for
     if not rec or not rec.looks:
         return score(claim, df, roles)
     k = rec.decided.look if rec.decided else len(rec.looks)
