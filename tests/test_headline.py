@@ -11,7 +11,7 @@ from robustbench_vit.analysis.claims import Claim, ScoredClaim, score
 from robustbench_vit.analysis.comparison import Interval, comparisons
 from robustbench_vit.analysis.figure_data import claims_forest, forest_info
 from robustbench_vit.analysis.summary import comparison_details_table, comparisons_table, rounded, terminal_lines
-from robustbench_vit.analysis.verdict import HEADLINE_WORDS, headline_lines, verdicts
+from robustbench_vit.analysis.verdict import HEADLINE_WORDS, headline_lines, rerun, verdicts
 from tests.test_verdict import BASE_C, BASE_P, N, _model
 
 RNG = np.random.default_rng(1)
@@ -39,10 +39,10 @@ def _frame(case: str) -> pd.DataFrame:
     return df
 
 
-def _verdict(case: str, study: str | None = "lr_sensitivity"):
+def _verdict(case: str, command: str | None = "study run lr_sensitivity"):
     """The one verdict of a case's study (vit_c_x vs vit_p_x)."""
     df = _frame(case)
-    (v,) = verdicts(M.model_metrics(df), comparisons(df), study=study)
+    (v,) = verdicts(M.model_metrics(df), comparisons(df), command=command)
     return v
 
 
@@ -77,7 +77,9 @@ def test_an_undecided_headline_says_how_many_settings_would_decide_and_the_comma
     assert v.outcome == "inconclusive" and v.needed and v.summary.startswith("Inconclusive: Δ-EDF area ")
     assert f"about {v.needed} settings per model would decide: `study run lr_sensitivity --until-decided`." \
         in v.summary
-    assert "`--until-decided`" in _verdict("inconclusive", study=None).summary
+    assert "re-run with `--until-decided`" in _verdict("inconclusive", command=None).summary
+    assert rerun("lr_wd_stability-quick", "quick") == "study run lr_wd_stability --preset quick"
+    assert rerun("lr_sensitivity", None) == "study run lr_sensitivity" and rerun("x-set-0badc0de", None) is None
     # nothing dropped: the power sentence and every number stay in the details
     assert any("Power to decide" in c for c in v.caveats) and "permutation test p" in v.headline
 

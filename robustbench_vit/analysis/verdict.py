@@ -70,12 +70,22 @@ class Verdict:
                 "headline": self.short, "statistic": self.statistic or None,
                 "effect": e.value if e else None, "low": e.low if e else None, "high": e.high if e else None,
                 "margin": self.margin, "p": self.p, "needed_per_model": self.needed, "more_robust": self.more_robust,
-                "confounded": self.confounded}
+                "confounded": bool(self.confounded)}
 
 
-def next_step(study: str | None) -> str:
-    """The command that runs a study on until its comparisons are decided."""
-    return f"`study run {study} --until-decided`" if study else "`--until-decided`"
+def rerun(study: str | None, preset: str | None = None) -> str | None:
+    """The `study run` command of a stored study (its name NAME-PRESET read back as NAME --preset PRESET); None
+    where that is not known (no name, or a name that carries --set overrides)."""
+    if not study or "-set-" in study:
+        return None
+    if preset and study.endswith(f"-{preset}"):
+        return f"study run {study[:-len(preset) - 1]} --preset {preset}"
+    return f"study run {study}"
+
+
+def next_step(command: str | None) -> str:
+    """The command that runs a study on until its comparisons are decided (`command`: the one that ran it)."""
+    return f"`{command} --until-decided`" if command else "re-run with `--until-decided`"
 
 
 def _oriented(c: Comparison, d: Decision) -> tuple[str, str, str]:
@@ -86,7 +96,7 @@ def _oriented(c: Comparison, d: Decision) -> tuple[str, str, str]:
     return c.baseline, c.model, f"{UNIT[d.statistic]} {rounded(-iv.value, -iv.high, -iv.low)}"
 
 
-def summary(c: Comparison, d: Decision, outcome: str, study: str | None = None) -> str:
+def summary(c: Comparison, d: Decision, outcome: str, command: str | None = None) -> str:
     """A decision's headline at a glance (≤ HEADLINE_WORDS words): what was decided, the effect with its 95% interval
     in the unit that decided it, and where undecided, what would decide it and the command that runs it."""
     m, b = c.model, c.baseline
@@ -102,7 +112,7 @@ def summary(c: Comparison, d: Decision, outcome: str, study: str | None = None) 
     if d.needed is None:
         return (f"Inconclusive: {effect}; even {MAX_N:,} settings per model would not decide with "
                 f"{fmt(POWER_TARGET, '%')} power.")
-    return f"Inconclusive: {effect}; about {d.needed} settings per model would decide: {next_step(study)}."
+    return f"Inconclusive: {effect}; about {d.needed} settings per model would decide: {next_step(command)}."
 
 
 def headline_lines(verdicts: list[Verdict], width: int = TERMINAL) -> list[str]:
@@ -205,9 +215,10 @@ def _noise(c: Comparison, floors: dict[str, NoiseFloor] | None) -> str:
 
 
 def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | None = None,
-            study: str | None = None) -> Verdict:
+            command: str | None = None) -> Verdict:
     """The verdict of one comparison given the per-model metrics (for the did-not-train counts) and the measured
-    noise floors (noise.noise_floors) where there are copies; `study` names the command an undecided one needs."""
+    noise floors (noise.noise_floors) where there are copies; `command`: the `study run` that ran it (`rerun`), which
+    an undecided headline gives with --until-decided."""
     m, b = c.model, c.baseline
     x = mm.set_index("model")
     failed = [f"{who}: {k} trial{'s' if k > 1 else ''} failed (no result: crashed, killed or out of memory), left "
@@ -218,7 +229,7 @@ def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | Non
         has = "has" if len(empty) == 1 else "have"
         return Verdict(m, b, "unavailable", f"No comparison: {' and '.join(empty)} {has} no results yet.",
                        caveats=tuple(failed), summary=f"No comparison: {' and '.join(empty)} {has} no results yet"
-                       + (f"; `study run {study}` runs them." if study else "."))
+                       + (f"; `{command}` runs them." if command else "."))
     if not c.learned:
         return _not_comparable(c, x, failed)
     if c.design == "adaptive":
@@ -259,15 +270,15 @@ def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | Non
     caveats = [] if d.decided else [_power(c, d)]
     return Verdict(m, b, outcome, f"{claim}; {_absolute(c)}.", tuple([noise] if noise else []) + tuple(evidence),
                    tuple(caveats + failed), more_robust=lead if outcome in ("more robust", "less robust") else None,
-                   p=float(d.p), confounded=c.confounded, noise=noise, summary=summary(c, d, outcome, study),
+                   p=float(d.p), confounded=c.confounded, noise=noise, summary=summary(c, d, outcome, command),
                    effect=d.difference, statistic=d.statistic, margin=d.margin,
                    needed=None if d.decided else d.needed)
 
 
 def verdicts(mm: pd.DataFrame, cmp: list[Comparison], floors: dict[str, NoiseFloor] | None = None,
-             study: str | None = None) -> list[Verdict]:
-    """One verdict per comparison, or one saying why there is nothing to compare (`study`: named in the command
-    that an undecided verdict's headline gives)."""
+             command: str | None = None) -> list[Verdict]:
+    """One verdict per comparison, or one saying why there is nothing to compare (`command`: the `study run` that an
+    undecided verdict's headline gives)."""
     if len(mm) < 2:
         only = mm["model"].iloc[0] if len(mm) else "none"
         return [Verdict("–", "–", "unavailable", f"Only one model in this study ({only}): comparisons against a "
@@ -277,7 +288,7 @@ def verdicts(mm: pd.DataFrame, cmp: list[Comparison], floors: dict[str, NoiseFlo
         return [Verdict("–", "–", "unavailable", "No baseline (vit_p_* or vit_c_*) of the same size as another "
                         "model in this study to compare against (models are compared only within one size).",
                         summary="No baseline of the same size as another model: nothing to compare.")]
-    return [verdict(c, mm, floors, study) for c in cmp]
+    return [verdict(c, mm, floors, command) for c in cmp]
 
 
 @dataclass(frozen=True)
@@ -292,13 +303,14 @@ class Analysed:
     verdicts: list[Verdict]
 
 
-def analyse(df: pd.DataFrame, study: str | None = None) -> Analysed:
-    """Noise floors (from the copies in `df`), metrics, comparisons and verdicts of a study's trial table."""
+def analyse(df: pd.DataFrame, command: str | None = None) -> Analysed:
+    """Noise floors (from the copies in `df`), metrics, comparisons and verdicts of a study's trial table (`command`:
+    the `study run` that runs it on, for undecided headlines; None: the generic advice)."""
     floors = noise_floors(df) if len(df) else {}
     own, _ = split_copies(df)  # A/A copies measure the noise floor; they are not compared themselves
     mm = model_metrics(own) if len(own) else pd.DataFrame(columns=["model"])
     cmp = comparisons(own) if len(own) else []
     done = len(own) and own["status"].isin(RESULTS).any()
-    found = (verdicts(mm, cmp, floors, study) if done
+    found = (verdicts(mm, cmp, floors, command) if done
              else [Verdict("–", "–", "unavailable", "No trial has a result yet.")])
     return Analysed(own, floors, mm, cmp, found)
