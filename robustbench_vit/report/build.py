@@ -168,6 +168,13 @@ def _terms(text: str, seen: set[str]) -> Markup:
     return Markup("").join([*parts, escape(text[last:])])
 
 
+def _code(command: str) -> Markup:
+    """A command as <code>, each word kept whole (a line breaks only between its words, never inside
+    `--until-decided`)."""
+    return Markup("<code>{}</code>").format(Markup(" ").join(Markup('<span class="nw">{}</span>').format(w)
+                                                             for w in command.split(" ")))
+
+
 def linked(texts: Sequence[str]) -> list[Markup]:
     """Headlines as HTML: `command` spans as <code>, each glossary term linked to its definition in the Methods
     (or the page's terms), the first use over all of `texts` followed by its plain-words gloss."""
@@ -175,8 +182,7 @@ def linked(texts: Sequence[str]) -> list[Markup]:
     out = []
     for text in texts:
         pieces = text.split("`")
-        out.append(Markup("").join(Markup("<code>{}</code>").format(p) if i % 2 else _terms(p, seen)
-                                   for i, p in enumerate(pieces)))
+        out.append(Markup("").join(_code(p) if i % 2 else _terms(p, seen) for i, p in enumerate(pieces)))
     return out
 
 
