@@ -138,6 +138,8 @@ def add_analysis_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", help="a study name or the YAML path it was run from")
     p.add_argument("--format", default="html", help="comma-separated: html, pdf (default: html)")
     p.add_argument("--out", default=None, help="output folder (default: reports/NAME/)")
+    p.add_argument("--json", action="store_true", help="print each verdict's headline and numbers, and the files, "
+                   "as one JSON object")
     add_storage_options(p)
     p.set_defaults(entry="report")
     e = sub.add_parser("export", help="write a study's trials as a table (.csv or .parquet)")

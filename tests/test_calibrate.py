@@ -37,12 +37,17 @@ def test_calibrate_trains_copies_and_the_report_quotes_their_noise_floor(tmp_pat
     per_setting = df.groupby("point")
     assert (per_setting["setting_seed"].nunique() == 1).all() and (per_setting["init_seed"].nunique() == 3).all()
     # running it again trains nothing; the study's own report compares only the study's models and quotes the floor
+    assert len(out["headlines"]) == 3 and all(len(h["headline"].split()) <= 25 for h in out["headlines"])
     assert main(["calibrate", "tiny.yaml", "--replicas", "2", "--runs-dir", "runs"]) == 0
-    assert "separated by the verdict" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "separated by the verdict" in printed
+    tail = printed[printed.index("written: "):].splitlines()[1:]  # it ends with one headline per pair of copies
+    assert sum(not ln.startswith(" ") for ln in tail) == 3 and all(len(ln) <= 80 for ln in tail)
+    assert tail[0].startswith("vit_c_micro vs vit_c_micro_aa1: ")
     assert main(["study", "run", "tiny.yaml", "--runs-dir", "runs"]) == 0
     assert main(["report", "tiny.yaml", "--runs-dir", "runs"]) == 0
     html = (tmp_path / "reports" / "tiny_aa" / "report.html").read_text()
-    assert "<strong>vit_c_micro vs vit_p_micro.</strong>" in html and "vit_c_micro_aa1 vs" not in html
+    assert "<strong>vit_c_micro vs vit_p_micro</strong>: " in html and "vit_c_micro_aa1 vs" not in html
     assert "Noise floor: copies of vit_c_micro differ by up to" in html and "3 independent copies, 3 pairs" in html
     # a bad model name: one line, exit 2
     assert main(["calibrate", "tiny.yaml", "--model", "nope", "--runs-dir", "runs"]) == 2

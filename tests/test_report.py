@@ -1,5 +1,6 @@
 """HTML and PDF reports from real Optuna storage: content, escaping, robustness to partial studies, CLI."""
 
+import json
 import re
 import textwrap
 
@@ -34,14 +35,15 @@ def test_html_is_complete_and_self_contained(built):
     # one verdict per (model, baseline) pair, with the numbers behind it
     mine = "mine&lt;b&gt;&amp;"
     for pair in ("vit_c_micro vs vit_p_micro", f"{mine} vs vit_p_micro", f"{mine} vs vit_c_micro"):
-        assert f"<strong>{pair}.</strong>" in html
+        assert f"<strong>{pair}</strong>: " in html  # its headline, the details under it
     assert "vit_c_micro is more robust than vit_p_micro" in html and "permutation test p =" in html
     assert "95% bootstrap interval" in html and "power to decide" in html.lower() and "margin ±0.05" in html
-    # every figure: an <svg>, a TOC link, and the count the page states
+    # every figure: an <svg>, a TOC link, and the count the page states; the summary figure (forest plot) on top
     n = int(re.search(r'data-figures="(\d+)"', html).group(1))
     ids = re.findall(r'<figure id="fig-([\w-]+)"', html)
-    assert n == len(ids) == html.count("<svg ") >= 8
-    assert all(f'href="#fig-{i}"' in html for i in ids)
+    assert ids[0] == "forest" and n == len(ids) - 1 == html.count("<svg ") - 1 >= 8
+    assert html.index('id="fig-forest"') < html.index('id="toc"')
+    assert all(f'href="#fig-{i}"' in html for i in ids[1:])
     # no request to anywhere: no external src/href, no script
     assert not re.search(r'(src|href)="(https?:)?//', html) and "<script" not in html
     for section in ("metrics-table", "comparisons-table", "failed-table", "status-table", "spec", "provenance"):
@@ -69,8 +71,9 @@ def test_pdf_pages_and_text(built):
     fig_pages = [i for i, t in enumerate(texts) if re.search(r"Figure \d+\. ", t) and "Contents" not in t]
     html = built["html"].read_text()
     n_fig = int(re.search(r'data-figures="(\d+)"', html).group(1))
-    assert len(fig_pages) == n_fig and len(reader.pages) >= n_fig + 2
-    assert "Δerror EDF" in texts[fig_pages[0]] and "Verdict" in texts[0] and "(partial)" in texts[0]
+    assert len(fig_pages) == n_fig + 1 and len(reader.pages) >= n_fig + 3  # the summary figure first
+    assert "At a glance" in texts[fig_pages[0]] and "Δerror EDF" in texts[fig_pages[1]]
+    assert "Verdict" in texts[0] and "(partial)" in texts[0]
     joined = " ".join(t.replace("\n", " ") for t in texts)
     assert "vit_c_micro is more robust than vit_p_micro" in joined
     for section in ("Metrics per model", "Comparisons against baselines", "Study spec", "Provenance"):
@@ -103,7 +106,13 @@ def test_unknown_study_and_bad_format_write_nothing(url, tmp_path):
 def test_cli_report_and_export(url, tmp_path, capsys):
     assert main(["report", "demo", "--storage", url, "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report.html").is_file() and not (tmp_path / "r" / "report.pdf").exists()
-    assert "report.html" in capsys.readouterr().out
+    out = capsys.readouterr().out  # each comparison's headline, then the files
+    assert "report.html" in out and out.index("vit_c_micro vs vit_p_micro: ") < out.index("html: ")
+    assert all(len(line) <= 80 for line in out.splitlines() if "vs" in line or line.startswith("    "))
+    assert main(["report", "demo", "--storage", url, "--out", str(tmp_path / "r"), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["files"]["html"].endswith("report.html") and {v["comparison"] for v in got["verdicts"]} >= {
+        "vit_c_micro vs vit_p_micro"} and all(len(v["headline"].split()) <= 25 for v in got["verdicts"])
     assert main(["report", "nope", "--storage", url, "--out", str(tmp_path / "n")]) == 2
     assert "unknown study 'nope'" in capsys.readouterr().err and not (tmp_path / "n").exists()
     assert main(["export", "demo", "--storage", url, "--out", str(tmp_path / "t.parquet")]) == 0
@@ -129,8 +138,8 @@ def test_report_of_a_real_trained_study(tmp_path, monkeypatch):
     assert main(["study", "status", "tiny.yaml", "--runs-dir", "runs"]) == 0  # by its YAML path, as it ran
     assert main(["report", "tiny.yaml", "--runs-dir", "runs", "--format", "html,pdf"]) == 0
     html = (tmp_path / "reports" / "tiny_real" / "report.html").read_text()
-    assert "<strong>vit_c_micro vs vit_p_micro.</strong>" in html and "(partial)" not in html
-    assert html.count("<svg ") == int(re.search(r'data-figures="(\d+)"', html).group(1)) >= 4
+    assert "<strong>vit_c_micro vs vit_p_micro</strong>: " in html and "(partial)" not in html
+    assert html.count("<svg ") - 1 == int(re.search(r'data-figures="(\d+)"', html).group(1)) >= 4  # + the forest
     assert len(PdfReader(tmp_path / "reports" / "tiny_real" / "report.pdf").pages) >= 4
     assert main(["export", "tiny_real", "--runs-dir", "runs", "--out", "t.csv"]) == 0
     t = pd.read_csv(tmp_path / "t.csv")

@@ -51,6 +51,7 @@ class Chromium:
         self.ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
         self.events: list[dict] = []
         self._id = 0
+        self.width = 1280  # the viewport's width in CSS pixels (open sets it)
 
     def call(self, method: str, **params) -> dict:
         """Send one DevTools command and return its result (events meanwhile are recorded)."""
@@ -63,11 +64,14 @@ class Chromium:
                 return msg.get("result", {})
             self.events.append(msg)
 
-    def open(self, path: Path) -> None:
-        """Load a file with console, log and network recording on; wait for the load event and a little after."""
+    def open(self, path: Path, width: int = 1280, height: int = 4000) -> None:
+        """Load a file with console, log and network recording on, in a viewport of width × height CSS pixels (a
+        phone's, with its viewport meta tag honoured, below 600); wait for the load event and a little after."""
         for domain in ("Runtime", "Log", "Network", "Page"):
             self.call(f"{domain}.enable")
-        self.call("Emulation.setDeviceMetricsOverride", width=1280, height=4000, deviceScaleFactor=1, mobile=False)
+        self.width = width
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=width < 600)
         self.call("Page.navigate", url=path.resolve().as_uri())
         deadline = time.time() + 60
         while not any(e.get("method") == "Page.loadEventFired" for e in self.events) and time.time() < deadline:
@@ -107,7 +111,8 @@ class Chromium:
         """A full-page PNG screenshot."""
         size = self.call("Page.getLayoutMetrics")["cssContentSize"]
         shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                         clip={"x": 0, "y": 0, "width": 1280, "height": min(size["height"], 16000), "scale": 1})
+                         clip={"x": 0, "y": 0, "width": self.width,
+                               "height": min(size["height"], 16000), "scale": 1})
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(base64.b64decode(shot["data"]))
         return out

@@ -125,7 +125,7 @@ def test_adaptive_designs_make_no_edf_or_budget_claims():
     labels = [r[0] for r in metrics_table(M.model_metrics(df)).rows]
     assert not any(k in " ".join(labels) for k in ("Δ-EDF", "expected best", "rank"))
     assert "search: trials until within 1 point of its best" in labels
-    assert comparisons_table(comparisons(df)).rows[0][3] == "adaptive design: no robustness test"
+    assert comparisons_table(comparisons(df)).rows[0][2] == "adaptive design: no robustness test"
 
 
 def test_verdict_states_both_axes_with_intervals_and_power():

@@ -25,7 +25,7 @@ from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.metrics import fraction_within, matched, model_metrics, results
 from robustbench_vit.analysis.noise import expected_floor, noise_floors
-from robustbench_vit.analysis.summary import fmt
+from robustbench_vit.analysis.summary import fmt, rounded
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.reference import regnety_name
@@ -135,6 +135,19 @@ class Score:
     se: float | None = None  # margin and the settings it rests on: what an expected-cost estimate needs
     margin: float | None = None
     n: int | None = None
+    interval: tuple[float, float] | None = None  # the effect's 95% interval (> 0: as claimed)
+    unit: str = ""  # the effect's unit: "Δ-EDF area", "normalised robustness" or "error points"
+    floor: float | None = None  # the noise floor of the effect, where one is known in its unit
+
+    @property
+    def next_step(self) -> str:
+        """What would decide an inconclusive claim, with the command; what finishes an incomplete one ("" else)."""
+        if self.status == "incomplete":
+            return "re-run the study to finish its failed trials"
+        if self.status != "inconclusive":
+            return ""
+        need = f"about {self.needed} settings per model" if self.needed else "more settings"
+        return f"{need} would decide: `reproduce --until-decided`"
 
     @property
     def look_text(self) -> str:
@@ -172,6 +185,17 @@ class ScoredClaim:
     score: Score
     size: str
     report: str  # the study report, relative to the scorecard (../STUDY/report.html)
+
+    @property
+    def headline(self) -> str:
+        """The claim at a glance: 'id (size): status, effect [95% interval]', and what would decide it."""
+        s = self.score
+        text = f"{s.claim.id} ({self.size}): {s.status}"
+        if s.effect is not None and s.interval:
+            text += f", {s.unit} {rounded(s.effect, *s.interval)}"
+        elif s.status != "incomplete":
+            text += f"; {s.why}"
+        return text + (f"; {s.next_step}" if s.next_step else "") + "."
 
 
 @dataclass(frozen=True)
@@ -308,7 +332,8 @@ def _robustness(claim: Claim, df: pd.DataFrame, first: str, second: str, *, ran:
         why += " (bests far apart: decided on the normalised statistic)"
     return Score(claim, status, ours, f"three-way decision on the {what}, permutation test over {c.n_tested} "
                  f"settings, p = {d.p:.2g}", float(d.p), float(d.power), d.needed, why, ran,
-                 effect=sign * iv.value, se=d.se, margin=d.margin, n=c.n_tested)
+                 effect=sign * iv.value, se=d.se, margin=d.margin, n=c.n_tested, interval=(lo, hi), unit=what,
+                 floor=floor.floors["area"] if floor and not c.confounded else None)
 
 
 def best_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -367,7 +392,7 @@ def _tested(claim: Claim, a: np.ndarray, b: np.ndarray, fn: I.Statistic, *, what
     width = f", {100 * (1 - level(claim, alpha)):.4g}% interval" if claim.expect == "equivalent" else ""
     return Score(claim, status, f"{what} {effect:+.2f} [{lo:+.2f}, {hi:+.2f}] points{width}",
                  f"paired permutation test over {n} {units}, p = {test.p:.2g}", test.p, power, needed, why, ran,
-                 effect=effect, se=se, margin=claim.margin, n=n)
+                 effect=effect, se=se, margin=claim.margin, n=n, interval=(lo, hi), unit="error points")
 
 
 def _best(claim: Claim, df: pd.DataFrame, first: str, second: str, *, ran: str, alpha: float = I.ALPHA,

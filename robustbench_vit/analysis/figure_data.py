@@ -11,6 +11,7 @@ Conventions as in metrics.py: results only (failed trials are left out), trials 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +19,11 @@ import numpy as np
 import pandas as pd
 
 from robustbench_vit.analysis import metrics as M
+from robustbench_vit.analysis.claims import ScoredClaim
+from robustbench_vit.analysis.comparison import MARGINS, Comparison
 from robustbench_vit.analysis.frame import DID_NOT_TRAIN, ERROR_CAP, chance_error, model_order
+from robustbench_vit.analysis.noise import NoiseFloor, floor_for
+from robustbench_vit.analysis.verdict import UNIT
 
 EDF_POINTS = 400  # the EDFs and their bands are evaluated on this many evenly spaced errors (or Δ)
 WHIS = 1.5  # box whiskers reach the furthest trial within WHIS · IQR of the box (Tukey; matplotlib's default)
@@ -334,3 +339,69 @@ def training_info(df: pd.DataFrame, models: Sequence[str] | None = None) -> tupl
             curves.append(TrainingCurve(m, which, t["lr"] if "lr" in t else None, t["error"], h["epoch"].to_numpy(),
                                         h["val_error"].to_numpy(), loss.to_numpy()))
     return tuple(curves) or None
+
+
+@dataclass(frozen=True)
+class ForestRow:
+    """One row of the summary figure: a comparison (or a claim), the unit of its decided statistic, the difference
+    with its 95% interval (NaN: no decision, `outcome` says why), the margin ±δ and the noise floor (None: unknown
+    in this unit)."""
+
+    label: str
+    unit: str
+    value: float
+    low: float
+    high: float
+    margin: float
+    floor: float | None
+    outcome: str
+
+    @property
+    def decided(self) -> bool:
+        """Whether the row has an effect to draw."""
+        return self.value == self.value
+
+
+@dataclass(frozen=True)
+class ForestInfo:
+    """The summary figure (a forest plot): one row per comparison or claim, and what a positive difference means."""
+
+    rows: tuple[ForestRow, ...]
+    sense: str  # the x axis: "model − baseline (> 0: the model is more robust)", or a claim's direction
+
+    @property
+    def units(self) -> list[str]:
+        """The units of the rows, in order of first appearance (one panel each)."""
+        return list(dict.fromkeys(r.unit for r in self.rows))
+
+
+def _forest_row(c: Comparison, floors: dict[str, NoiseFloor] | None) -> ForestRow:
+    """A comparison's row: its decided statistic, interval, margin, and the Δ-EDF area's noise floor."""
+    label, d = f"{c.model} vs {c.baseline}", c.decision
+    if d is None or not c.learned:
+        why = "did not learn" if not c.learned else "adaptive" if c.design == "adaptive" else "unavailable"
+        return ForestRow(label, UNIT["area"], math.nan, math.nan, math.nan, MARGINS["area"], None, why)
+    floor = floor_for(c, floors) if d.statistic == "area" else None
+    iv = d.difference
+    return ForestRow(label, UNIT[d.statistic], iv.value, iv.low, iv.high, d.margin,
+                     floor.floors.get("area") if floor else None, c.outcome)
+
+
+def forest_info(cmp: Sequence[Comparison], floors: dict[str, NoiseFloor] | None = None) -> ForestInfo | None:
+    """Every comparison's decided difference (model − baseline) with its 95% interval, margin and noise floor, in
+    the comparisons' order (each model against each baseline of its size); None without a comparison."""
+    rows = tuple(_forest_row(c, floors) for c in cmp)
+    return ForestInfo(rows, "model − baseline (> 0: the model is more robust)") if rows else None
+
+
+def claims_forest(scored: Sequence[ScoredClaim]) -> ForestInfo | None:
+    """One row per scored claim: its tested difference (> 0: as the paper claims) with its 95% interval, margin and
+    noise floor; None without a claim."""
+    rows = []
+    for row in scored:
+        s = row.score
+        low, high = s.interval or (math.nan, math.nan)
+        value = s.effect if s.effect is not None and s.interval else math.nan
+        rows.append(ForestRow(f"{s.claim.id} ({row.size})", s.unit or "error points", value, low, high,
+                              s.margin if s.margin is not None else math.nan, s.floor, s.status))
+    return ForestInfo(tuple(rows), "difference (> 0: as the paper claims)") if rows else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from robustbench_vit.analysis.frame import CHANCE_MARGIN, ERROR_CAP
 from robustbench_vit.analysis.importance import DEPTH, MIN_TRIALS, SEED, TREES
@@ -12,6 +13,39 @@ from robustbench_vit.analysis.inference import (BOOTSTRAP, EXACT_MAX, MAX_N, PER
 from robustbench_vit.analysis.comparison import MARGINS
 from robustbench_vit.analysis.metrics import CROSSING, DELTA_WINDOW, PEAK_POINTS, PEAK_SHARE
 from robustbench_vit.analysis.sequential import ALPHA, RHO, Look
+
+@dataclass(frozen=True)
+class Term:
+    """A word a headline uses: its anchor in Methods, a plain-words gloss for its first use, its definition."""
+
+    anchor: str
+    term: str  # as headlines word it (matched case-sensitively)
+    gloss: str
+    definition: str
+
+
+GLOSSARY = (
+    Term("def-delta-edf-area", "Δ-EDF area", "share of settings near the model's best; higher = more robust",
+         f"Δ-EDF area: the average share of a model's trials within Δ points of its own best error, for Δ from 0 "
+         f"to {DELTA_WINDOW:g} points (1: every trial at its best; 0: none within {DELTA_WINDOW:g} points). A "
+         "model whose error stays near its best over more of the settings has the larger area: it is more robust "
+         "to its hyperparameters. Headlines give the difference model − baseline with its 95% interval."),
+    Term("def-normalised-robustness", "normalised robustness",
+         "share of the possible gain over chance a trial keeps; higher = more robust",
+         "Normalised robustness: the average over a model's trials of (chance − error) / (chance − best), clipped "
+         "to 0–1: the share of the improvement over chance that the model can reach which a trial keeps. Used "
+         "instead of the Δ-EDF area where two models' best errors are far apart, as Δ from a far worse best is "
+         "small for a model that is bad everywhere."),
+    Term("def-equivalent", "equally robust", "the difference's 95% interval lies within the margin ±δ",
+         f"Equally robust (equivalent within ±δ): the 95% interval of the difference lies wholly inside ±δ (δ = "
+         f"{MARGINS['area']:g} by default), so any difference there may be is too small to matter. More / less "
+         "robust: the test is significant and the interval lies wholly beyond ±δ. Anything else is inconclusive: "
+         "the study is too small to tell, and the headline says how many settings per model would decide."),
+    Term("def-noise-floor", "noise floor", "how far two copies of one model differ",
+         "Noise floor: how far apart two copies of the same model (each trained from its own random start on the "
+         "same settings) come out; measured by `robustbench-vit calibrate`, else the value expected by chance "
+         "(the permutation null). A difference inside the floor is not told apart from noise."),
+)
 
 # python benchmarks/calibration.py --sims 200 (200 simulated null studies per cell, paired)
 CALIBRATION = ("false-positive rate at α = 5% between {lo:.1%} and {hi:.1%} for 9, 32 and 64 settings per model with "

@@ -126,3 +126,8 @@ def expected_floor(c: Comparison) -> NoiseFloor | None:
     if c.robustness is None or not c.robustness.test.floor:
         return None
     return NoiseFloor(c.baseline, "permutation null", 2, c.n_tested, floors={"area": c.robustness.test.floor[0]})
+
+
+def floor_for(c: Comparison, floors: dict[str, NoiseFloor] | None) -> NoiseFloor | None:
+    """The floor a comparison is read against: the measured one of its baseline (or model), else the expected."""
+    return (floors or {}).get(c.baseline) or (floors or {}).get(c.model) or expected_floor(c)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,37 @@ def fmt(v, spec: str = ".2f") -> str:
     if spec == "%":
         return f"{100 * v:.0f}%"
     return format(v, spec)
+
+
+MINUS = "\u2212"  # headlines print negative numbers with a true minus sign
+TERMINAL = 100  # the widest a terminal summary line gets (narrower terminals wrap to their width)
+
+
+def decimals(low: float, high: float, scale: float = 1.0) -> int:
+    """Decimals an interval supports: two significant digits of its half-width (0 to 3)."""
+    half = abs(high - low) * scale / 2
+    if not half or half != half:
+        return 2
+    return max(0, min(3, 1 - math.floor(math.log10(half))))
+
+
+def signed(v: float, places: int) -> str:
+    """A signed number with `places` decimals and a true minus sign."""
+    return f"{v:+.{places}f}".replace("-", MINUS)
+
+
+def rounded(value: float, low: float, high: float, scale: float = 1.0) -> str:
+    """'+0.32 [+0.15, +0.49]': an effect and its 95% interval, rounded to what the interval supports."""
+    k = decimals(low, high, scale)
+    return f"{signed(value * scale, k)} [{signed(low * scale, k)}, {signed(high * scale, k)}]"
+
+
+def terminal_lines(lines: Sequence[str], width: int = TERMINAL) -> list[str]:
+    """Headlines for a terminal, one each, wrapped at min(width, TERMINAL) columns with a hanging indent, broken at
+    spaces only (a number or a name stays whole)."""
+    width = max(40, min(width, TERMINAL))
+    return [part for line in lines for part in textwrap.wrap(line, width, subsequent_indent="    ",
+                                                              break_long_words=False, break_on_hyphens=False)]
 
 
 def _get(r, key):
@@ -121,26 +154,56 @@ def metrics_table(mm: pd.DataFrame) -> Table:
     return Table(["metric", *mm["model"]], rows)
 
 
+def _decision_cell(c: Comparison) -> str:
+    """The decision of a comparison's row: its outcome and margin, or why there is none."""
+    d = c.decision
+    if d is None:
+        return "adaptive design: no robustness test" if c.design == "adaptive" else "unavailable (needs ≥ 2 results each)"
+    if not c.learned:
+        return "not comparable (did not learn)"
+    return f"{c.outcome} (±{d.margin:g}{', normalised: peak error confounds Δ' if c.confounded else ''})"
+
+
+def _interval(c: Comparison, key: str, scale: float = 1.0) -> str:
+    """A secondary difference with its 95% interval, rounded to what the interval supports."""
+    iv = c.differences[key]
+    return rounded(iv.value, iv.low, iv.high, scale)
+
+
 def comparisons_table(cmp: list[Comparison]) -> Table:
-    """One row per (model, baseline) pair: the decision, its test, the intervals, power, and the paired counts."""
-    headers = ["model vs baseline", "results", "design", "decision", "Δ-EDF area", "area difference [95%]",
-               "p (permutation)", "KS D · p", "normalised diff. [95%]", "within 1 / 2 / 5 pts, diff. [95%]",
-               "did not train, diff. [95%]", "best error diff. [95%]", "power to decide", "n to decide",
-               "paired better / worse / tie", "sign-test p"]
+    """One row per (model, baseline) pair, in seven columns that fit a screen: the decision, the decided effect with
+    its interval and p, and the best-error and did-not-train differences (the rest: `comparison_details_table`)."""
+    headers = ["model vs baseline", "n", "decision", "effect [95%]", "p", "best error diff. [95%]",
+               "did not train, diff. [95%]"]
     rows = []
     for c in cmp:
-        head = [f"{c.model} vs {c.baseline}", f"{c.n_model} vs {c.n_baseline}", c.design]
-        d, area = c.decision, c.robustness
-        if d is None or area is None:
-            why = ("adaptive design: no robustness test" if c.design == "adaptive"
-                   else "unavailable (needs ≥ 2 results each)")
-            rows.append(head + [why] + [""] * (len(headers) - 4))
+        d = c.decision
+        head = [f"{c.model} vs {c.baseline}", f"{c.n_model} vs {c.n_baseline}", _decision_cell(c)]
+        if d is None:
+            rows.append(head + [""] * (len(headers) - 3))
             continue
-        decision = ("not comparable (did not learn)" if not c.learned else
-                    f"{c.outcome} (±{d.margin:g}{', normalised: peak error confounds Δ' if c.confounded else ''})")
-        rows.append(head + [decision, f"{area.model_value:.3f} vs {area.baseline_value:.3f}",
-                            area.difference.text("+.3f"), fmt(area.p, ".2g"), f"{c.ks_d:.2f} · {c.ks_p:.2g}",
-                            c.normalised.difference.text("+.3f"),
+        iv, unit = d.difference, "Δ-EDF area" if d.statistic == "area" else "normalised"
+        rows.append(head + [f"{unit} {rounded(iv.value, iv.low, iv.high)}", fmt(d.p, ".2g"),
+                            _interval(c, "best"), _interval(c, "did_not_train", 100)])
+    return Table(headers, rows)
+
+
+def comparison_details_table(cmp: list[Comparison]) -> Table:
+    """Everything else a comparison measured, one row per pair: design, both statistics at full precision, KS, the
+    within-k differences, power, the settings that would decide, and the paired sign test."""
+    headers = ["model vs baseline", "design", "Δ-EDF area", "area difference [95%]", "area test p", "KS D · p",
+               "normalised diff. [95%]", "within 1 / 2 / 5 pts, diff. [95%]", "did not train, diff. [95%]",
+               "best error diff. [95%]", "power to decide", "n to decide", "paired better / worse / tie",
+               "sign-test p"]
+    rows = []
+    for c in cmp:
+        d, area = c.decision, c.robustness
+        head = [f"{c.model} vs {c.baseline}", c.design]
+        if d is None or area is None:
+            rows.append(head + [""] * (len(headers) - 2))
+            continue
+        rows.append(head + [f"{area.model_value:.3f} vs {area.baseline_value:.3f}", area.difference.text("+.3f"),
+                            fmt(area.p, ".2g"), f"{c.ks_d:.2f} · {c.ks_p:.2g}", c.normalised.difference.text("+.3f"),
                             " · ".join(c.differences[f"within_{k}"].text("+.0f", 100) for k in WITHIN),
                             c.differences["did_not_train"].text("+.0f", 100), c.differences["best"].text("+.2f"),
                             fmt(d.power, "%"), f"{d.needed}" if d.needed is not None else f"> {MAX_N}",

@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import get_args
+from typing import Any, get_args
 
 import pandas as pd
 
-from robustbench_vit.analysis.comparison import Comparison, Decision, RobustnessOutcome
+from robustbench_vit.analysis.comparison import Comparison, Decision, Interval, RobustnessOutcome, comparisons
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
-from robustbench_vit.analysis.metrics import DELTA_WINDOW
-from robustbench_vit.analysis.noise import NoiseFloor, expected_floor
-from robustbench_vit.analysis.summary import fmt
+from robustbench_vit.analysis.metrics import DELTA_WINDOW, RESULTS, model_metrics
+from robustbench_vit.analysis.noise import NoiseFloor, floor_for, noise_floors, split_copies
+from robustbench_vit.analysis.summary import TERMINAL, fmt, rounded, terminal_lines
 
 OUTCOMES: tuple[RobustnessOutcome, ...] = get_args(RobustnessOutcome)
 STATISTIC = {"area": f"Δ-EDF area over 0–{DELTA_WINDOW:g} points",
              "retained": "normalised robustness (mean share of the attainable improvement a trial keeps)"}
+UNIT = {"area": "Δ-EDF area", "retained": "normalised robustness"}  # the headline's name of each decided statistic
+HEADLINE_WORDS = 25  # a headline is read at a glance: at most this many words
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ class Verdict:
     p: float | None = None  # the robustness test's p-value, where it ran
     confounded: bool = False  # decided on the normalised statistic: the bests are too far apart for Δ
     noise: str = ""  # the noise floor this comparison is read against (measured from copies, or expected)
+    summary: str = ""  # the headline at a glance (≤ HEADLINE_WORDS words; `headline` is the full sentence)
+    effect: Interval | None = None  # the decided statistic's difference, model − baseline, with its 95% interval
+    statistic: str = ""  # which: "area" or "retained" ("" without a decision)
+    margin: float | None = None
+    needed: int | None = None  # settings per model that would decide (undecided only)
+
+    @property
+    def short(self) -> str:
+        """The headline at a glance: the summary, or the headline where the verdict has no separate summary."""
+        return self.summary or self.headline
 
     @property
     def title(self) -> str:
@@ -50,6 +62,62 @@ class Verdict:
     def text(self) -> str:
         """Headline, evidence and caveats as one paragraph."""
         return " ".join((self.headline, *self.evidence, *self.caveats))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The verdict's headline and the numbers behind it, as JSON values (`--json`)."""
+        e = self.effect
+        return {"comparison": self.title, "model": self.model, "baseline": self.baseline, "outcome": self.outcome,
+                "headline": self.short, "statistic": self.statistic or None,
+                "effect": e.value if e else None, "low": e.low if e else None, "high": e.high if e else None,
+                "margin": self.margin, "p": self.p, "needed_per_model": self.needed, "more_robust": self.more_robust,
+                "confounded": bool(self.confounded)}
+
+
+def rerun(study: str | None, preset: str | None = None) -> str | None:
+    """The `study run` command of a stored study (its name NAME-PRESET read back as NAME --preset PRESET); None
+    where that is not known (no name, or a name that carries --set overrides)."""
+    if not study or "-set-" in study:
+        return None
+    if preset and study.endswith(f"-{preset}"):
+        return f"study run {study[:-len(preset) - 1]} --preset {preset}"
+    return f"study run {study}"
+
+
+def next_step(command: str | None) -> str:
+    """The command that runs a study on until its comparisons are decided (`command`: the one that ran it)."""
+    return f"`{command} --until-decided`" if command else "re-run with `--until-decided`"
+
+
+def _oriented(c: Comparison, d: Decision) -> tuple[str, str, str]:
+    """(lead, other, 'unit +effect [low, high]'): the decided difference read from the model ahead."""
+    iv = d.difference
+    if iv.value >= 0:
+        return c.model, c.baseline, f"{UNIT[d.statistic]} {rounded(iv.value, iv.low, iv.high)}"
+    return c.baseline, c.model, f"{UNIT[d.statistic]} {rounded(-iv.value, -iv.high, -iv.low)}"
+
+
+def summary(c: Comparison, d: Decision, outcome: str, command: str | None = None) -> str:
+    """A decision's headline at a glance (≤ HEADLINE_WORDS words): what was decided, the effect with its 95% interval
+    in the unit that decided it, and where undecided, what would decide it and the command that runs it."""
+    m, b = c.model, c.baseline
+    lead, other, effect = _oriented(c, d)
+    far = " (bests far apart)" if c.confounded else ""
+    if outcome in ("more robust", "less robust"):
+        return f"{lead} is more robust than {other}: {effect}{far}."
+    effect = f"{UNIT[d.statistic]} {rounded(d.difference.value, d.difference.low, d.difference.high)}"
+    if outcome == "equivalent":
+        return f"{m} and {b} are equally robust: {effect}, within ±{d.margin:g}{far}."
+    if outcome == "differ, EDFs cross":
+        return f"{m} and {b} differ, but their Δ-EDFs cross: neither is more robust ({effect})."
+    if d.needed is None:
+        return (f"Inconclusive: {effect}; even {MAX_N:,} settings per model would not decide with "
+                f"{fmt(POWER_TARGET, '%')} power.")
+    return f"Inconclusive: {effect}; about {d.needed} settings per model would decide: {next_step(command)}."
+
+
+def headline_lines(verdicts: list[Verdict], width: int = TERMINAL) -> list[str]:
+    """Every verdict's headline for a terminal: one 'model vs baseline: headline' each, wrapped at `width`."""
+    return terminal_lines([f"{v.title}: {v.short}" for v in verdicts], width)
 
 
 def _did_not_learn(model: str, x: pd.Series) -> str:
@@ -95,9 +163,11 @@ def _not_comparable(c: Comparison, x: pd.DataFrame, failed: list[str]) -> Verdic
     tail = f"so it is not comparable with {ok[0]} on robustness" if ok else "so neither has a robustness to compare"
     note = f"Chance error here is {c.chance:.0f}%; " if c.chance < 100 else ""
     absolute = _absolute(c)
+    short = (f"{' and '.join(lost)} did not learn (no trial beat chance): no robustness to compare."
+             if len(lost) < 2 else "Neither model learned (no trial beat chance): no robustness to compare.")
     return Verdict(m, b, "not comparable", f"{why}, {tail}.", (f"{absolute[0].upper()}{absolute[1:]}.",), (
         f"{note}a model that never leaves chance has every Δerror ≈ 0 and would look perfectly robust, so it "
-        f"gets no rank.", *failed))
+        f"gets no rank.", *failed), summary=short)
 
 
 def _adaptive(c: Comparison, x: pd.DataFrame, failed: list[str]) -> Verdict:
@@ -105,8 +175,9 @@ def _adaptive(c: Comparison, x: pd.DataFrame, failed: list[str]) -> Verdict:
     m, b = c.model, c.baseline
     first, second = (m, b) if c.best_model <= c.best_baseline else (b, m)
     steps = {who: x.loc[who].get("trials_to_best") for who in (m, b)}
-    return Verdict(m, b, "adaptive", f"Adaptive (TPE) search: no robustness verdict; best error {first} "
-                   f"{x.loc[first, 'best']:.2f}% vs {second} {x.loc[second, 'best']:.2f}%.", evidence=(
+    head = (f"Adaptive (TPE) search: no robustness verdict; best error {first} {x.loc[first, 'best']:.2f}% vs "
+            f"{second} {x.loc[second, 'best']:.2f}%.")
+    return Verdict(m, b, "adaptive", head, summary=head, evidence=(
                        f"Each search came within 1 point of its best after {steps[m]:.0f} ({m}) and "
                        f"{steps[b]:.0f} ({b}) trials.",), caveats=(
                        "TPE samples where each model does well, so its trials are not a random sample of the "
@@ -132,7 +203,7 @@ def _claim(c: Comparison, d: Decision, outcome: str) -> str:
 
 def _noise(c: Comparison, floors: dict[str, NoiseFloor] | None) -> str:
     """The noise-floor sentence: copies of the baseline (or the model) measured, else the permutation null's."""
-    floor = (floors or {}).get(c.baseline) or (floors or {}).get(c.model) or expected_floor(c)
+    floor = floor_for(c, floors)
     if floor is None:
         return ""
     text = f"Noise floor: {floor.text('area')}; here {c.robustness.difference.value:+.3f}"
@@ -143,9 +214,11 @@ def _noise(c: Comparison, floors: dict[str, NoiseFloor] | None) -> str:
     return text + "."
 
 
-def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | None = None) -> Verdict:
+def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | None = None,
+            command: str | None = None) -> Verdict:
     """The verdict of one comparison given the per-model metrics (for the did-not-train counts) and the measured
-    noise floors (noise.noise_floors) where there are copies."""
+    noise floors (noise.noise_floors) where there are copies; `command`: the `study run` that ran it (`rerun`), which
+    an undecided headline gives with --until-decided."""
     m, b = c.model, c.baseline
     x = mm.set_index("model")
     failed = [f"{who}: {k} trial{'s' if k > 1 else ''} failed (no result: crashed, killed or out of memory), left "
@@ -155,7 +228,8 @@ def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | Non
     if empty:
         has = "has" if len(empty) == 1 else "have"
         return Verdict(m, b, "unavailable", f"No comparison: {' and '.join(empty)} {has} no results yet.",
-                       caveats=tuple(failed))
+                       caveats=tuple(failed), summary=f"No comparison: {' and '.join(empty)} {has} no results yet"
+                       + (f"; `{command}` runs them." if command else "."))
     if not c.learned:
         return _not_comparable(c, x, failed)
     if c.design == "adaptive":
@@ -163,7 +237,9 @@ def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | Non
     d = c.decision
     if d is None:
         return Verdict(m, b, "unavailable", f"No robustness comparison: it needs at least 2 results per model "
-                       f"(have {c.n_model} and {c.n_baseline}); {_absolute(c)}.", caveats=tuple(failed))
+                       f"(have {c.n_model} and {c.n_baseline}); {_absolute(c)}.", caveats=tuple(failed),
+                       summary=f"No robustness test: it needs at least 2 results per model (have {c.n_model} and "
+                       f"{c.n_baseline}).")
     outcome = c.outcome
     area, pairing = c.robustness, ("the same settings" if c.design == "paired" else "all results, unpaired")
     lead = m if d.difference.value >= 0 else b
@@ -194,16 +270,47 @@ def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | Non
     caveats = [] if d.decided else [_power(c, d)]
     return Verdict(m, b, outcome, f"{claim}; {_absolute(c)}.", tuple([noise] if noise else []) + tuple(evidence),
                    tuple(caveats + failed), more_robust=lead if outcome in ("more robust", "less robust") else None,
-                   p=float(d.p), confounded=c.confounded, noise=noise)
+                   p=float(d.p), confounded=c.confounded, noise=noise, summary=summary(c, d, outcome, command),
+                   effect=d.difference, statistic=d.statistic, margin=d.margin,
+                   needed=None if d.decided else d.needed)
 
 
-def verdicts(mm: pd.DataFrame, cmp: list[Comparison], floors: dict[str, NoiseFloor] | None = None) -> list[Verdict]:
-    """One verdict per comparison, or one saying why there is nothing to compare."""
+def verdicts(mm: pd.DataFrame, cmp: list[Comparison], floors: dict[str, NoiseFloor] | None = None,
+             command: str | None = None) -> list[Verdict]:
+    """One verdict per comparison, or one saying why there is nothing to compare (`command`: the `study run` that an
+    undecided verdict's headline gives)."""
     if len(mm) < 2:
         only = mm["model"].iloc[0] if len(mm) else "none"
         return [Verdict("–", "–", "unavailable", f"Only one model in this study ({only}): comparisons against a "
-                        "baseline are unavailable; the metrics and figures below describe it alone.")]
+                        "baseline are unavailable; the metrics and figures below describe it alone.",
+                        summary=f"Only one model ({only}): nothing to compare it with.")]
     if not cmp:
         return [Verdict("–", "–", "unavailable", "No baseline (vit_p_* or vit_c_*) of the same size as another "
-                        "model in this study to compare against (models are compared only within one size).")]
-    return [verdict(c, mm, floors) for c in cmp]
+                        "model in this study to compare against (models are compared only within one size).",
+                        summary="No baseline of the same size as another model: nothing to compare.")]
+    return [verdict(c, mm, floors, command) for c in cmp]
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A study's trial table analysed once: its own trials (A/A copies split off), their noise floors, the metrics
+    per model, every comparison and its verdict."""
+
+    frame: pd.DataFrame
+    floors: dict[str, NoiseFloor]
+    metrics: pd.DataFrame
+    comparisons: list[Comparison]
+    verdicts: list[Verdict]
+
+
+def analyse(df: pd.DataFrame, command: str | None = None) -> Analysed:
+    """Noise floors (from the copies in `df`), metrics, comparisons and verdicts of a study's trial table (`command`:
+    the `study run` that runs it on, for undecided headlines; None: the generic advice)."""
+    floors = noise_floors(df) if len(df) else {}
+    own, _ = split_copies(df)  # A/A copies measure the noise floor; they are not compared themselves
+    mm = model_metrics(own) if len(own) else pd.DataFrame(columns=["model"])
+    cmp = comparisons(own) if len(own) else []
+    done = len(own) and own["status"].isin(RESULTS).any()
+    found = (verdicts(mm, cmp, floors, command) if done
+             else [Verdict("–", "–", "unavailable", "No trial has a result yet.")])
+    return Analysed(own, floors, mm, cmp, found)

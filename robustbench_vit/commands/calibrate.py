@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustbench_vit.analysis.frame import load_results
+from robustbench_vit.analysis.metrics import model_metrics
 from robustbench_vit.analysis.noise import STATISTICS, NoiseFloor, copy_name, copy_of, noise_floors
-from robustbench_vit.commands.common import overrides_of, print_plan, run_options_of
+from robustbench_vit.analysis.summary import terminal_lines
+from robustbench_vit.analysis.verdict import verdict
+from robustbench_vit.commands.common import overrides_of, print_plan, run_options_of, terminal_width
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import ModelSpec
 from robustbench_vit.store import mask_url
@@ -45,7 +48,8 @@ class CalibrateRequest:
 
 
 def _print(result: dict, floor: NoiseFloor, *, replicas: int, path: Path) -> None:
-    """The A/A result in words: the rate at which the verdict separates copies, the noise floors, each pair."""
+    """The A/A result in words: the rate at which the verdict separates copies, the noise floors, then each pair's
+    headline."""
     rate, lo, hi = floor.rate
     print(f"A/A check of {result['model']} on {result['study']}: {floor.copies} independent copies (the original "
           f"and {replicas} more), {floor.settings} settings each, {len(floor.pairs)} pairs")
@@ -54,9 +58,9 @@ def _print(result: dict, floor: NoiseFloor, *, replicas: int, path: Path) -> Non
     print("noise floor (largest |difference| between two copies):")
     for key, (what, spec_, scale) in STATISTICS.items():
         print(f"  {what:<30} ±{abs(floor.floors[key]) * scale:{spec_.lstrip('+')}}")
-    for c in floor.pairs:
-        print(f"  {c.model} vs {c.baseline}: {c.outcome}")
     print(f"written: {path}")
+    print("\n".join(terminal_lines([f"{h['comparison']}: {h['headline']}" for h in result["headlines"]],
+                                    terminal_width())))
 
 
 def calibrate_command(request: CalibrateRequest) -> int:
@@ -75,15 +79,18 @@ def calibrate_command(request: CalibrateRequest) -> int:
         return print_plan([spec], r.run, [chosen, *made])
     summary = run_study(spec, r.run, models=[chosen, *made])
     df = load_results(spec.name, r.run.results)
-    floor = noise_floors(df[df["model"].isin([chosen.name, *(m.name for m in made)])]).get(chosen.name)
+    df = df[df["model"].isin([chosen.name, *(m.name for m in made)])]
+    floor = noise_floors(df).get(chosen.name)
     if floor is None:
         raise UserError(f"study {spec.name!r}: the copies of {chosen.name} have no results to compare yet "
                         f"({summary.done}/{summary.total} trials finished); run calibrate again")
     rate, lo, hi = floor.rate
+    mm = model_metrics(df)
     result = {"study": spec.name, "model": chosen.name, "copies": floor.copies, "settings": floor.settings,
               "pairs": len(floor.pairs), "separated": floor.separated, "aa_rate": rate, "aa_rate_low": lo,
               "aa_rate_high": hi, "noise_floor": floor.floors,
               "outcomes": {f"{c.model} vs {c.baseline}": c.outcome for c in floor.pairs},
+              "headlines": [verdict(c, mm).to_dict() for c in floor.pairs],
               "storage": mask_url(summary.storage)}
     path = Path(r.out) if r.out else Path("reports") / spec.name / "calibration.json"
     path.parent.mkdir(parents=True, exist_ok=True)

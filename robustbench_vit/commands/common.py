@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shutil
 import sys
 import textwrap
 from dataclasses import dataclass, field
@@ -21,12 +22,14 @@ from robustbench_vit.analysis.claims import (CLAIM_DECIDED, Claim, ClaimLook, Ro
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.leaderboard import study_rows
 from robustbench_vit.analysis.sequential import expected_settings
+from robustbench_vit.analysis.summary import terminal_lines
+from robustbench_vit.analysis.verdict import analyse, headline_lines, rerun
 from robustbench_vit.commands.until import (NOTHING_SPENT, Budget, Decider, Outcome, Sequential, Until, look_frame,
                                             run_until_decided, until_lines)
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.spec import ModelSpec
 from robustbench_vit.report.build import build_report, parse_formats
-from robustbench_vit.report.leaderboard import write_leaderboard
+from robustbench_vit.report.leaderboard import glances, write_leaderboard
 from robustbench_vit.report.scorecard import blocks, card_json, table, write_scorecard
 from robustbench_vit.store import Results
 from robustbench_vit.study.estimate import GPU_TFLOPS, Cost, cost, plan_lines
@@ -41,6 +44,20 @@ from robustbench_vit.study.spec import BASE_PRESETS, StudySpec, override_suffix
 WIDE = 120  # a terminal at least this wide gets tables; narrower ones, logs and pipes get blocks of 80 columns
 PRESETS = ("default", *BASE_PRESETS)  # the presets a claims run takes (every study has each)
 CONFIRM_GPU_HOURS = 100  # above this, a claims run asks before launching (or needs --yes)
+
+
+def terminal_width() -> int:
+    """The terminal's columns (80 where output is not a terminal); headlines wrap to it, at most 100."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def print_headlines(spec: StudySpec, results: Results) -> None:
+    """Every comparison's headline in a study, one wrapped line each: how `study run` ends."""
+    try:
+        df = load_results(spec.name, results)
+    except UserError:  # nothing stored yet: no comparison to state
+        return
+    print("\n".join(headline_lines(analyse(df, rerun(spec.name, spec.preset)).verdicts, terminal_width())))
 
 
 def results_of(args: argparse.Namespace) -> Results:
@@ -112,7 +129,8 @@ def write_leaderboard_of(studies: list[str], results: Results, out: Path, *, for
     rows = [r for s in studies for r in study_rows(s, results)]
     if not rows:
         raise UserError(f"studies {', '.join(studies)} hold no stem besides the patchify baseline")
-    for fmt, path in write_leaderboard(rows, out, formats, reports).items():
+    glance = glances(studies, results) if "html" in formats else None
+    for fmt, path in write_leaderboard(rows, out, formats, reports, glance=glance).items():
         print(f"leaderboard {fmt}: {path}")
 
 
@@ -292,6 +310,7 @@ def print_card(card: Scorecard, paths: dict[str, Path], as_json: bool) -> None:
         print(blocks(card))
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
+    print("\n".join(terminal_lines([row.headline for row in card.rows], terminal_width())))
 
 
 def _run_studies(request: ScorecardRequest, chosen: list[Claim], specs: dict[str, StudySpec],

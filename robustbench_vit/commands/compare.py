@@ -11,12 +11,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.frame import load_results
-from robustbench_vit.analysis.metrics import model_metrics
-from robustbench_vit.analysis.noise import noise_floors
-from robustbench_vit.analysis.verdict import verdict
-from robustbench_vit.commands.common import Launch, ScorecardRequest, print_plan, run_claims, write_leaderboard_of
+from robustbench_vit.analysis.noise import copy_of
+from robustbench_vit.analysis.verdict import analyse, headline_lines
+from robustbench_vit.commands.common import (Launch, ScorecardRequest, print_plan, run_claims, terminal_width,
+                                             write_leaderboard_of)
 from robustbench_vit.commands.until import comparison_decider, run_until_decided
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import Complexity, ModelSpec, get_stem, model_complexity, validate_stem
@@ -153,21 +152,18 @@ def summary_table(new: Contender, *more: Contender) -> Table:
 
 
 def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> None:
-    """Each new stem's verdict against each baseline (with the noise floor it is read against), and what failed."""
+    """What failed, then each new stem's headline against each baseline, one wrapped line each."""
     df = load_results(spec.name, run.results)
-    floors = noise_floors(df)  # measured where the storage holds A/A copies (calibrate) or replicates
     names = [n.spec.name for n in news]
-    df = df[df["model"].isin([*news[0].baselines, *names])]
-    mm = model_metrics(df)
-    for c in comparisons(df):
-        if c.model in names:
-            v = verdict(c, mm, floors)
-            print(f"{v.title}: {v.headline}" + (f" {v.noise}" if v.noise else ""))
+    keep = {*news[0].baselines, *names}
+    df = df[df["model"].map(lambda m: m in keep or copy_of(m) in keep)]  # A/A copies give the noise floor
     failed = int((df["status"] == "failed").sum())
     if failed:  # no result: left out of every verdict until re-run
         print(f"incomplete: {failed} trial{'s' if failed > 1 else ''} failed without a result and "
               f"{'are' if failed > 1 else 'is'} left out; run the same compare again to re-run "
               f"{'them' if failed > 1 else 'it'}")
+    found = [v for v in analyse(df).verdicts if v.model in names]  # next step: this compare, --until-decided
+    print("\n".join(headline_lines(found, terminal_width())))
 
 
 @dataclass(frozen=True)
@@ -230,14 +226,14 @@ def compare_command(request: CompareRequest) -> int:
         return print_plan([spec], launch.run, models_of(news, spec), until=launch.until)
     _run(spec, news, r, console)
     paths = build_report(spec.name, launch.run.results, out_dir=r.out, formats=fmts)
-    if launch.until is None:  # a sequential run printed its decisions, each at the level its look spent
-        print_verdicts(spec, launch.run, news)
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
     if len(news) > 1:  # several stems: their leaderboard beside the report
         report = next(iter(paths.values()))
         write_leaderboard_of([spec.name], launch.run.results, report.parent / "leaderboard", formats=["html"],
                              reports={spec.name: report.with_suffix(".html")})
+    if launch.until is None:  # a sequential run printed its decisions, each at the level its look spent
+        print_verdicts(spec, launch.run, news)
     return 0
 
 

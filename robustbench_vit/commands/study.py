@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from robustbench_vit.commands.common import WIDE, overrides_of, print_plan, results_of, run_options_of, until_of
+from robustbench_vit.commands.common import (WIDE, overrides_of, print_headlines, print_plan, results_of,
+                                            run_options_of, until_of)
 from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided, until_flags
 from robustbench_vit.errors import UserError
 from robustbench_vit.store import STATES, Results, mask_url
@@ -57,7 +58,7 @@ def run_command(request: StudyRunRequest) -> int:
         if until is not None:
             seq = run_until_decided(spec, options, until, comparison_decider())
             print(f"results: {mask_url(options.results.url(spec.name))}")
-            print(f"next: robustbench-vit report {spec.name}{flags}")
+            print(f"next: robustbench-vit report {spec.name}{flags}")  # its looks printed each decision
             return 0 if seq.reason != "failed trials" else 1
         summary = run_study(spec, options, progress=not options.detach)
     except KeyboardInterrupt:
@@ -77,6 +78,7 @@ def run_command(request: StudyRunRequest) -> int:
           f"{', '.join(summary.models)}; {summary.ran} ran now in {summary.seconds:.0f} s")
     print(f"results: {mask_url(summary.storage)}")
     print(f"next: robustbench-vit report {spec.name}{flags}")
+    print_headlines(spec, options.results)
     return 0 if totals["failed"] == 0 else 1
 
 

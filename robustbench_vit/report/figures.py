@@ -21,6 +21,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 from matplotlib.colors import LogNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 
 from robustbench_vit.analysis import figure_data as FD  # noqa: E402
 from robustbench_vit.analysis import metrics as M  # noqa: E402
@@ -31,6 +33,12 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
          "svg.fonttype": "none", "pdf.fonttype": 42, "figure.dpi": 100}
 CAPPED = dict(marker="x", s=28, linewidths=1.2)  # trials that did not train (at the cap) are drawn as crosses
 WIDE, SQUARE = (9.0, 3.8), (6.4, 4.2)
+OUTCOME_COLORS = {"more robust": "#1a7f37", "reproduced": "#1a7f37", "less robust": "#b42318",
+                  "contradicted": "#b42318", "equivalent": "#1f4e8c"}  # the rest (undecided): dark grey
+FOREST_NOTE = ("Each row: the decided difference with its 95% interval (dot and bar; green: more robust, red: less "
+               "robust, blue: equivalent, grey: undecided), the equivalence margin ±δ (shaded band) and the noise "
+               "floor (ticks: how far copies of one model differ; Δ-EDF area only, where known). Undecided rows "
+               "cross the band's edge.")
 
 
 @dataclass
@@ -50,12 +58,12 @@ def palette(models) -> dict[str, tuple]:
     return dict(zip(order, sns.color_palette("colorblind", max(len(order), 3))))
 
 
-def _new(ncols: int = 1, size=SQUARE, **kw) -> tuple[Figure, np.ndarray]:
-    """A figure in the report style with `ncols` axes."""
+def _new(ncols: int = 1, size=SQUARE, *, rows: int = 1, **kw) -> tuple[Figure, np.ndarray]:
+    """A figure in the report style with `ncols` axes (`rows` of them: all axes, row by row)."""
     with sns.axes_style("whitegrid"), plt.rc_context(STYLE):
         fig = Figure(figsize=size, layout="constrained")  # not pyplot's: nothing to close, nothing retained
-        axes = fig.subplots(1, ncols, squeeze=False, **kw)
-    return fig, axes[0]
+        axes = fig.subplots(rows, ncols, squeeze=False, **kw)
+    return fig, axes.ravel()
 
 
 def _plain(axis, ticks125: bool = False) -> None:
@@ -229,6 +237,53 @@ def fig_curves(info: tuple[FD.TrainingCurve, ...], colors: dict) -> Figure:
     _plain(a2.yaxis, ticks125=True)
     fig.legend(*a1.get_legend_handles_labels(), loc="outside lower center", ncols=2, frameon=False, fontsize=8)
     return fig
+
+
+def _forest_panel(ax, rows: list[FD.ForestRow]) -> None:
+    """One unit's rows of the forest plot: margin bands, noise-floor ticks, effects with their intervals."""
+    for i, r in enumerate(rows):
+        if r.margin == r.margin:
+            ax.add_patch(Rectangle((-r.margin, i - 0.4), 2 * r.margin, 0.8, color="0.86", lw=0, zorder=0))
+        if r.floor is not None:
+            ax.plot([-r.floor, r.floor], [i, i], "|", color="0.35", ms=12, mew=1.6, zorder=1)
+        if r.decided:
+            c = OUTCOME_COLORS.get(r.outcome, "0.3")
+            ax.errorbar(r.value, i, xerr=[[r.value - r.low], [r.high - r.value]], fmt="o", color=c, ms=6, lw=2,
+                        capsize=4, zorder=2)
+        else:
+            ax.annotate(f"no effect: {r.outcome}", (0, i), ha="center", va="center", fontsize=8, color="0.3")
+    ax.axvline(0, color="0.25", lw=0.8, zorder=1)
+    ax.set_yticks(range(len(rows)), [r.label for r in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(axis="y", visible=False)
+
+
+def fig_forest(info: FD.ForestInfo, colors: dict | None = None) -> Figure:
+    """The summary figure: every comparison's (or claim's) effect with its 95% interval, the margin as a band and
+    the noise floor as ticks; one panel per unit, the first row on top."""
+    units = info.units
+    per = [[r for r in info.rows if r.unit == u] for u in units]
+    fig, axes = _new(1, size=(9.0, 0.75 + 0.62 * len(units) + 0.34 * len(info.rows)), rows=len(units),
+                     gridspec_kw={"height_ratios": [len(p) for p in per]})
+    for ax, unit, rows in zip(axes, units, per):
+        _forest_panel(ax, rows)
+        ax.set_xlabel(f"{unit}: {info.sense}")
+    floor = [Line2D([], [], color="0.35", marker="|", ls="", ms=12, mew=1.6, label="noise floor")
+             ] if any(r.floor is not None for r in info.rows) else []
+    handles = [Patch(color="0.86", label="equivalence margin ±δ"), *floor,
+               *(Line2D([], [], color=OUTCOME_COLORS.get(o, "0.3"), marker="o", label=o)
+                 for o in dict.fromkeys(r.outcome for r in info.rows if r.decided))]
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5), frameon=False, fontsize=8)
+    return fig
+
+
+def forest_figure(info: FD.ForestInfo | None, title: str = "At a glance") -> FigureItem | None:
+    """The summary figure as a report item (None without rows)."""
+    if info is None:
+        return None
+    with sns.axes_style("whitegrid"), plt.rc_context(STYLE):
+        fig = fig_forest(info)
+    return FigureItem("forest", title, FOREST_NOTE, fig, info)
 
 
 Spec = tuple[str, str, str, Callable[[pd.DataFrame, list[str]], Any], Callable[[Any, dict], Figure]]

@@ -11,9 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
+from robustbench_vit.analysis.figure_data import forest_info
+from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.leaderboard import COLUMNS, LeaderboardRow
+from robustbench_vit.analysis.methods import GLOSSARY
+from robustbench_vit.analysis.verdict import analyse
 from robustbench_vit.errors import UserError, choices
+from robustbench_vit.report.build import linked, svg
+from robustbench_vit.report.figures import forest_figure
+from robustbench_vit.store import Results
 
 FORMATS = ("html", "csv", "json")
 
@@ -38,6 +46,26 @@ class StudyTable:
     rows: list[LeaderboardRow]
 
 
+@dataclass(frozen=True)
+class Glance:
+    """A study at a glance, on top of the leaderboard: every comparison's headline and their forest plot (SVG)."""
+
+    study: str
+    headlines: list[Markup]
+    forest: Markup
+
+
+def glances(studies: list[str], results: Results) -> dict[str, Glance]:
+    """Each study's headlines and forest plot: every stem against each baseline of its size."""
+    out = {}
+    for study in studies:
+        a = analyse(load_results(study, results))  # the generic next step: its preset is not at hand
+        figure = forest_figure(forest_info(a.comparisons, a.floors), f"{study} at a glance")
+        forest = Markup(svg(figure, f"leaderboard-{study}")) if figure else Markup("")
+        out[study] = Glance(study, linked([f"{v.title}: {v.short}" for v in a.verdicts]), forest)
+    return out
+
+
 def parse_formats(formats: str) -> list[str]:
     """The leaderboard formats of `--format html,csv,json`; one UserError line for an unknown or empty one."""
     fmts = [f.strip() for f in formats.split(",") if f.strip()]
@@ -56,15 +84,18 @@ def _rel(path: Path, start: Path) -> str:
     return os.path.relpath(path.resolve(), start.resolve()).replace(os.sep, "/")
 
 
-def render_index(rows: list[LeaderboardRow], reports: dict[str, Path], out: Path) -> str:
-    """index.html: one table per study, ranked, each linking its report where it is written."""
+def render_index(rows: list[LeaderboardRow], reports: dict[str, Path], out: Path,
+                 glance: dict[str, Glance] | None = None) -> str:
+    """index.html: per study its headlines and forest plot (`glance`), then its table, ranked, linking its report
+    where it is written."""
     tables = []
     for study in dict.fromkeys(r.study for r in rows):
         report = reports.get(study)
         link = _rel(report, out) if report and report.is_file() else None
         tables.append(StudyTable(study, link, [r for r in rows if r.study == study]))
     return ENV.get_template("leaderboard_index.html.j2").render(title="robustbench-vit leaderboard", studies=tables,
-                                                                page=stem_page_name)
+                                                                page=stem_page_name, glance=glance or {},
+                                                                glossary=GLOSSARY)
 
 
 def render_stem(row: LeaderboardRow) -> str:
@@ -73,9 +104,9 @@ def render_stem(row: LeaderboardRow) -> str:
 
 
 def write_leaderboard(rows: list[LeaderboardRow], out: Path, formats: list[str],
-                      reports: dict[str, Path]) -> dict[str, Path]:
-    """Write the site (html, linking `reports`: study → its report.html), leaderboard.csv and leaderboard.json under
-    `out`; returns format → path."""
+                      reports: dict[str, Path], *, glance: dict[str, Glance] | None = None) -> dict[str, Path]:
+    """Write the site (html, linking `reports`: study → its report.html; `glance`: each study's headlines and forest
+    plot on top), leaderboard.csv and leaderboard.json under `out`; returns format → path."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     if "html" in formats:
@@ -83,7 +114,7 @@ def write_leaderboard(rows: list[LeaderboardRow], out: Path, formats: list[str],
         for r in rows:
             (out / stem_page_name(r)).write_text(render_stem(r))
         paths["html"] = out / "index.html"
-        paths["html"].write_text(render_index(rows, reports, out))
+        paths["html"].write_text(render_index(rows, reports, out, glance))
     flat = [r.flat() for r in rows]
     if "csv" in formats:
         paths["csv"] = out / "leaderboard.csv"

@@ -95,10 +95,13 @@ def _text_part(layout: Layout, c, toc: list[tuple[str, int]] | None, first: bool
             layout.para("PARTIAL: this study is still running or incomplete; the report shows what is done.")
         section("Verdict")
         for v in c.verdicts:
-            layout.para(f"{v.title}. {v.headline}", space=0.04)
-            for line in (*v.evidence, *v.caveats):
+            layout.para(f"{v.title}: {v.short}", space=0.04)
+            for line in (v.headline, *v.evidence, *v.caveats):
                 layout.para(f"  · {line}", "small", space=0.02)
             layout.y -= 0.1
+        if c.summary:
+            layout.para(f"Figure 1 ({c.summary.title}) shows each comparison's effect with its 95% interval, the "
+                        "margin and the noise floor.", "small")
         for n in c.notes:
             layout.para(n, "small")
         layout.heading("Contents")
@@ -109,6 +112,8 @@ def _text_part(layout: Layout, c, toc: list[tuple[str, int]] | None, first: bool
         section("Comparisons against baselines")
         if c.comparisons.rows:
             layout.table(c.comparisons)
+            layout.para("All columns:", "small", space=0.02)
+            layout.table(c.details)
         else:
             layout.para("Unavailable: a comparison needs at least two models, one of them a baseline.")
         section("Hyperparameter importances")
@@ -175,18 +180,19 @@ def write_pdf(c, path: Path) -> Path:
     """Write the report content as a PDF: verdict, metrics and comparisons, figures, then the rest."""
     tail = Layout()
     marks_b = _text_part(tail, c, None, first=False)
-    n_toc = len(_text_part(Layout(), c, [], first=True)) + len(c.figures) + len(marks_b)
+    figures = c.all_figures
+    n_toc = len(_text_part(Layout(), c, [], first=True)) + len(figures) + len(marks_b)
     pass1 = Layout()  # the contents have a fixed number of lines, so placeholders give the final pagination
     marks_a = _text_part(pass1, c, [("", 0)] * n_toc, first=True)
-    n_a, n_f = len(pass1.pages), len(c.figures)
-    toc = (marks_a + [(f"Figure {i}. {f.title}", n_a + i) for i, f in enumerate(c.figures, 1)]
+    n_a, n_f = len(pass1.pages), len(figures)
+    toc = (marks_a + [(f"Figure {i}. {f.title}", n_a + i) for i, f in enumerate(figures, 1)]
            + [(name, page + n_a + n_f) for name, page in marks_b])
     head = Layout()
     _text_part(head, c, toc, first=True)
     with plt.rc_context(STYLE), PdfPages(path, metadata={"Title": f"robustbench-vit report: {c.study}",
                                                          "Creator": "robustbench-vit"}) as pdf:
         _draw(head.pages, pdf, 1)
-        for i, item in enumerate(c.figures, 1):
+        for i, item in enumerate(figures, 1):
             _figure_page(item, i, len(head.pages) + i, pdf)
         _draw(tail.pages, pdf, len(head.pages) + n_f + 1)
     return path

@@ -12,8 +12,14 @@ import jinja2
 from matplotlib.backends.backend_pdf import PdfPages
 from rich.table import Table
 
+from markupsafe import Markup
+
 from robustbench_vit.analysis.claims import Scorecard
-from robustbench_vit.report.pdf import Layout, _draw
+from robustbench_vit.analysis.figure_data import claims_forest
+from robustbench_vit.analysis.methods import GLOSSARY
+from robustbench_vit.report.build import linked, svg
+from robustbench_vit.report.figures import forest_figure
+from robustbench_vit.report.pdf import Layout, _draw, _figure_page
 
 ENV = jinja2.Environment(loader=jinja2.PackageLoader("robustbench_vit.report", "templates"), autoescape=True,
                          undefined=jinja2.StrictUndefined)
@@ -41,7 +47,7 @@ def table(card: Scorecard) -> Table:
 def blocks(card: Scorecard, width: int = 80) -> str:
     """The scorecard as one block per claim, each line at most `width` characters: for logs and narrow terminals."""
     out = [title(card)]
-    for row in card.rows:
+    for row in card.rows:  # the headlines end the command's output (print_card)
         s = row.score
         out += ["", f"{s.claim.id} ({row.size}): {s.status}"]
         for label, text in (("ours", s.ours), ("test", f"p {'–' if s.p is None else f'{s.p:.2g}'}, power "
@@ -59,7 +65,9 @@ def _number(x: float | None) -> float | None:
 def card_json(card: Scorecard, paths: dict[str, Path]) -> str:
     """The scorecard as one JSON object: preset, date, studies, one entry per (claim, size), the files written."""
     rows = [{"claim": s.claim.id, "size": row.size, "statement": s.claim.statement, "status": s.status,
-             "ours": s.ours, "test": s.test, "p": _number(s.p), "power": _number(s.power), "needed_per_model": s.needed,
+             "headline": row.headline, "effect": _number(s.effect), "unit": s.unit or None,
+             "low": _number(s.interval[0]) if s.interval else None,
+             "high": _number(s.interval[1]) if s.interval else None, "ours": s.ours, "test": s.test, "p": _number(s.p), "power": _number(s.power), "needed_per_model": s.needed,
              "why": s.why, "ran": s.ran, "sequential": s.look.to_dict() if s.look else None, "report": row.report}
             for row in card.rows for s in (row.score,)]
     return json.dumps({"preset": card.preset, "generated": card.generated, "studies": card.studies, "claims": rows,
@@ -76,6 +84,8 @@ def write_pdf(card: Scorecard, path: Path) -> Path:
                 "margin); equivalent: equally robust within the margin; otherwise inconclusive, with the power at "
                 "this size. A small-scale run is a proxy for the paper's ImageNet experiments.", "small")
     for row in card.rows:
+        layout.para(row.headline, space=0.02)
+    for row in card.rows:
         s = row.score
         layout.heading(f"{s.claim.id} ({row.size}): {s.status.upper()}")
         layout.para(s.claim.statement)
@@ -87,9 +97,20 @@ def write_pdf(card: Scorecard, path: Path) -> Path:
     layout.heading("Studies run")
     for name, text in card.studies.items():
         layout.para(f"{name}: {text}", "small")
+    figure = forest_figure(claims_forest(card.rows), "Every claim at a glance")
     with PdfPages(path, metadata={"Title": "robustbench-vit scorecard", "Creator": "robustbench-vit"}) as pdf:
         _draw(layout.pages, pdf, 1)
+        if figure:
+            _figure_page(figure, 1, len(layout.pages) + 1, pdf)
     return path
+
+
+def render_html(card: Scorecard) -> str:
+    """scorecard.html: the claims' headlines and their forest plot on top, then the table, the studies, the terms."""
+    figure = forest_figure(claims_forest(card.rows), "Every claim at a glance")
+    return ENV.get_template("scorecard.html.j2").render(
+        card=card, heads=linked([row.headline for row in card.rows]), figure=figure, glossary=GLOSSARY,
+        forest=Markup(svg(figure, f"scorecard-{card.preset}")) if figure else "")
 
 
 def write_scorecard(card: Scorecard, out: Path, formats: tuple[str, ...]) -> dict[str, Path]:
@@ -98,7 +119,7 @@ def write_scorecard(card: Scorecard, out: Path, formats: tuple[str, ...]) -> dic
     paths = {}
     if "html" in formats:
         paths["html"] = out / "scorecard.html"
-        paths["html"].write_text(ENV.get_template("scorecard.html.j2").render(card=card), encoding="utf-8")
+        paths["html"].write_text(render_html(card), encoding="utf-8")
     if "pdf" in formats:
         paths["pdf"] = write_pdf(card, out / "scorecard.pdf")
     return paths
