@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from robustbench_vit.analysis.claims import Claim, ScoredClaim, Scorecard, score
+from robustbench_vit.analysis.claims import Claim, Roles, ScoredClaim, Scorecard, score
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.cli import main
 from robustbench_vit.report.build import build_report
@@ -83,7 +83,7 @@ def test_the_scorecard_fits_with_one_forest_row_per_claim(browser, tmp_path):
                     study="card_demo", test="robustness"),
               Claim(id="peak", statement="ViT_C reaches a lower best error.", where="Table 2",
                     paper="24.7 vs 27.7.", study="card_demo", test="best")]
-    rows = tuple(ScoredClaim(score(c, df, "vit_c_micro", "vit_p_micro", power=False), "micro",
+    rows = tuple(ScoredClaim(score(c, df, Roles("micro", "vit_c_micro", "vit_p_micro"), power=False), "micro",
                              "../card_demo/report.html") for c in claims)
     card = Scorecard("quick", "2026-12-07 00:00 UTC", {"card_demo": "digits, 2 models"}, rows)
     html = write_scorecard(card, tmp_path / "card", ("html",))["html"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from robustbench_vit.analysis import metrics as M
-from robustbench_vit.analysis.claims import Claim, ScoredClaim, score
+from robustbench_vit.analysis.claims import Claim, Roles, ScoredClaim, score
 from robustbench_vit.analysis.comparison import Interval, comparisons
 from robustbench_vit.analysis.figure_data import claims_forest, forest_info
 from robustbench_vit.analysis.summary import comparison_details_table, comparisons_table, rounded, terminal_lines
@@ -138,7 +138,7 @@ def test_claim_headlines_give_status_effect_interval_and_next_step():
     for case in ("more robust", "inconclusive"):
         df = _frame(case)
         for c in (claim, best):
-            rows.append(ScoredClaim(score(c, df, "vit_c_x", "vit_p_x", power=False), "x", "../x/report.html"))
+            rows.append(ScoredClaim(score(c, df, Roles("x", "vit_c_x", "vit_p_x"), power=False), "x", "../x/report.html"))
     for row in rows:
         s = row.score
         assert row.headline.startswith(f"{s.claim.id} (x): {s.status}, {s.unit} ")

@@ -135,6 +135,21 @@ SEQUENTIAL = (
     "Calibration: {calibration}.")
 
 
+RANGES = (
+    "Each model's own range (a study's `scale:`): the paper searches every model around its own good values "
+    "(Table 4: RegNetY's AdamW lr range is the ViTs' times 5 and its weight decay times 0.3; under SGD 2.5 and "
+    "0.7). Here one unit design is drawn and each point is mapped into each model's range by those factors, "
+    "so the settings stay paired (one point, one setting seed for every model). Tables and figures show the "
+    "design's value; `export` also has lr_trained and weight_decay_trained. A/A copies share their model's "
+    "range.")
+
+COST = (
+    "Cost: activations are counted (the output elements of every conv and matmul for one image, on the meta "
+    "device); step time is each trial's median warm training step at the study's batch size, on the device "
+    "it ran on. The cost claim compares the two models' medians over trials, with a 95% bootstrap interval of "
+    "their ratio; trials that share a CPU share its load, so only ratios measured in one run are compared.")
+
+
 def sequential_paragraph(looks: Sequence[Look]) -> str:
     """The Methods paragraph on sequential decisions, with the looks a decision of this study took (oldest first;
     empty: the procedure only). Pure: the report adds it where the study was run with --until-decided."""
@@ -188,16 +203,8 @@ def methods(looks: Sequence[Look] | None = None) -> list[str]:
         "design-point index alone (TPE samples each model's points separately); ties are left out.",
         "Comparisons: only models of one size: vit_c vs vit_p; each ViT vs the size's CNN reference (RegNetY, or a "
         "timm model) where the study runs one; each other stem vs all of them.",
-        "Each model's own range (a study's `scale:`): the paper searches every model around its own good values "
-        "(Table 4: RegNetY's AdamW lr range is the ViTs' times 5 and its weight decay times 0.3; under SGD 2.5 and "
-        "0.7). Here one unit design is drawn and each point is mapped into each model's range by those factors, "
-        "so the settings stay paired (one point, one setting seed for every model). Tables and figures show the "
-        "design's value; `export` also has lr_trained and weight_decay_trained. A/A copies share their model's "
-        "range.",
-        "Cost: activations are counted (the output elements of every conv and matmul for one image, on the meta "
-        "device); step time is each trial's median warm training step at the study's batch size, on the device "
-        "it ran on. The cost claim compares the two models' medians over trials, with a 95% bootstrap interval of "
-        "their ratio; trials that share a CPU share its load, so only ratios measured in one run are compared.",
+        RANGES,
+        COST,
         "Expected best error after n trials: E[min of n draws with replacement] from the sorted sample (Dodge et "
         "al. 2019), ± its standard deviation. Not shown for adaptive (TPE) designs.",
         "LR sensitivity (Wortsman et al. 2023), on 1-D lr sweeps: mean over the lr values of min(error, error at "
