@@ -118,7 +118,8 @@ def test_activations_count_every_conv_and_matmul_output():
 
 def test_timm_model_takes_the_studys_size_and_unknown_names_are_refused(tmp_path, capsys):
     ok = tmp_path / "refs.yaml"
-    ok.write_text("models: [vit_p_micro, timm:resnet18]\nspace:\n  lr: {values: [0.001]}\ndesign: {kind: grid}\n")
+    ok.write_text("models: [vit_p_micro, timm:resnet18]\ntrain: {epochs: 1, batch_size: 256, threads: 1}\n"
+                  "space:\n  lr: {values: [0.001]}\ndesign: {kind: grid}\n")
     spec = load_spec(str(ok))
     ref = spec.models[1]
     assert (ref.name, ref.size, ref.reference, ref.stem) == ("timm:resnet18", "micro", "timm:resnet18", "")
@@ -133,6 +134,8 @@ def test_timm_model_takes_the_studys_size_and_unknown_names_are_refused(tmp_path
     assert "timm.list_models()" in err and not runs.exists()
     with pytest.raises(UserError, match="unknown timm model"):
         ModelSpec.from_name("timm:no_such_model")
+    assert main(["study", "run", str(ok), "--runs-dir", str(runs), "--workers", "1"]) == 0  # and it runs a study
+    assert "refs: 2/2 trials finished (2 complete" in capsys.readouterr().out
 
 
 def test_regnety_micro_trains_and_times_its_steps():
