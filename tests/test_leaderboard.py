@@ -95,3 +95,21 @@ def test_a_claim_study_scores_the_papers_claims_per_stem(tmp_path, monkeypatch, 
         assert set(claims.values()) <= {"reproduced", "contradicted", "equivalent", "inconclusive", "incomplete"}
     assert "peak_error: reproduced" in by["vit_hmlp_micro"]["claims"]  # best 5% vs ViT_P's 8% on the surfaces
     assert "paper's claims" in (out / "index.html").read_text()
+
+
+def test_the_cnn_reference_is_a_row_read_from_its_side(tmp_path):
+    """RegNetY is the baseline of the ViTs' comparisons; its own row turns them round: the synthetic CNN (flatter,
+    lower bowl) reads "more robust" than both ViTs, with the differences' signs flipped, and is named a reference,
+    its p values kept out of the stems' Holm adjustment."""
+    url = f"sqlite:///{tmp_path / 'ref.db'}"
+    write_study(url, "lr_wd_stability", ("vit_p_micro", "vit_c_micro", "regnety_micro"), points=16)
+    out = tmp_path / "lb"
+    assert main(["leaderboard", "--storage", url, "--out", str(out), "--format", "json,html"]) == 0
+    by = {r["model"]: r for r in json.loads((out / "leaderboard.json").read_text())}
+    cnn, vit = by["regnety_micro"], by["vit_c_micro"]
+    assert cnn["reference"] is True and vit["reference"] is False
+    assert cnn["p_outcome"] == cnn["c_outcome"] == "more robust" and cnn["c_low"] <= cnn["c_difference"] <= cnn["c_high"]
+    assert cnn["c_difference"] > 0
+    assert cnn["p_p_holm"] is None or cnn["p_p_holm"] != cnn["p_p_holm"]  # None / NaN: not a stem under test
+    assert vit["p_p_holm"] == vit["p_p_holm"] is not None  # ViT_C's is adjusted (alone: itself)
+    assert "CNN reference" in (out / "index.html").read_text()
