@@ -152,10 +152,11 @@ def summary_table(new: Contender, *more: Contender) -> Table:
 
 
 def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> None:
-    """What failed, then each new stem's headline against each baseline, one wrapped line each."""
+    """What failed, then each new stem's headline against each baseline and the CNN reference, one wrapped line
+    each."""
     df = load_results(spec.name, run.results)
     names = [n.spec.name for n in news]
-    keep = {*news[0].baselines, *names}
+    keep = {*(m.name for m in models_of(news, spec)), *names}
     df = df[df["model"].map(lambda m: m in keep or copy_of(m) in keep)]  # A/A copies give the noise floor
     failed = int((df["status"] == "failed").sum())
     if failed:  # no result: left out of every verdict until re-run
