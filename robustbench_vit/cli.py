@@ -124,6 +124,8 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     add_launch_options(r)
     r.add_argument("--detach", action="store_true",
                    help="slurm: submit the jobs and return (run again later to wait, retry and collect)")
+    r.add_argument("--json", action="store_true", help="print what ran, where the results are and each "
+                   "comparison's headline with its numbers as one JSON object (progress goes to stderr)")
     s = ssub.add_parser("status", help="trial counts by model and status, and where the storage is")
     s.add_argument("name", help="a study name or the YAML path it was run from")
     s.add_argument("--json", action="store_true", help="print {model: {status: count}}")
@@ -174,6 +176,8 @@ def add_compare_parser(sub: argparse._SubParsersAction) -> None:
                         "in reports/claims-NAME/")
     p.add_argument("--yes", action="store_true", help="with --claims: launch without asking, even above 100 "
                    "GPU-hours")
+    p.add_argument("--json", action="store_true", help="print the report's files and each comparison's headline "
+                   "with its numbers (with --claims: the scorecard) as one JSON object (progress goes to stderr)")
     add_launch_options(p)
     p.set_defaults(entry="compare")
 

@@ -1,6 +1,7 @@
 """`compare`: a user stem runs on exactly the baselines' stored trial points, then the report ranks all three."""
 
 import hashlib
+import json
 from pathlib import Path
 
 import optuna
@@ -8,8 +9,9 @@ import pytest
 
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.cli import main
-from robustbench_vit.commands.compare import compare_stem, default_name
+from robustbench_vit.commands.compare import compare_stem, contender, default_name, stem_verdicts
 from robustbench_vit.store import Results
+from robustbench_vit.study.files import load_spec
 from robustbench_vit.study.options import RunOptions
 
 EXAMPLE = str(Path(__file__).resolve().parents[1] / "examples" / "overlap_stem.py") + ":OverlapPatchStem"
@@ -62,11 +64,16 @@ def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsy
     study = tmp_path / "cmp.yaml"
     study.write_text(STUDY)
     runs, out = tmp_path / "runs", tmp_path / "report"
-    assert main(["study", "run", str(study), "--runs-dir", str(runs)]) == 0
+    assert main(["study", "run", str(study), "--runs-dir", str(runs), "--json"]) == 0
     url = f"sqlite:///{runs / 'cmp' / 'study.db'}"
     baseline_trials = {s: n for s, n in _finished(url, "cmp").items()}
     assert baseline_trials == {"cmp/vit_p_micro": 3, "cmp/vit_c_micro": 3}
-    capsys.readouterr()
+    printed = capsys.readouterr()
+    ran = json.loads(printed.out)  # stdout holds the JSON alone; what ran and the headlines go to stderr
+    assert ran["study"] == "cmp" and ran["trials"]["done"] == ran["trials"]["total"] == 6 and ran["ran"] == 6
+    assert ran["next"].startswith("robustbench-vit report cmp") and "next: robustbench-vit report cmp" in printed.err
+    (v,) = ran["verdicts"]
+    assert v["comparison"] == "vit_c_micro vs vit_p_micro" and v["line"] in " ".join(printed.err.split())
 
     assert main(["compare", "--stem", EXAMPLE, "--study", str(study), "--runs-dir", str(runs),
                  "--out", str(out)]) == 0
@@ -86,6 +93,21 @@ def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsy
     digest = hashlib.sha256(Path(EXAMPLE.rpartition(":")[0]).read_bytes()).hexdigest()[:12]
     assert "stem source of overlap_patch_stem_micro" in html and digest in html  # which file the trials trained
 
+    lines = [v.line for v in stem_verdicts(load_spec(str(study)), RunOptions(runs_dir=runs), [contender(
+        EXAMPLE, size="micro")], None)]
+    assert len(lines) == 2 and all(len(x) <= 100 for x in lines), lines  # one line of ≤ 100 characters each
+    assert " ".join(printed.out.split()).count(" vs vit_") == 2
+
+    # Again, as JSON: nothing left to run; the files and both verdicts with their numbers
+    assert main(["compare", "--stem", EXAMPLE, "--study", str(study), "--runs-dir", str(runs), "--out", str(out),
+                 "--json"]) == 0
+    printed = capsys.readouterr()
+    found = json.loads(printed.out)
+    assert "0 trials ran now" in printed.err and found["stems"] == ["overlap_patch_stem_micro"]
+    assert found["files"] == {"html": str(out / "report.html")}
+    assert [v["line"] for v in found["verdicts"]] == lines
+    assert {v["baseline"] for v in found["verdicts"]} == {"vit_p_micro", "vit_c_micro"}
+
     # Again: nothing left to run for anyone.
     _, summary = compare_stem(EXAMPLE, study=str(study), run=RunOptions(runs_dir=runs), progress=False)
     assert summary.ran == 0 and summary.done == 9
@@ -101,7 +123,7 @@ def test_compare_runs_only_the_new_stem_and_reports_three_models(tmp_path, capsy
     flat = " ".join(printed.split())  # each wrapped at 80 columns
     for base in ("vit_p_micro", "vit_c_micro"):
         line = flat[flat.index(f"blind_micro vs {base}: "):].split(".")[0]
-        assert line == f"blind_micro vs {base}: blind_micro did not learn (no trial beat chance): no robustness to compare"
+        assert line == f"blind_micro vs {base}: blind_micro did not learn (never beat chance): no robustness to compare"
     assert all(len(ln) <= 80 for ln in printed.splitlines() if not ln.startswith(("html:", "pdf:")))
 
 

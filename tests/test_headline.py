@@ -11,7 +11,7 @@ from robustbench_vit.analysis.claims import Claim, Roles, ScoredClaim, score
 from robustbench_vit.analysis.comparison import Interval, comparisons
 from robustbench_vit.analysis.figure_data import claims_forest, forest_info
 from robustbench_vit.analysis.summary import comparison_details_table, comparisons_table, rounded, terminal_lines
-from robustbench_vit.analysis.verdict import HEADLINE_WORDS, headline_lines, rerun, verdicts
+from robustbench_vit.analysis.verdict import HEADLINE_WORDS, LINE, headline_lines, rerun, verdicts
 from tests.test_verdict import BASE_C, BASE_P, N, _model
 
 RNG = np.random.default_rng(1)
@@ -50,10 +50,13 @@ def _verdict(case: str, command: str | None = "study run lr_sensitivity"):
 def test_every_outcome_has_a_headline_of_at_most_25_words_and_100_characters_a_line(case):
     v = _verdict(case)
     assert v.summary and len(v.summary.split()) <= HEADLINE_WORDS, v.summary
+    full = f"{v.title}: {v.summary}"
+    assert len(v.line) <= LINE and (v.line == full or len(full) > LINE), (v.line, full)  # the headline where it fits
     for width in (80, 100, 200):
         lines = headline_lines([v], width)
         assert all(len(line) <= min(width, 100) for line in lines), lines
-        assert " ".join(x.strip() for x in lines) == f"{v.title}: {v.summary}"  # wrapped at spaces, nothing lost
+        head = [x for x in lines if not x.startswith(("next:", "    "))]
+        assert len(head) == 1 and " ".join(x.strip() for x in lines).startswith(v.line)  # wrapped at spaces
     print(f"{case}: {len(v.summary.split())} words (the full sentence: {len(v.text.split())})")
 
 
@@ -84,8 +87,37 @@ def test_an_undecided_headline_says_how_many_settings_would_decide_and_the_comma
     assert any("Power to decide" in c for c in v.caveats) and "permutation test p" in v.headline
 
 
+def test_a_terminal_line_per_comparison_keeps_the_decision_and_effect_and_moves_the_command_last():
+    """compare's stems carry long names: each comparison still gets one line of at most 100 characters with its
+    decision and effect [95%]; an undecided one's command follows once, after every line, with the most settings
+    any comparison needs."""
+    long = {"vit_p_x": "regnety_micro", "vit_c_x": "overlap_patch_stem_micro"}  # default_name of OverlapPatchStem
+    vs = []
+    for case in ("more robust", "inconclusive", "confounded", "equivalent"):
+        df = _frame(case)
+        df["model"] = df["model"].map(long)
+        df.loc[df["model"] == "regnety_micro", "model"] = "vit_p_micro"  # a baseline's name, as compare gives
+        (v,) = verdicts(M.model_metrics(df), comparisons(df), command="compare --stem stems.py:Overlapping --study "
+                        "lr_wd_stability")
+        vs.append(v)
+    for v in vs:
+        assert len(v.line) <= LINE and v.line.startswith(f"{v.title}: {v.outcome}"), v.line
+        iv = v.effect
+        assert rounded(iv.value, iv.low, iv.high) in v.line, v.line  # model − baseline, in the unit that decided
+    undecided = [v for v in vs if v.needed]
+    assert undecided, [v.outcome for v in vs]
+    lines = headline_lines(vs, 80)
+    assert all(len(x) <= 80 for x in lines), lines
+    text = " ".join(x.strip() for x in lines)
+    most = max(v.needed for v in undecided)
+    assert text.endswith(f"next: compare --stem stems.py:Overlapping --study lr_wd_stability --until-decided "
+                         f"(about {most} settings per model would decide it)"), text
+    assert sum(x.startswith("next:") for x in lines) == 1
+    assert [v.to_dict()["line"] for v in vs] == [v.line for v in vs]
+
+
 def test_no_effect_headlines_say_why_plainly():
-    assert _verdict("did not train").summary == ("vit_c_x did not learn (no trial beat chance): no robustness to "
+    assert _verdict("did not train").summary == ("vit_c_x did not learn (never beat chance): no robustness to "
                                                  "compare.")
     assert _verdict("all diverged").summary.startswith("Neither model learned")
     assert _verdict("all failed").summary.startswith("No comparison: vit_c_x has no results yet; `study run")

@@ -26,6 +26,7 @@ STATISTIC = {"area": f"Δ-EDF area over 0–{DELTA_WINDOW:g} points",
              "retained": "normalised robustness (mean share of the attainable improvement a trial keeps)"}
 UNIT = {"area": "Δ-EDF area", "retained": "normalised robustness"}  # the headline's name of each decided statistic
 HEADLINE_WORDS = 25  # a headline is read at a glance: at most this many words
+LINE = 100  # a comparison's line in a terminal: at most this many characters (wrapped once at 80 columns)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Verdict:
     statistic: str = ""  # which: "area" or "retained" ("" without a decision)
     margin: float | None = None
     needed: int | None = None  # settings per model that would decide (undecided only)
+    next: str = ""  # the command an undecided headline ends with (`next_step`), where more settings would decide
 
     @property
     def short(self) -> str:
@@ -57,6 +59,23 @@ class Verdict:
     def title(self) -> str:
         """'model vs baseline' (or what the verdict says where there is no pair)."""
         return f"{self.model} vs {self.baseline}" if self.baseline != "–" else "Comparisons unavailable"
+
+    @property
+    def line(self) -> str:
+        """The headline as one terminal line of at most LINE characters: 'title: headline' where it fits; else an
+        undecided one leaves its command to the `next:` line after all of them (`headline_lines`); then the outcome
+        and the effect [95%] with one more note (the settings that would decide, the margin, bests far apart), or
+        alone; last, the title and the outcome."""
+        lines = [f"{self.title}: {self.short}"]
+        if self.effect is not None and self.statistic:
+            e = self.effect
+            brief = f"{self.title}: {self.outcome}, {UNIT[self.statistic]} {rounded(e.value, e.low, e.high)}"
+            more = [f"; about {self.needed} settings per model would decide" if self.needed is not None else "",
+                    f" (±{self.margin:g})" if self.outcome == "equivalent" else "",
+                    " (bests far apart)" if self.confounded else ""]
+            lines += [brief + m for m in more if m] + [brief]
+        lines.append(f"{self.title}: {self.outcome}")
+        return next((line for line in lines if len(line) <= LINE), lines[-1])
 
     @property
     def text(self) -> str:
@@ -70,7 +89,7 @@ class Verdict:
                 "headline": self.short, "statistic": self.statistic or None,
                 "effect": e.value if e else None, "low": e.low if e else None, "high": e.high if e else None,
                 "margin": self.margin, "p": self.p, "needed_per_model": self.needed, "more_robust": self.more_robust,
-                "confounded": bool(self.confounded)}
+                "confounded": bool(self.confounded), "line": self.line}
 
 
 def rerun(study: str | None, preset: str | None = None) -> str | None:
@@ -116,8 +135,16 @@ def summary(c: Comparison, d: Decision, outcome: str, command: str | None = None
 
 
 def headline_lines(verdicts: list[Verdict], width: int = TERMINAL) -> list[str]:
-    """Every verdict's headline for a terminal: one 'model vs baseline: headline' each, wrapped at `width`."""
-    return terminal_lines([f"{v.title}: {v.short}" for v in verdicts], width)
+    """Every verdict's headline for a terminal: one line of at most LINE characters each (`Verdict.line`), then,
+    where a line left out its command, one `next:` line with it and the most settings any comparison needs; each
+    wrapped at `width`."""
+    lines = [v.line for v in verdicts]
+    cut = [v for v, line in zip(verdicts, lines) if v.next and v.next not in line]
+    if cut:
+        most = max(v.needed for v in cut if v.needed is not None)
+        lines.append(f"next: {cut[0].next.replace('`', '')} (about {most} settings per model would decide "
+                     f"{'every comparison' if len(cut) > 1 else 'it'})")
+    return terminal_lines(lines, width)
 
 
 def _did_not_learn(model: str, x: pd.Series) -> str:
@@ -163,8 +190,8 @@ def _not_comparable(c: Comparison, x: pd.DataFrame, failed: list[str]) -> Verdic
     tail = f"so it is not comparable with {ok[0]} on robustness" if ok else "so neither has a robustness to compare"
     note = f"Chance error here is {c.chance:.0f}%; " if c.chance < 100 else ""
     absolute = _absolute(c)
-    short = (f"{' and '.join(lost)} did not learn (no trial beat chance): no robustness to compare."
-             if len(lost) < 2 else "Neither model learned (no trial beat chance): no robustness to compare.")
+    short = (f"{' and '.join(lost)} did not learn (never beat chance): no robustness to compare."
+             if len(lost) < 2 else "Neither model learned (neither beat chance): no robustness to compare.")
     return Verdict(m, b, "not comparable", f"{why}, {tail}.", (f"{absolute[0].upper()}{absolute[1:]}.",), (
         f"{note}a model that never leaves chance has every Δerror ≈ 0 and would look perfectly robust, so it "
         f"gets no rank.", *failed), summary=short)
@@ -272,7 +299,8 @@ def verdict(c: Comparison, mm: pd.DataFrame, floors: dict[str, NoiseFloor] | Non
                    tuple(caveats + failed), more_robust=lead if outcome in ("more robust", "less robust") else None,
                    p=float(d.p), confounded=c.confounded, noise=noise, summary=summary(c, d, outcome, command),
                    effect=d.difference, statistic=d.statistic, margin=d.margin,
-                   needed=None if d.decided else d.needed)
+                   needed=None if d.decided else d.needed,
+                   next=next_step(command) if not d.decided and d.needed is not None else "")
 
 
 def verdicts(mm: pd.DataFrame, cmp: list[Comparison], floors: dict[str, NoiseFloor] | None = None,

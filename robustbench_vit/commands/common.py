@@ -23,7 +23,7 @@ from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.leaderboard import study_rows
 from robustbench_vit.analysis.sequential import expected_settings
 from robustbench_vit.analysis.summary import terminal_lines
-from robustbench_vit.analysis.verdict import analyse, headline_lines, rerun
+from robustbench_vit.analysis.verdict import Verdict, analyse, headline_lines, rerun
 from robustbench_vit.commands.until import (NOTHING_SPENT, Budget, Decider, Outcome, Sequential, Until, look_frame,
                                             run_until_decided, until_lines)
 from robustbench_vit.errors import UserError, choices
@@ -51,13 +51,19 @@ def terminal_width() -> int:
     return shutil.get_terminal_size((80, 24)).columns
 
 
-def print_headlines(spec: StudySpec, results: Results) -> None:
-    """Every comparison's headline in a study, one wrapped line each: how `study run` ends."""
+def study_verdicts(spec: StudySpec, results: Results) -> list[Verdict]:
+    """Every comparison's verdict in a stored study (none where nothing is stored yet)."""
     try:
         df = load_results(spec.name, results)
     except UserError:  # nothing stored yet: no comparison to state
-        return
-    print("\n".join(headline_lines(analyse(df, rerun(spec.name, spec.preset)).verdicts, terminal_width())))
+        return []
+    return analyse(df, rerun(spec.name, spec.preset)).verdicts
+
+
+def print_headlines(verdicts: list[Verdict]) -> None:
+    """Every comparison's headline, one line each (wrapped at the terminal's width): how `study run` ends."""
+    if verdicts:
+        print("\n".join(headline_lines(verdicts, terminal_width())))
 
 
 def results_of(args: argparse.Namespace) -> Results:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from rich.table import Table
 
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.noise import copy_of
-from robustbench_vit.analysis.verdict import analyse, headline_lines
+from robustbench_vit.analysis.verdict import Verdict, analyse, headline_lines
 from robustbench_vit.commands.common import (Launch, ScorecardRequest, print_plan, run_claims, terminal_width,
                                              write_leaderboard_of)
 from robustbench_vit.commands.until import comparison_decider, run_until_decided
@@ -151,9 +153,9 @@ def summary_table(new: Contender, *more: Contender) -> Table:
     return t
 
 
-def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> None:
-    """What failed, then each new stem's headline against each baseline and the CNN reference, one wrapped line
-    each."""
+def stem_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender], command: str | None) -> list[Verdict]:
+    """Each new stem's verdict against each baseline and the CNN reference; says first what failed (`command`:
+    the compare that ran them, which an undecided headline gives with --until-decided)."""
     df = load_results(spec.name, run.results)
     names = [n.spec.name for n in news]
     keep = {*(m.name for m in models_of(news, spec)), *names}
@@ -163,8 +165,17 @@ def print_verdicts(spec: StudySpec, run: RunOptions, news: list[Contender]) -> N
         print(f"incomplete: {failed} trial{'s' if failed > 1 else ''} failed without a result and "
               f"{'are' if failed > 1 else 'is'} left out; run the same compare again to re-run "
               f"{'them' if failed > 1 else 'it'}")
-    found = [v for v in analyse(df).verdicts if v.model in names]  # next step: this compare, --until-decided
-    print("\n".join(headline_lines(found, terminal_width())))
+    return [v for v in analyse(df, command).verdicts if v.model in names]
+
+
+def again(request: CompareRequest) -> str | None:
+    """The compare that ran these stems, to repeat with --until-decided (None where --set changed the study:
+    the generic advice then)."""
+    if request.launch.overrides:
+        return None
+    stems = " ".join(f"--stem {s}" for s in request.stems)
+    return " ".join(x for x in ("compare", stems, f"--study {request.study}",
+                                f"--preset {request.preset}" if request.preset else "") if x)
 
 
 @dataclass(frozen=True)
@@ -184,6 +195,7 @@ class CompareRequest:
     out: str | None = None
     formats: str = "html"
     claims: str | None = None
+    as_json: bool = False
 
 
 def _on_claims(request: CompareRequest) -> int:
@@ -195,7 +207,7 @@ def _on_claims(request: CompareRequest) -> int:
     new = contender(r.stems[0], size=size, name=r.name, options=parse_options(r.options))
     Console(stderr=True).print(summary_table(new))
     return run_claims(ScorecardRequest(preset=r.preset or "default", claims=r.claims or None, launch=r.launch,
-                                       out=r.out, formats=r.formats, stem=new.spec))
+                                       out=r.out, formats=r.formats, stem=new.spec, as_json=r.as_json))
 
 
 def _run(spec: StudySpec, news: list[Contender], request: CompareRequest, console: Console) -> None:
@@ -213,18 +225,31 @@ def _run(spec: StudySpec, news: list[Contender], request: CompareRequest, consol
 
 
 def compare_command(request: CompareRequest) -> int:
-    """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print verdicts (several
-    stems: their leaderboard beside the report). With `claims`: score one stem on the paper's claims instead."""
+    """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print each stem's
+    headlines (several stems: their leaderboard beside the report). With `claims`: score one stem on the paper's
+    claims instead. `as_json`: the files and verdicts as one JSON object on stdout, everything else on stderr."""
     r, launch = request, request.launch
     if r.claims is not None:  # the paper's claims, this stem in ViT_C's place
         return _on_claims(r)
+    if not r.as_json:
+        return _compare(r)[0]
+    with contextlib.redirect_stdout(sys.stderr):
+        code, found = _compare(r)
+    print(json.dumps(found, indent=2))
+    return code
+
+
+def _compare(request: CompareRequest) -> tuple[int, dict]:
+    """Run and report the comparison; (exit code, the study, stems, files and verdicts as JSON values)."""
+    r, launch = request, request.launch
     spec, size = study_for(r.study, r.preset, r.size, launch.overrides)
     fmts = parse_formats(r.formats)  # checked before hours of trials, not after
     news = contenders(list(r.stems), spec, size=size, name=r.name, options=parse_options(r.options))
     console = Console(stderr=True)
     console.print(summary_table(*news))
+    found = {"study": spec.name, "stems": [n.spec.name for n in news]}
     if launch.dry_run:
-        return print_plan([spec], launch.run, models_of(news, spec), until=launch.until)
+        return print_plan([spec], launch.run, models_of(news, spec), until=launch.until), found | {"dry_run": True}
     _run(spec, news, r, console)
     paths = build_report(spec.name, launch.run.results, out_dir=r.out, formats=fmts)
     for fmt, path in paths.items():
@@ -233,9 +258,11 @@ def compare_command(request: CompareRequest) -> int:
         report = next(iter(paths.values()))
         write_leaderboard_of([spec.name], launch.run.results, report.parent / "leaderboard", formats=["html"],
                              reports={spec.name: report.with_suffix(".html")})
+    verdicts = stem_verdicts(spec, launch.run, news, again(r))
     if launch.until is None:  # a sequential run printed its decisions, each at the level its look spent
-        print_verdicts(spec, launch.run, news)
-    return 0
+        print("\n".join(headline_lines(verdicts, terminal_width())))
+    return 0, found | {"files": {fmt: str(path) for fmt, path in paths.items()},
+                       "verdicts": [v.to_dict() for v in verdicts]}
 
 
 def main(args: argparse.Namespace) -> int:
@@ -243,4 +270,4 @@ def main(args: argparse.Namespace) -> int:
     return compare_command(CompareRequest(stems=tuple(args.stem or ()), study=args.study, preset=args.preset,
                                           size=args.size, name=args.name, options=args.options,
                                           launch=Launch.of(args), out=args.out, formats=args.format,
-                                          claims=args.claims))
+                                          claims=args.claims, as_json=args.json))

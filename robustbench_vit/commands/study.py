@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from robustbench_vit.commands.common import (WIDE, overrides_of, print_headlines, print_plan, results_of,
-                                            run_options_of, until_of)
+                                            run_options_of, study_verdicts, until_of)
 from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided, until_flags
 from robustbench_vit.errors import UserError
 from robustbench_vit.store import STATES, Results, mask_url
@@ -39,27 +40,44 @@ class StudyRunRequest:
     overrides: dict | None = None
     dry_run: bool = False
     until: Until | None = None
+    as_json: bool = False
 
 
 def run_command(request: StudyRunRequest) -> int:
-    """`study run`: run what is left of a study, then say where the results are and what comes next
-    (`dry_run`: print the plan only; `until`: look by look until every comparison is decided)."""
+    """`study run`: run what is left of a study, then say where the results are, what comes next and each
+    comparison's headline (`dry_run`: print the plan only; `until`: look by look until every comparison is decided;
+    `as_json`: all of it as one JSON object on stdout, everything else on stderr)."""
+    if not request.as_json:
+        code, _ = _run(request)
+        return code
+    with contextlib.redirect_stdout(sys.stderr):
+        code, found = _run(request)
+    print(json.dumps(found, indent=2))
+    return code
+
+
+def _run(request: StudyRunRequest) -> tuple[int, dict]:
+    """Run the study and print what was done; (exit code, what was done as JSON values)."""
     name, preset, options, overrides = request.name, request.preset, request.run, request.overrides
     dry_run, until = request.dry_run, request.until
     spec = load_spec(name, preset, overrides)
     if until is not None and options.detach:
         raise UserError("--until-decided analyses every look as it finishes; it cannot --detach")
     if dry_run:
-        return print_plan([spec], options, until=until)
+        return print_plan([spec], options, until=until), {"study": spec.name, "dry_run": True}
     flags = _location_flags(str(options.runs_dir), options.storage)
     again = (f"robustbench-vit study run {name}{f' --preset {preset}' if preset else ''}"
              f"{override_flags(overrides or {})}{flags}{until_flags(until)}")
+    found = {"study": spec.name, "results": mask_url(options.results.url(spec.name)),
+             "next": f"robustbench-vit report {spec.name}{flags}"}
     try:
         if until is not None:
             seq = run_until_decided(spec, options, until, comparison_decider())
-            print(f"results: {mask_url(options.results.url(spec.name))}")
-            print(f"next: robustbench-vit report {spec.name}{flags}")  # its looks printed each decision
-            return 0 if seq.reason != "failed trials" else 1
+            print(f"results: {found['results']}")
+            print(f"next: {found['next']}")  # its looks printed each decision
+            found |= {"stopped": seq.reason, "ran": seq.ran, "trials": {"done": seq.trials},
+                      "verdicts": [v.to_dict() for v in study_verdicts(spec, options.results)]}
+            return (0 if seq.reason != "failed trials" else 1), found
         summary = run_study(spec, options, progress=not options.detach)
     except KeyboardInterrupt:
         print(f"stopped; finished trials are stored. Resume with: {again}", file=sys.stderr)
@@ -71,15 +89,19 @@ def run_command(request: StudyRunRequest) -> int:
         print(f"later: {again} --executor slurm"
               f"{' (and the same --slurm-* options)' if options.slurm.given() else ''}"
               f"   (waits for these jobs, re-runs failed or lost trials)")
-        return 0
+        return 0, found | {"jobs": summary.jobs, "next": f"{again} --executor slurm"}
     totals = {s: sum(c[s] for c in summary.counts.values()) for s in STATES}
     print(f"{spec.name}: {summary.done}/{summary.total} trials finished ({totals['complete']} complete, "
           f"{totals['diverged']} diverged, {totals['stopped']} stopped early, {totals['failed']} failed) for "
           f"{', '.join(summary.models)}; {summary.ran} ran now in {summary.seconds:.0f} s")
     print(f"results: {mask_url(summary.storage)}")
-    print(f"next: robustbench-vit report {spec.name}{flags}")
-    print_headlines(spec, options.results)
-    return 0 if totals["failed"] == 0 else 1
+    print(f"next: {found['next']}")
+    verdicts = study_verdicts(spec, options.results)
+    print_headlines(verdicts)
+    found |= {"models": summary.models, "ran": summary.ran, "seconds": round(summary.seconds, 1),
+              "trials": {"done": summary.done, "total": summary.total, **totals},
+              "verdicts": [v.to_dict() for v in verdicts]}
+    return (0 if totals["failed"] == 0 else 1), found
 
 
 def status_command(name: str, results: Results, as_json: bool) -> int:
@@ -135,4 +157,4 @@ def main(args: argparse.Namespace) -> int:
     if args.study_command == "status":
         return status_command(study_name(args.name), results_of(args), args.json)
     return run_command(StudyRunRequest(args.name, args.preset, run_options_of(args), overrides=overrides_of(args),
-                                       dry_run=args.dry_run, until=until_of(args)))
+                                       dry_run=args.dry_run, until=until_of(args), as_json=args.json))
