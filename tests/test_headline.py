@@ -2,16 +2,19 @@
 decision with its effect and interval in the unit that decided it, says what would decide an undecided one with the
 command, and prints as lines of at most 100 characters (80 at 80 columns), wrapped at spaces."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from robustbench_vit.analysis import metrics as M
-from robustbench_vit.analysis.claims import Claim, Roles, ScoredClaim, score
+from robustbench_vit.analysis.claims import Claim, Roles, ScoredClaim, claim_lines, score
 from robustbench_vit.analysis.comparison import Interval, comparisons
 from robustbench_vit.analysis.figure_data import claims_forest, forest_info
 from robustbench_vit.analysis.summary import comparison_details_table, comparisons_table, rounded, terminal_lines
-from robustbench_vit.analysis.verdict import HEADLINE_WORDS, LINE, headline_lines, rerun, verdicts
+from robustbench_vit.analysis.summary import LINE
+from robustbench_vit.analysis.verdict import HEADLINE_WORDS, headline_lines, rerun, verdicts
 from tests.test_verdict import BASE_C, BASE_P, N, _model
 
 RNG = np.random.default_rng(1)
@@ -178,6 +181,17 @@ def test_claim_headlines_give_status_effect_interval_and_next_step():
         assert ("`reproduce --until-decided`" in row.headline) == (s.status == "inconclusive")
         assert all(len(line) <= 80 for line in terminal_lines([row.headline], 80))
     assert rows[0].score.status == "reproduced" and rows[0].score.unit in ("Δ-EDF area", "normalised robustness")
+    # a long id: the line keeps status and effect [95%] in ≤ 100 characters, the command comes once, last
+    undecided = next(r for r in rows if r.score.status == "inconclusive")
+    long = ScoredClaim(replace(undecided.score, claim=claim.model_copy(update={"id": "conv_stem_at_least_as_robust_as_cnn"}),
+                               needed=37), "tiny", "../x/report.html")
+    assert len(long.headline) > LINE and len(long.line) <= LINE, long.line
+    assert long.line.startswith("conv_stem_at_least_as_robust_as_cnn (tiny): inconclusive, ") and "37" in long.line
+    lines = claim_lines([*rows, long], 80)
+    assert all(len(x) <= 80 for x in lines) and sum(x.startswith("next:") for x in lines) == 1
+    most = max(r.score.needed or 0 for r in [*rows, long] if r.score.status == "inconclusive")
+    assert " ".join(x.strip() for x in lines).endswith(f"next: reproduce --until-decided (about {most} settings "
+                                                       "per model would decide every claim)"), lines
     assert rows[1].score.unit == "error points"
     info = claims_forest(rows)
     assert [r.label for r in info.rows] == ["robust (x)", "peak (x)"] * 2 and info.sense.endswith("claims)")

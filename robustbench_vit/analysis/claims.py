@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -25,7 +26,7 @@ from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.metrics import fraction_within, matched, model_metrics, results
 from robustbench_vit.analysis.noise import expected_floor, noise_floors
-from robustbench_vit.analysis.summary import fmt, rounded
+from robustbench_vit.analysis.summary import LINE, TERMINAL, fitted, fmt, rounded, terminal_lines
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.reference import regnety_name
@@ -196,6 +197,29 @@ class ScoredClaim:
         elif s.status != "incomplete":
             text += f"; {s.why}"
         return text + (f"; {s.next_step}" if s.next_step else "") + "."
+
+    @property
+    def line(self) -> str:
+        """The headline as one terminal line of at most LINE characters: the headline where it fits; else without
+        its command (given once after every claim, `claim_lines`), then the status and effect alone."""
+        s = self.score
+        base = f"{s.claim.id} ({self.size}): {s.status}"
+        if s.effect is not None and s.interval:
+            base += f", {s.unit} {rounded(s.effect, *s.interval)}"
+        more = f"; about {s.needed} settings per model would decide" if s.status == "inconclusive" and s.needed else ""
+        return fitted([self.headline, *([base + more] if more else []), base])
+
+
+def claim_lines(rows: Sequence[ScoredClaim], width: int = TERMINAL) -> list[str]:
+    """Every claim's line for a terminal (`ScoredClaim.line`), then, where an inconclusive one left out its
+    command, one `next:` line with it and the most settings any claim needs; each wrapped at `width`."""
+    lines = [row.line for row in rows]
+    cut = [row.score for row, line in zip(rows, lines) if row.score.status == "inconclusive" and "--until" not in line]
+    if cut:
+        most = max((s.needed for s in cut if s.needed), default=None)
+        lines.append("next: reproduce --until-decided" + (f" (about {most} settings per model would decide every "
+                                                            "claim)" if most else ""))
+    return terminal_lines(lines, width)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ def fmt(v, spec: str = ".2f") -> str:
 
 MINUS = "\u2212"  # headlines print negative numbers with a true minus sign
 TERMINAL = 100  # the widest a terminal summary line gets (narrower terminals wrap to their width)
+LINE = 100  # a comparison's or a claim's line in a terminal: at most this many characters (wrapped at 80 columns)
 
 
 def decimals(low: float, high: float, scale: float = 1.0) -> int:
@@ -55,6 +56,11 @@ def rounded(value: float, low: float, high: float, scale: float = 1.0) -> str:
     """'+0.32 [+0.15, +0.49]': an effect and its 95% interval, rounded to what the interval supports."""
     k = decimals(low, high, scale)
     return f"{signed(value * scale, k)} [{signed(low * scale, k)}, {signed(high * scale, k)}]"
+
+
+def fitted(lines: Sequence[str]) -> str:
+    """The first of `lines` (fullest first) that fits in LINE characters; the last where none does."""
+    return next((line for line in lines if len(line) <= LINE), lines[-1])
 
 
 def terminal_lines(lines: Sequence[str], width: int = TERMINAL) -> list[str]:

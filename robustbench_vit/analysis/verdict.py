@@ -19,14 +19,13 @@ from robustbench_vit.analysis.comparison import Comparison, Decision, Interval, 
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
 from robustbench_vit.analysis.metrics import DELTA_WINDOW, RESULTS, model_metrics
 from robustbench_vit.analysis.noise import NoiseFloor, floor_for, noise_floors, split_copies
-from robustbench_vit.analysis.summary import TERMINAL, fmt, rounded, terminal_lines
+from robustbench_vit.analysis.summary import LINE, TERMINAL, fitted, fmt, rounded, terminal_lines
 
 OUTCOMES: tuple[RobustnessOutcome, ...] = get_args(RobustnessOutcome)
 STATISTIC = {"area": f"Δ-EDF area over 0–{DELTA_WINDOW:g} points",
              "retained": "normalised robustness (mean share of the attainable improvement a trial keeps)"}
 UNIT = {"area": "Δ-EDF area", "retained": "normalised robustness"}  # the headline's name of each decided statistic
 HEADLINE_WORDS = 25  # a headline is read at a glance: at most this many words
-LINE = 100  # a comparison's line in a terminal: at most this many characters (wrapped once at 80 columns)
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ class Verdict:
                     " (bests far apart)" if self.confounded else ""]
             lines += [brief + m for m in more if m] + [brief]
         lines.append(f"{self.title}: {self.outcome}")
-        return next((line for line in lines if len(line) <= LINE), lines[-1])
+        return fitted(lines)
 
     @property
     def text(self) -> str:

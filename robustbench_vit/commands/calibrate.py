@@ -59,7 +59,7 @@ def _print(result: dict, floor: NoiseFloor, *, replicas: int, path: Path) -> Non
     for key, (what, spec_, scale) in STATISTICS.items():
         print(f"  {what:<30} ±{abs(floor.floors[key]) * scale:{spec_.lstrip('+')}}")
     print(f"written: {path}")
-    print("\n".join(terminal_lines([f"{h['comparison']}: {h['headline']}" for h in result["headlines"]],
+    print("\n".join(terminal_lines([h["line"] for h in result["headlines"]],
                                     terminal_width())))
 
 

@@ -18,11 +18,10 @@ from pathlib import Path
 from rich.console import Console
 
 from robustbench_vit.analysis.claims import (CLAIM_DECIDED, Claim, ClaimLook, Roles, Score, ScoredClaim, Scorecard,
-                                             baselines, claim_key, claim_trials, load_claims, score)
+                                             baselines, claim_key, claim_lines, claim_trials, load_claims, score)
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.leaderboard import study_rows
 from robustbench_vit.analysis.sequential import expected_settings
-from robustbench_vit.analysis.summary import terminal_lines
 from robustbench_vit.analysis.verdict import Verdict, analyse, headline_lines, rerun
 from robustbench_vit.commands.until import (NOTHING_SPENT, Budget, Decider, Outcome, Sequential, Until, look_frame,
                                             run_until_decided, until_lines)
@@ -316,7 +315,7 @@ def print_card(card: Scorecard, paths: dict[str, Path], as_json: bool) -> None:
         print(blocks(card))
     for fmt, path in paths.items():
         print(f"{fmt}: {path}")
-    print("\n".join(terminal_lines([row.headline for row in card.rows], terminal_width())))
+    print("\n".join(claim_lines(card.rows, terminal_width())))
 
 
 def _run_studies(request: ScorecardRequest, chosen: list[Claim], specs: dict[str, StudySpec],
