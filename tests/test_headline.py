@@ -14,7 +14,7 @@ from robustbench_vit.analysis.comparison import Interval, comparisons
 from robustbench_vit.analysis.figure_data import claims_forest, forest_info
 from robustbench_vit.analysis.summary import comparison_details_table, comparisons_table, rounded, terminal_lines
 from robustbench_vit.analysis.summary import LINE
-from robustbench_vit.analysis.verdict import HEADLINE_WORDS, headline_lines, rerun, verdicts
+from robustbench_vit.analysis.verdict import HEADLINE_WORDS, Verdict, headline_lines, rerun, verdicts
 from tests.test_verdict import BASE_C, BASE_P, N, _model
 
 RNG = np.random.default_rng(1)
@@ -67,6 +67,11 @@ def test_decided_headlines_give_the_effect_and_interval_in_the_unit_that_decided
     v = _verdict("more robust")
     iv = v.effect
     assert v.outcome == "more robust" and v.summary.startswith("vit_c_x is more robust than vit_p_x: ")
+    # a terminal prints the headline itself where it fits and names both models (the front door's, 2026-12-07)
+    front = Verdict("vit_c_micro", "vit_p_micro", "more robust", "(the full sentence)", summary=(
+        "vit_c_micro is more robust than vit_p_micro: Δ-EDF area +0.21 [+0.08, +0.38]."),
+        effect=Interval(0.21, 0.08, 0.38), statistic="area")
+    assert front.line == front.summary
     unit = "normalised robustness" if v.confounded else "Δ-EDF area"
     assert f"{unit} {rounded(iv.value, iv.low, iv.high)}" in v.summary
     rev = _verdict("less robust")

@@ -61,11 +61,13 @@ class Verdict:
 
     @property
     def line(self) -> str:
-        """The headline as one terminal line of at most LINE characters: 'title: headline' where it fits; else an
-        undecided one leaves its command to the `next:` line after all of them (`headline_lines`); then the outcome
+        """The headline as one terminal line of at most LINE characters: 'title: headline' where it fits, or the
+        headline alone where it names both models; else an undecided one leaves its command to the `next:` line after all of them (`headline_lines`); then the outcome
         and the effect [95%] with one more note (the settings that would decide, the margin, bests far apart), or
         alone; last, the title and the outcome."""
         lines = [f"{self.title}: {self.short}"]
+        if self.model in self.short and self.baseline in self.short:  # it names both: the headline alone
+            lines.append(self.short)
         if self.effect is not None and self.statistic:
             e = self.effect
             brief = f"{self.title}: {self.outcome}, {UNIT[self.statistic]} {rounded(e.value, e.low, e.high)}"
