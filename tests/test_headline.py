@@ -178,7 +178,8 @@ def test_claim_headlines_give_status_effect_interval_and_next_step():
     for case in ("more robust", "inconclusive"):
         df = _frame(case)
         for c in (claim, best):
-            rows.append(ScoredClaim(score(c, df, Roles("x", "vit_c_x", "vit_p_x"), power=False), "x", "../x/report.html"))
+            scored = score(c, df, Roles("x", "vit_c_x", "vit_p_x"), power=False)
+            rows.append(ScoredClaim(scored, "x", "../x/report.html"))
     for row in rows:
         s = row.score
         assert row.headline.startswith(f"{s.claim.id} (x): {s.status}, {s.unit} ")
@@ -188,8 +189,8 @@ def test_claim_headlines_give_status_effect_interval_and_next_step():
     assert rows[0].score.status == "reproduced" and rows[0].score.unit in ("Δ-EDF area", "normalised robustness")
     # a long id: the line keeps status and effect [95%] in ≤ 100 characters, the command comes once, last
     undecided = next(r for r in rows if r.score.status == "inconclusive")
-    long = ScoredClaim(replace(undecided.score, claim=claim.model_copy(update={"id": "conv_stem_at_least_as_robust_as_cnn"}),
-                               needed=37), "tiny", "../x/report.html")
+    renamed = claim.model_copy(update={"id": "conv_stem_at_least_as_robust_as_cnn"})
+    long = ScoredClaim(replace(undecided.score, claim=renamed, needed=37), "tiny", "../x/report.html")
     assert len(long.headline) > LINE and len(long.line) <= LINE, long.line
     assert long.line.startswith("conv_stem_at_least_as_robust_as_cnn (tiny): inconclusive, ") and "37" in long.line
     lines = claim_lines([*rows, long], 80)

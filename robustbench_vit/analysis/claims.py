@@ -11,9 +11,9 @@ benchmarks/calibration.py and tests/test_inference.py).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Literal, get_args
 
 import numpy as np
@@ -26,7 +26,7 @@ from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.metrics import fraction_within, matched, model_metrics, results
 from robustbench_vit.analysis.noise import expected_floor, noise_floors
-from robustbench_vit.analysis.summary import LINE, TERMINAL, fitted, fmt, rounded, terminal_lines
+from robustbench_vit.analysis.summary import TERMINAL, fitted, fmt, rounded, terminal_lines
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.reference import regnety_name

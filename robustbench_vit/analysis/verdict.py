@@ -19,7 +19,7 @@ from robustbench_vit.analysis.comparison import Comparison, Decision, Interval, 
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
 from robustbench_vit.analysis.metrics import DELTA_WINDOW, RESULTS, model_metrics
 from robustbench_vit.analysis.noise import NoiseFloor, floor_for, noise_floors, split_copies
-from robustbench_vit.analysis.summary import LINE, TERMINAL, fitted, fmt, rounded, terminal_lines
+from robustbench_vit.analysis.summary import TERMINAL, fitted, fmt, rounded, terminal_lines
 
 OUTCOMES: tuple[RobustnessOutcome, ...] = get_args(RobustnessOutcome)
 STATISTIC = {"area": f"Δ-EDF area over 0–{DELTA_WINDOW:g} points",
@@ -62,9 +62,9 @@ class Verdict:
     @property
     def line(self) -> str:
         """The headline as one terminal line of at most LINE characters: 'title: headline' where it fits, or the
-        headline alone where it names both models; else an undecided one leaves its command to the `next:` line after all of them (`headline_lines`); then the outcome
-        and the effect [95%] with one more note (the settings that would decide, the margin, bests far apart), or
-        alone; last, the title and the outcome."""
+        headline alone where it names both models. Else the outcome and the effect [95%] with one more note (the
+        settings that would decide, the margin, bests far apart), or alone: an undecided one leaves its command
+        to the `next:` line after all of them (`headline_lines`). Last, the title and the outcome."""
         lines = [f"{self.title}: {self.short}"]
         if self.model in self.short and self.baseline in self.short:  # it names both: the headline alone
             lines.append(self.short)

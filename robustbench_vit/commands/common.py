@@ -6,11 +6,14 @@ confirm, run what is missing (or look by look until decided), score each claim, 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import math
 import shutil
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,6 +66,17 @@ def print_headlines(verdicts: list[Verdict]) -> None:
     """Every comparison's headline, one line each (wrapped at the terminal's width): how `study run` ends."""
     if verdicts:
         print("\n".join(headline_lines(verdicts, terminal_width())))
+
+
+def as_json_or_text(run: Callable[[], tuple[int, dict]], as_json: bool) -> int:
+    """Run a command that prints as it goes and returns (exit code, what it did as JSON values); `as_json`: what it
+    printed goes to stderr and stdout holds the one JSON object."""
+    if not as_json:
+        return run()[0]
+    with contextlib.redirect_stdout(sys.stderr):
+        code, found = run()
+    print(json.dumps(found, indent=2))
+    return code
 
 
 def results_of(args: argparse.Namespace) -> Results:

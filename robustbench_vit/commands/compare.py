@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +14,8 @@ from rich.table import Table
 from robustbench_vit.analysis.frame import load_results
 from robustbench_vit.analysis.noise import copy_of
 from robustbench_vit.analysis.verdict import Verdict, analyse, headline_lines
-from robustbench_vit.commands.common import (Launch, ScorecardRequest, print_plan, run_claims, terminal_width,
-                                             write_leaderboard_of)
+from robustbench_vit.commands.common import (Launch, ScorecardRequest, as_json_or_text, print_plan, run_claims,
+                                             terminal_width, write_leaderboard_of)
 from robustbench_vit.commands.until import comparison_decider, run_until_decided
 from robustbench_vit.errors import UserError
 from robustbench_vit.models import Complexity, ModelSpec, get_stem, model_complexity, validate_stem
@@ -228,15 +226,9 @@ def compare_command(request: CompareRequest) -> int:
     """`compare`: print the FLOP-matched summary, run the missing trials, write the report, print each stem's
     headlines (several stems: their leaderboard beside the report). With `claims`: score one stem on the paper's
     claims instead. `as_json`: the files and verdicts as one JSON object on stdout, everything else on stderr."""
-    r, launch = request, request.launch
-    if r.claims is not None:  # the paper's claims, this stem in ViT_C's place
-        return _on_claims(r)
-    if not r.as_json:
-        return _compare(r)[0]
-    with contextlib.redirect_stdout(sys.stderr):
-        code, found = _compare(r)
-    print(json.dumps(found, indent=2))
-    return code
+    if request.claims is not None:  # the paper's claims, this stem in ViT_C's place
+        return _on_claims(request)
+    return as_json_or_text(lambda: _compare(request), request.as_json)
 
 
 def _compare(request: CompareRequest) -> tuple[int, dict]:

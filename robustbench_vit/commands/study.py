@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import textwrap
@@ -12,8 +11,8 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from robustbench_vit.commands.common import (WIDE, overrides_of, print_headlines, print_plan, results_of,
-                                            run_options_of, study_verdicts, until_of)
+from robustbench_vit.commands.common import (WIDE, as_json_or_text, overrides_of, print_headlines, print_plan,
+                                            results_of, run_options_of, study_verdicts, until_of)
 from robustbench_vit.commands.until import Until, comparison_decider, run_until_decided, until_flags
 from robustbench_vit.errors import UserError
 from robustbench_vit.store import STATES, Results, mask_url
@@ -47,13 +46,7 @@ def run_command(request: StudyRunRequest) -> int:
     """`study run`: run what is left of a study, then say where the results are, what comes next and each
     comparison's headline (`dry_run`: print the plan only; `until`: look by look until every comparison is decided;
     `as_json`: all of it as one JSON object on stdout, everything else on stderr)."""
-    if not request.as_json:
-        code, _ = _run(request)
-        return code
-    with contextlib.redirect_stdout(sys.stderr):
-        code, found = _run(request)
-    print(json.dumps(found, indent=2))
-    return code
+    return as_json_or_text(lambda: _run(request), request.as_json)
 
 
 def _run(request: StudyRunRequest) -> tuple[int, dict]:
