@@ -26,7 +26,7 @@ from robustbench_vit.analysis import inference as I
 from robustbench_vit.analysis.comparison import comparisons
 from robustbench_vit.analysis.metrics import fraction_within, matched, model_metrics, results
 from robustbench_vit.analysis.noise import expected_floor, noise_floors
-from robustbench_vit.analysis.summary import TERMINAL, fitted, fmt, rounded, terminal_lines
+from robustbench_vit.analysis.summary import TERMINAL, fitted, fmt, rounded, terminal_lines, with_next
 from robustbench_vit.analysis.verdict import verdict
 from robustbench_vit.errors import UserError, choices
 from robustbench_vit.models.reference import regnety_name
@@ -215,11 +215,8 @@ def claim_lines(rows: Sequence[ScoredClaim], width: int = TERMINAL) -> list[str]
     command, one `next:` line with it and the most settings any claim needs; each wrapped at `width`."""
     lines = [row.line for row in rows]
     cut = [row.score for row, line in zip(rows, lines) if row.score.status == "inconclusive" and "--until" not in line]
-    if cut:
-        most = max((s.needed for s in cut if s.needed), default=None)
-        lines.append("next: reproduce --until-decided" + (f" (about {most} settings per model would decide every "
-                                                            "claim)" if most else ""))
-    return terminal_lines(lines, width)
+    command = "reproduce --until-decided" if cut else None
+    return terminal_lines(with_next(lines, command, [s.needed for s in cut if s.needed], "every claim"), width)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,15 @@ def fitted(lines: Sequence[str]) -> str:
     return next((line for line in lines if len(line) <= LINE), lines[-1])
 
 
+def with_next(lines: list[str], command: str | None, needed: Sequence[int], what: str) -> list[str]:
+    """`lines`, then, where some left out their command (`command` not None), one `next:` line with it and the most
+    settings per model any of them needs (`what` they would decide)."""
+    if command is None:
+        return lines
+    most = max(needed, default=None)
+    return [*lines, f"next: {command}" + (f" (about {most} settings per model would decide {what})" if most else "")]
+
+
 def terminal_lines(lines: Sequence[str], width: int = TERMINAL) -> list[str]:
     """Headlines for a terminal, one each, wrapped at min(width, TERMINAL) columns with a hanging indent, broken at
     spaces only (a number or a name stays whole)."""

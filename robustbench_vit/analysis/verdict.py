@@ -19,7 +19,7 @@ from robustbench_vit.analysis.comparison import Comparison, Decision, Interval, 
 from robustbench_vit.analysis.inference import ALPHA, MAX_N, POWER_TARGET
 from robustbench_vit.analysis.metrics import DELTA_WINDOW, RESULTS, model_metrics
 from robustbench_vit.analysis.noise import NoiseFloor, floor_for, noise_floors, split_copies
-from robustbench_vit.analysis.summary import TERMINAL, fitted, fmt, rounded, terminal_lines
+from robustbench_vit.analysis.summary import TERMINAL, fitted, fmt, rounded, terminal_lines, with_next
 
 OUTCOMES: tuple[RobustnessOutcome, ...] = get_args(RobustnessOutcome)
 STATISTIC = {"area": f"Δ-EDF area over 0–{DELTA_WINDOW:g} points",
@@ -141,11 +141,9 @@ def headline_lines(verdicts: list[Verdict], width: int = TERMINAL) -> list[str]:
     wrapped at `width`."""
     lines = [v.line for v in verdicts]
     cut = [v for v, line in zip(verdicts, lines) if v.next and v.next not in line]
-    if cut:
-        most = max(v.needed for v in cut if v.needed is not None)
-        lines.append(f"next: {cut[0].next.replace('`', '')} (about {most} settings per model would decide "
-                     f"{'every comparison' if len(cut) > 1 else 'it'})")
-    return terminal_lines(lines, width)
+    command = cut[0].next.replace("`", "") if cut else None
+    what = "every comparison" if len(cut) > 1 else "it"
+    return terminal_lines(with_next(lines, command, [v.needed for v in cut if v.needed is not None], what), width)
 
 
 def _did_not_learn(model: str, x: pd.Series) -> str:
