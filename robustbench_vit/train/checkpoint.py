@@ -7,6 +7,7 @@ A writer saves to a temporary file of its own (two workers on one trial never sh
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -55,7 +56,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         torch.save(state, tmp)
-        if path.exists():
+        # another writer of this folder may move last.pt between a check and the move: a missing one is fine
+        with contextlib.suppress(FileNotFoundError):
             os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
     finally:
