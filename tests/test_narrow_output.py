@@ -34,10 +34,10 @@ def _long(text: str) -> list[str]:
 def test_study_list_in_a_log_fits_80_columns_and_json_parses(tmp_path):
     code, out, err = _logged(["study", "list"], tmp_path)
     assert code == 0 and _long(out) == [], err
-    assert re.search(r"^lr_wd_stability: 96 trials \(vit_p_micro, vit_c_micro, regnety_micro\); presets:$", out, re.M), out
+    assert re.search(r"^lr_wd_stability: 72 trials \(vit_p_micro, vit_c_micro, regnety_micro\); presets:$", out, re.M), out
     code, out, _ = _logged(["study", "list", "--json"], tmp_path)
     rows = {r["name"]: r for r in json.loads(out)}
-    assert rows["lr_wd_stability"]["trials"] == 96 and "quick" in rows["lr_wd_stability"]["presets"]
+    assert rows["lr_wd_stability"]["trials"] == 72 and "quick" in rows["lr_wd_stability"]["presets"]
 
 
 @pytest.mark.slow

@@ -64,6 +64,22 @@ def test_paper_scale_needs_a_yes_above_100_gpu_hours(here, capsys):
     assert not (here / "runs").exists()
 
 
+def test_reproduce_trains_the_cnn_reference_only_where_a_claim_speaks_of_it(here, capsys):
+    """The built-in claims' plan: RegNetY in the AdamW and optimizer studies (cnn_adamw, patch_vs_cnn,
+    cnn_optimizer_gap), not in epoch_stability, whose one claim compares the two ViTs; `study run` keeps it."""
+    (here / "studies" / "claims" / "paper.yaml").unlink()  # the built-in claims and studies
+    assert main(["reproduce", "--dry-run"]) == 0
+    plan = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines() if "model(s)" in line}
+    assert "regnety_micro" in plan["lr_wd_stability"] and "regnety_micro" in plan["optimizer_stability"], plan
+    assert "(vit_p_micro, vit_c_micro)" in plan["epoch_stability"], plan
+    assert main(["reproduce", "--claims", "schedule_length,cnn_optimizer_gap", "--dry-run"]) == 0
+    plan = capsys.readouterr().out
+    assert "epoch_stability: 2 model(s)" in plan and "optimizer_stability: 3 model(s)" in plan, plan
+    assert main(["study", "run", "epoch_stability", "--dry-run"]) == 0
+    assert "regnety_micro" in capsys.readouterr().out
+    assert not (here / "runs").exists()
+
+
 @pytest.mark.slow
 def test_compare_scores_a_stem_on_the_claims(here, capsys):
     assert main(["compare", "--stem", STEM, "--claims", "peak", "--runs-dir", "runs", "--format", "html"]) == 0
