@@ -19,7 +19,6 @@ RegNetY-200MF with widths × m and depths × k, the GMACs of each at the size's 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -31,9 +30,9 @@ from robustbench_vit.models.complexity import count_costs, patchify_gmacs
 from robustbench_vit.models.reference import AnyNetY, stage_strides
 from robustbench_vit.models.stems import registered_stems
 from robustbench_vit.train.optim import resolve_device
+from robustbench_vit.train.steptime import WARM_STEPS, time_step
 
 BATCH = {"micro": 64, "tiny": 8}  # fixed per size: tiny's 0.23 GMACs per image keep a CPU step near 0.3 s
-WARM_STEPS = 3
 PAPER_R = {"activations": 0.93, "gmacs": 0.75, "params": 0.71}
 BASE_200MF = ((1, 1, 4, 7), (24, 56, 152, 368), 8, 32)  # pycls DDS RegNetY-200MF: depths, widths, group width, stem
 
@@ -42,30 +41,6 @@ def model_names(size: str) -> list[str]:
     """Every registered stem's model at `size` (patchify and conv first), then the size's RegNetY."""
     keys = {"patchify": "p", "conv": "c"}
     return [f"vit_{keys.get(stem, stem)}_{size}" for stem in registered_stems()] + [regnety_name(size)]
-
-
-def step_seconds(spec: ModelSpec, batch: int, steps: int, device: torch.device) -> tuple[float, float]:
-    """Median wall and CPU seconds of `steps` training steps after WARM_STEPS, at `batch` random images of the spec's
-    size."""
-    info, cx = size_info(spec.size), model_complexity(spec)
-    torch.manual_seed(0)
-    model = build_model(spec, info.num_classes, depth=cx.depth).to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    x = torch.randn(batch, info.in_chans, info.img_size, info.img_size, device=device)
-    y = torch.randint(0, info.num_classes, (batch,), device=device)
-    wall, cpu = [], []
-    for i in range(WARM_STEPS + steps):
-        t, c = time.perf_counter(), time.process_time()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= WARM_STEPS:
-            wall.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-    return statistics.median(wall), statistics.median(cpu)
 
 
 def pearson(a, b) -> float:
@@ -83,7 +58,8 @@ def measure(sizes: list[str], steps: int, device: torch.device) -> list[dict]:
         for name in model_names(size):
             spec, batch = ModelSpec.from_name(name), BATCH.get(size, 32)
             cx = model_complexity(spec)
-            wall, cpu = step_seconds(spec, batch, steps, device)
+            t = time_step(spec, batch, steps, device=device)
+            wall, cpu = t.wall, t.cpu
             row = {"size": size, "name": name, "params": cx.params, "gmacs": cx.gmacs, "activations": cx.activations,
                    "batch": batch, "wall": wall, "step": cpu if device.type == "cpu" else wall}
             rows.append(row)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
+from robustbench_vit.models.spec import ModelSpec
+from robustbench_vit.study.estimate import (MAX_TIMED_STEP_S, TRAIN_IMAGES, TRIAL_OVERHEAD_S, VAL_IMAGES, cpu_text,
+                                            cpu_time)
 from robustbench_vit.study.plan import init_seed, plan, setting_seed, trial_config, trial_count
 from robustbench_vit.study.spec import parse_spec
 
@@ -93,3 +97,24 @@ def test_tpe_slots_are_empty_and_bounded():
     pts = plan(spec_of({"lr": {"low": 1e-4, "high": 1e-1, "log": True}}, {"kind": "tpe", "points": 4}))
     assert [(p.index, p.params) for p in pts] == [(i, {}) for i in range(4)]
     assert pts[0].distributions["lr"].log
+
+
+def test_the_cpu_estimate_rests_on_each_models_step_timed_here():
+    """--dry-run's CPU time: each model's training step is timed on this CPU (a RegNetY's grouped convs cost more per
+    FLOP than a ViT's matmuls, which a FLOP rate cannot see), and the estimate is that step times the plan's steps;
+    a model too large to time on a CPU falls back to the FLOP rate, untimed."""
+    spec = spec_of({"lr": {"values": [1e-3, 1e-2]}}, {"kind": "grid", "seeds": 1}, reference="regnety",
+                   train={"epochs": 2, "threads": 1})
+    threads = torch.get_num_threads()
+    t = cpu_time([spec], workers=2)
+    assert torch.get_num_threads() == threads  # the timing leaves the process's threads as they were
+    assert set(t.steps) == {(m, 64) for m in ("vit_p_micro", "vit_c_micro", "regnety_micro")}
+    assert all(0 < s < MAX_TIMED_STEP_S for s in t.steps.values())
+    per_epoch = math.ceil(TRAIN_IMAGES["digits"] / 64) + math.ceil(VAL_IMAGES["digits"] / 64) / 3
+    expected = sum(2 * 2 * per_epoch * s + 2 * TRIAL_OVERHEAD_S for s in t.steps.values()) / 2
+    assert t.seconds == pytest.approx(expected)
+    text = cpu_text(t, 2)
+    assert text.startswith("about ") and "on this CPU with 2 worker(s) (one training step at batch 64, timed here " \
+        "just now: vit_p_micro " in text and "regnety_micro " in text
+    big = cpu_time([spec], [ModelSpec.from_name("vit_p_1gf")], workers=1)  # 1GF at batch 64: ~17 s a step by FLOPs
+    assert big.steps == {} and big.seconds > 2 * 2 * per_epoch * MAX_TIMED_STEP_S

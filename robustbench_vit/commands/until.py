@@ -31,7 +31,7 @@ from robustbench_vit.analysis.metrics import pairs
 from robustbench_vit.analysis.sequential import Look, next_look
 from robustbench_vit.errors import UserError
 from robustbench_vit.models.spec import ModelSpec
-from robustbench_vit.study.estimate import GPU_TFLOPS, cost, duration
+from robustbench_vit.study.estimate import GPU_TFLOPS, cost, cpu_time, duration
 from robustbench_vit.study.launch import run_study
 from robustbench_vit.study.options import RunOptions
 from robustbench_vit.study.plan import extended, slots, step, trial_count
@@ -313,8 +313,8 @@ def until_lines(specs: list[StudySpec], models: list[ModelSpec] | None, until: U
         ms = models or spec.models
         budget, every = until.budget.settings(spec, ms), until.every(spec)
         c = cost([extended(spec, budget)], ms)
-        where = (f"{c.gpu_hours:,.2f} GPU-hours at {GPU_TFLOPS:.0f} TFLOP/s" if on_gpu else
-                 f"{duration(c.cpu_seconds(workers))} on this CPU")
+        where = (f"about {c.gpu_hours:,.2f} GPU-hours at {GPU_TFLOPS:.0f} TFLOP/s" if on_gpu else
+                 f"about {duration(cpu_time([extended(spec, budget)], ms, workers=workers).seconds)} on this CPU")
         lines.append(textwrap.fill(f"{spec.name} --until-decided: a look every {every} settings per model, at most "
                                    f"{budget} settings per model = {c.trials} trials ({where} if the budget is "
                                    f"spent); it stops at the first look that decides every comparison", 80))
