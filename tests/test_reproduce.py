@@ -72,9 +72,11 @@ def test_reproduce_trains_the_cnn_reference_only_where_a_claim_speaks_of_it(here
     plan = {line.split(":")[0]: line for line in capsys.readouterr().out.splitlines() if "model(s)" in line}
     assert "regnety_micro" in plan["lr_wd_stability"] and "regnety_micro" in plan["optimizer_stability"], plan
     assert "(vit_p_micro, vit_c_micro)" in plan["epoch_stability"], plan
-    assert main(["reproduce", "--claims", "schedule_length,cnn_optimizer_gap", "--dry-run"]) == 0
+    assert main(["reproduce", "--claims", "schedule_length,cnn_optimizer_gap", "--dry-run", "--until-decided"]) == 0
     plan = capsys.readouterr().out
     assert "epoch_stability: 2 model(s)" in plan and "optimizer_stability: 3 model(s)" in plan, plan
+    # a CPU-sized plan is told in CPU time and trials, never as "0.0 GPU-hours"
+    assert "on this CPU" in plan and "fixed plan 36 trials" in " ".join(plan.split()) and "GPU-hours" not in plan
     assert main(["study", "run", "epoch_stability", "--dry-run"]) == 0
     assert "regnety_micro" in capsys.readouterr().out
     assert not (here / "runs").exists()

@@ -46,6 +46,7 @@ from robustbench_vit.study.spec import BASE_PRESETS, StudySpec, override_suffix
 WIDE = 120  # a terminal at least this wide gets tables; narrower ones, logs and pipes get blocks of 80 columns
 PRESETS = ("default", *BASE_PRESETS)  # the presets a claims run takes (every study has each)
 CONFIRM_GPU_HOURS = 100  # above this, a claims run asks before launching (or needs --yes)
+CPU_SIZED = 0.05  # GPU-hours below which a plan is called CPU-sized and its GPU-hours are not printed
 
 
 def terminal_width() -> int:
@@ -192,7 +193,7 @@ def claimed_models(spec: StudySpec, claims: list[Claim]) -> StudySpec:
 def confirm(preset: str, trials: int, hours: float, *, yes: bool, until: bool = False) -> None:
     """Print the plan (`until`: the budget); above CONFIRM_GPU_HOURS ask on a terminal, else require --yes."""
     cost = (f"about {hours:,.1f} GPU-hours at {GPU_TFLOPS:.0f} TFLOP/s sustained per GPU (a lower bound for "
-            f"small models, which a GPU runs below its FLOP rate)" if hours >= 0.05 else "CPU-sized")
+            f"small models, which a GPU runs below its FLOP rate)" if hours >= CPU_SIZED else "CPU-sized")
     what = "at most" if until else "planned"
     print(f"reproduce --preset {preset}: {trials} trials {what}, {cost}; trials already stored are reused",
           file=sys.stderr)
@@ -220,6 +221,11 @@ def models_for(spec: StudySpec, stem: ModelSpec | None) -> list[ModelSpec]:
     return [ModelSpec.from_name(f"vit_{k}_{stem.size}") for k in "pc"] + refs + [stem]
 
 
+def _gpu_hours(c: Cost) -> str:
+    """", N GPU-hours" for a GPU-sized cost; nothing for a CPU-sized one."""
+    return f", {c.gpu_hours:,.1f} GPU-hours" if c.gpu_hours >= CPU_SIZED else ""
+
+
 def _expected(claim: Claim, spec: StudySpec, *, default: StudySpec, df, until: Until,
               stem: ModelSpec | None) -> list[str]:
     """expected_lines for one claim, a line per model size (`df`: the default preset's stored trials, or None)."""
@@ -232,7 +238,7 @@ def _expected(claim: Claim, spec: StudySpec, *, default: StudySpec, df, until: U
         if s is None or s.effect is None or not s.se:
             lines.append(textwrap.fill(f"  {claim.id} ({size}): no stored default-preset result to estimate "
                                        f"from (run `robustbench-vit reproduce --until-decided` first); fixed "
-                                       f"plan {fixed.trials} trials, {fixed.gpu_hours:,.1f} GPU-hours", 80,
+                                       f"plan {fixed.trials} trials{_gpu_hours(fixed)}", 80,
                                        subsequent_indent="    "))
             continue
         budget, every = until.budget.settings(spec, ms), until.every(spec)
@@ -241,8 +247,8 @@ def _expected(claim: Claim, spec: StudySpec, *, default: StudySpec, df, until: U
         c = cost([extended(spec, max(1, math.ceil(n)))], ms)
         lines.append(textwrap.fill(
             f"  {claim.id} ({size}): about {n:.0f} of {budget} settings per model until decided, "
-            f"{c.trials} trials, {c.gpu_hours:,.1f} GPU-hours; the fixed plan: {trial_count(spec)} per model, "
-            f"{fixed.trials} trials, {fixed.gpu_hours:,.1f} GPU-hours (effect {s.effect:+.3g}, sd {s.se:.2g} at "
+            f"{c.trials} trials{_gpu_hours(c)}; the fixed plan: {trial_count(spec)} per model, "
+            f"{fixed.trials} trials{_gpu_hours(fixed)} (effect {s.effect:+.3g}, sd {s.se:.2g} at "
             f"{s.n} settings on {default.dataset})", 80, subsequent_indent="    "))
     return lines
 
