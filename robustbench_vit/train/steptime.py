@@ -29,21 +29,20 @@ class StepTime:
 
 
 def time_step(spec: ModelSpec, batch: int, steps: int = 3, *, device: torch.device | str = "cpu",
-              threads: int | None = None, num_classes: int | None = None) -> StepTime:
+              threads: int | None = None) -> StepTime:
     """The median of `steps` training steps of `spec` at `batch` random images, after WARM_STEPS (torch's CPU
     threads set to `threads` for the measurement, then restored)."""
     device = torch.device(device)
-    info, cx = size_info(spec.size), model_complexity(spec, num_classes)
-    classes = num_classes or info.num_classes
+    info, cx = size_info(spec.size), model_complexity(spec)
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         torch.manual_seed(0)
-        model = build_model(spec, classes, depth=cx.depth).to(device).train()
+        model = build_model(spec, info.num_classes, depth=cx.depth).to(device).train()
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         x = torch.randn(batch, info.in_chans, info.img_size, info.img_size, device=device)
-        y = torch.randint(0, classes, (batch,), device=device)
+        y = torch.randint(0, info.num_classes, (batch,), device=device)
         wall, cpu = [], []
         for i in range(WARM_STEPS + steps):
             t, c = time.perf_counter(), time.process_time()
