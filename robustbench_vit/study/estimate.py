@@ -2,7 +2,7 @@
 
 CPU time comes from a training step of each model timed here, at the study's batch and threads (`time_step`: a few
 steps, about a second per micro model), not from FLOPs: a `regnety_micro` step (grouped convs, SE blocks) costs
-about twice a ViT's on a CPU at 0.77× their FLOPs (2026-12-07: `reproduce`'s FLOP estimate read 12 min for 18 min
+1.6–2× a ViT's on a CPU at 0.77× their FLOPs (2026-12-07: `reproduce`'s FLOP estimate read 12 min for 18 min
 measured; timed steps, 18–21 min). A model whose step the FLOP rate puts above MAX_TIMED_STEP_S is not timed (large
 models on a CPU): the FLOP rate stands in. The workers are assumed to have a core each; sharing the cores with other
 work slows them.
