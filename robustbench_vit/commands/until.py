@@ -312,9 +312,10 @@ def until_lines(specs: list[StudySpec], models: list[ModelSpec] | None, until: U
     for spec in specs:
         ms = models or spec.models
         budget, every = until.budget.settings(spec, ms), until.every(spec)
-        c = cost([extended(spec, budget)], ms)
+        grown = extended(spec, budget)
+        c = cost([grown], ms)
         where = (f"about {c.gpu_hours:,.2f} GPU-hours at {GPU_TFLOPS:.0f} TFLOP/s" if on_gpu else
-                 f"about {duration(cpu_time([extended(spec, budget)], ms, workers=workers).seconds)} on this CPU")
+                 f"about {duration(cpu_time([grown], ms, workers=workers).seconds)} on this CPU")
         lines.append(textwrap.fill(f"{spec.name} --until-decided: a look every {every} settings per model, at most "
                                    f"{budget} settings per model = {c.trials} trials ({where} if the budget is "
                                    f"spent); it stops at the first look that decides every comparison", 80))

@@ -45,20 +45,23 @@ class Cost:
         return self.flops / (GPU_TFLOPS * 1e12) / 3600
 
 
+def _per_model(spec: StudySpec) -> tuple[int, int, int]:
+    """What each model of `spec` runs: trials, trial-epochs, and training images per epoch (a `train_subset` or the
+    dataset's)."""
+    points, seeds = plan(spec), len(spec.design.seed_list)
+    epochs = sum(int(p.params.get("epochs", spec.epochs)) for p in points) * seeds
+    return len(points) * seeds, epochs, spec.train.get("train_subset") or TRAIN_IMAGES.get(spec.dataset, 0)
+
+
 def cost(specs: list[StudySpec], models: list[ModelSpec] | None = None) -> Cost:
     """The cost of running every planned trial of `specs` (for `models` instead of each spec's own, if given)."""
     trials, epochs, flops = 0, 0, 0.0
     for spec in specs:
-        points, seeds = plan(spec), len(spec.design.seed_list)
-        images = 6 * (spec.train.get("train_subset") or TRAIN_IMAGES.get(spec.dataset, 0)) + \
-            2 * VAL_IMAGES.get(spec.dataset, 0)
+        n_trials, n_epochs, train_n = _per_model(spec)
+        images = 6 * train_n + 2 * VAL_IMAGES.get(spec.dataset, 0)
         for model in models or spec.models:
-            macs = model_complexity(model).gmacs * 1e9
-            for p in points:
-                n = int(p.params.get("epochs", spec.epochs)) * seeds
-                epochs += n
-                flops += macs * images * n
-            trials += len(points) * seeds
+            trials, epochs = trials + n_trials, epochs + n_epochs
+            flops += model_complexity(model).gmacs * 1e9 * images * n_epochs
     return Cost(trials, epochs, flops)
 
 
@@ -77,19 +80,14 @@ def cpu_time(specs: list[StudySpec], models: list[ModelSpec] | None = None, *, w
     plus TRIAL_OVERHEAD_S."""
     total, steps = 0.0, {}
     for spec in specs:
+        n_trials, n_epochs, train_n = _per_model(spec)
         batch = int(spec.train.get("batch_size") or TrialConfig.model_fields["batch_size"].default)
-        train_n = spec.train.get("train_subset") or TRAIN_IMAGES.get(spec.dataset, 0)
         per_epoch_steps = math.ceil(train_n / batch) + math.ceil(VAL_IMAGES.get(spec.dataset, 0) / batch) / 3
-        points, seeds = plan(spec), len(spec.design.seed_list)
         for model in models or spec.models:
-            flop_step = 6 * model_complexity(model).gmacs * 1e9 * batch / (CPU_GFLOPS * 1e9)
-            if flop_step > MAX_TIMED_STEP_S:
-                step = flop_step
-            else:
-                key = (model.name, batch)
-                step = steps[key] = steps.get(key) or _timed(model, batch, spec.threads or 1)
-            epochs = sum(int(p.params.get("epochs", spec.epochs)) for p in points) * seeds
-            total += epochs * per_epoch_steps * step + len(points) * seeds * TRIAL_OVERHEAD_S
+            step = 6 * model_complexity(model).gmacs * 1e9 * batch / (CPU_GFLOPS * 1e9)  # by the FLOP rate
+            if step <= MAX_TIMED_STEP_S:
+                step = steps[(model.name, batch)] = _timed(model, batch, spec.threads or 1)
+            total += n_epochs * per_epoch_steps * step + n_trials * TRIAL_OVERHEAD_S
     return CpuTime(total / max(1, workers), steps)
 
 
