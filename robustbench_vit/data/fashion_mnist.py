@@ -11,10 +11,14 @@ images in one permutation drawn with seed SUBSET_SEED, classes interleaved, the 
 the same in every process and smaller subsets lie inside larger ones. Images are scaled to [0, 1], resized once per
 process (bilinear, antialiased) and normalised by the mean / std of the training images used.
 
-Resolution: IMG_SIZE = 16 (the `micro` size: 16×16, patch 4, 16 tokens), taken from issue 26's measurements, not
-re-measured here: native 28×28 at patch 4 is 49 tokens, ~3.4× the cost per epoch (~94 s vs ~28 s per full epoch
-on one core); 32×32 at patch 8 keeps 16 tokens but needs a size of its own and a third stride-2 conv in the conv
-stem, for no more detail than the 28 px originals hold. A model of another 1-channel size gets its own side.
+Resolution: IMG_SIZE = 16 (the `micro` size: 16×16, patch 4, 16 tokens). Native 28×28 at patch 4 is 49 tokens,
+~3.4× the cost per epoch (~94 s vs ~28 s per full epoch on one core; issue 26's measurements). 32×32 at patch 8
+also keeps 16 tokens, with a patchify stem nearer the paper's p = 16 and a third stride-2 conv in the conv stem; it
+was tried on 2026-12-07 as a trial size (the micro trunk, conv widths 8/16/32) in `lr_wd_stability --preset fashion`
+(16 random (lr, wd) points, 6 epochs, 5,000 images, 2 cores) beside micro on the same points: the conv stem's
+Δ-EDF area advantage was +0.003 [−0.074, +0.068] at 32 px against +0.058 [−0.040, +0.128] at 16 px (bests 19.3
+vs 22.1% and 20.3 vs 21.0%; 516 s vs 491 s), so the larger patch does not bring out ViT_P's instability here
+and 16 px stays. A model of another 1-channel size gets its own side.
 
 Augmentation (TrialConfig.augment, off by default): random horizontal flips only (FLIP; clothes, shoes and bags
 are roughly mirror-symmetric), no crop (PAD = 0): the items are centred and size-normalised, and at 16 px a 1 px
