@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 from robustbench_vit.analysis import metrics as M
-from robustbench_vit.analysis.claims import Claim, Roles, ScoredClaim, claim_lines, score
+from robustbench_vit.analysis.claims import Claim, ClaimLook, Roles, ScoredClaim, claim_lines, score
 from robustbench_vit.analysis.comparison import Interval, comparisons
 from robustbench_vit.analysis.figure_data import claims_forest, forest_info
 from robustbench_vit.analysis.summary import comparison_details_table, comparisons_table, rounded, terminal_lines
 from robustbench_vit.analysis.summary import LINE
 from robustbench_vit.analysis.verdict import HEADLINE_WORDS, Verdict, headline_lines, rerun, verdicts
+from robustbench_vit.commands.common import Launch, ScorecardRequest, decide_command
+from robustbench_vit.models.spec import ModelSpec
 from tests.test_verdict import BASE_C, BASE_P, N, _model
 
 RNG = np.random.default_rng(1)
@@ -201,6 +203,33 @@ def test_claim_headlines_give_status_effect_interval_and_next_step():
     assert rows[1].score.unit == "error points"
     info = claims_forest(rows)
     assert [r.label for r in info.rows] == ["robust (x)", "peak (x)"] * 2 and info.sense.endswith("claims)")
+
+
+def test_an_undecided_claim_names_the_command_of_its_own_run_and_a_budget_past_the_one_spent():
+    """The next step repeats the run's claims, preset, stem (name, size, options) and --set; after a look run spent its budget it
+    asks for a larger --budget (trials: the settings per model the claims need × the study's models, at least twice
+    the settings spent); the `next:` line does not promise to decide a claim that needs more than any size tried."""
+    claim = Claim(id="robust", statement="ViT_C is more robust.", where="Fig. 4", paper="EDF above.", study="x",
+                  test="robustness")
+    undecided = score(claim, _frame("inconclusive"), Roles("x", "vit_c_x", "vit_p_x"), power=False)
+    assert undecided.status == "inconclusive"
+    fixed = replace(undecided, needed=34, power=0.28)
+    spent = replace(undecided, needed=None, power=0.05, look=ClaimLook(1, 8, 16, 0.05, False))
+    assert decide_command(ScorecardRequest(), [(fixed, 3)]) == "reproduce --until-decided"
+    fashion = ScorecardRequest(preset="fashion", launch=Launch(overrides={"train.epochs": 3, "design.seed": "a b"}))
+    command = decide_command(fashion, [(fixed, 3), (spent, 2)])
+    assert command == "reproduce --preset fashion --set train.epochs=3 --set 'design.seed=a b' --until-decided " \
+                      "--budget 32"  # max(0, 2 × 8) settings × 2 models: 34 × 3 is asked of a claim with no look
+    stem = ModelSpec(name="vit_mine_micro", size="micro", stem="/abs/my_stem.py:Mine", stem_options={"k": 5})
+    assert decide_command(ScorecardRequest(stem=stem, claims="robust"), [(replace(spent, needed=40), 3)]) == \
+        "compare --stem /abs/my_stem.py:Mine --name vit_mine_micro --size micro --claims robust --options " \
+        "'{\"k\": 5}' --until-decided --budget 120"
+    assert decide_command(ScorecardRequest(claims="a,b"), []) == "reproduce --claims a,b --until-decided"
+    rows = [ScoredClaim(s, "micro", "../x/report.html", command) for s in (fixed, spent)]
+    assert f"about 34 settings per model would decide: `{command}`" in rows[0].headline
+    lines = " ".join(x.strip() for x in claim_lines(rows, 80))
+    assert lines.endswith(f"next: {command} (about 34 settings per model would decide the others; 1 would need "
+                          "more than 512)"), lines
 
 
 def test_an_interval_reads_as_before_in_the_details():

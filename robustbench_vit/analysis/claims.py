@@ -141,16 +141,6 @@ class Score:
     floor: float | None = None  # the noise floor of the effect, where one is known in its unit
 
     @property
-    def next_step(self) -> str:
-        """What would decide an inconclusive claim, with the command; what finishes an incomplete one ("" else)."""
-        if self.status == "incomplete":
-            return "re-run the study to finish its failed trials"
-        if self.status != "inconclusive":
-            return ""
-        need = f"about {self.needed} settings per model" if self.needed else "more settings"
-        return f"{need} would decide: `reproduce --until-decided`"
-
-    @property
     def look_text(self) -> str:
         """Where a sequential run took (or left) the decision: look, trials, the level it spent ("" if fixed)."""
         if not self.look:
@@ -186,6 +176,18 @@ class ScoredClaim:
     score: Score
     size: str
     report: str  # the study report, relative to the scorecard (../STUDY/report.html)
+    decide_with: str = "reproduce --until-decided"  # the command that looks on (the run's preset, stem, --budget)
+
+    @property
+    def next_step(self) -> str:
+        """What would decide an inconclusive claim, with the command; what finishes an incomplete one ("" else)."""
+        s = self.score
+        if s.status == "incomplete":
+            return "re-run the study to finish its failed trials"
+        if s.status != "inconclusive":
+            return ""
+        need = f"about {s.needed} settings per model" if s.needed else "more settings"
+        return f"{need} would decide: `{self.decide_with}`"
 
     @property
     def headline(self) -> str:
@@ -196,7 +198,7 @@ class ScoredClaim:
             text += f", {s.unit} {rounded(s.effect, *s.interval)}"
         elif s.status != "incomplete":
             text += f"; {s.why}"
-        return text + (f"; {s.next_step}" if s.next_step else "") + "."
+        return text + (f"; {self.next_step}" if self.next_step else "") + "."
 
     @property
     def line(self) -> str:
@@ -212,11 +214,15 @@ class ScoredClaim:
 
 def claim_lines(rows: Sequence[ScoredClaim], width: int = TERMINAL) -> list[str]:
     """Every claim's line for a terminal (`ScoredClaim.line`), then, where an inconclusive one left out its
-    command, one `next:` line with it and the most settings any claim needs; each wrapped at `width`."""
+    command, one `next:` line with it and the most settings any claim needs (and how many need more than any size
+    the power search tried); each wrapped at `width`."""
     lines = [row.line for row in rows]
-    cut = [row.score for row, line in zip(rows, lines) if row.score.status == "inconclusive" and "--until" not in line]
-    command = "reproduce --until-decided" if cut else None
-    return terminal_lines(with_next(lines, command, [s.needed for s in cut if s.needed], "every claim"), width)
+    cut = [row for row, line in zip(rows, lines) if row.score.status == "inconclusive" and "--until" not in line]
+    command = cut[0].decide_with if cut else None
+    beyond = sum(1 for row in cut if row.score.needed is None and row.score.power == row.score.power
+                 and row.score.power is not None and row.score.power < I.POWER_TARGET)
+    what = "every claim" if not beyond else f"the others; {beyond} would need more than {I.MAX_N}"
+    return terminal_lines(with_next(lines, command, [r.score.needed for r in cut if r.score.needed], what), width)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import shlex
 import shutil
 import sys
 import textwrap
@@ -318,23 +319,42 @@ def _scored(claim: Claim, df, spec: StudySpec, *, roles: Roles, seq: Sequential 
     return dataclasses.replace(s, look=info)
 
 
-def scorecard(claims: list[Claim], specs: dict[str, StudySpec], run: RunOptions, *, preset: str,
-              reports: Path, stem: ModelSpec | None = None,
+def decide_command(request: ScorecardRequest, scored: list[tuple[Score, int]]) -> str:
+    """The command that looks on until the undecided claims are decided: this run's command (its claims, stem,
+    preset and --set) with --until-decided, and where a look run spent its budget, a --budget in trials that reaches the
+    settings per model the claims need (at least twice those spent); `scored`: each claim's score and the models
+    its study trains per setting."""
+    stem, ids = request.stem, [request.claims] if request.claims else []
+    words = (["reproduce", *(["--claims", *ids] if ids else [])] if stem is None else
+             ["compare", "--stem", stem.stem, "--name", stem.name, "--size", stem.size, "--claims", *ids])
+    words += ["--options", shlex.quote(json.dumps(stem.stem_options))] if stem and stem.stem_options else []
+    words += ["--preset", request.preset] if request.preset != "default" else []
+    for key, value in (request.launch.overrides or {}).items():
+        words += ["--set", shlex.quote(f"{key}={value if isinstance(value, str) else json.dumps(value)}")]
+    words.append("--until-decided")
+    spent = [max(s.needed or 0, 2 * s.look.n) * models for s, models in scored
+             if s.status == "inconclusive" and s.look is not None and not s.look.decided]
+    return " ".join(words + (["--budget", str(max(spent))] if spent else []))
+
+
+def scorecard(claims: list[Claim], specs: dict[str, StudySpec], request: ScorecardRequest, *, reports: Path,
               sequential: dict[str, Sequential] | None = None) -> Scorecard:
     """Write each study's report and score every claim on it (per model size; `sequential`: per study, the
     looks of a --until-decided run, each claim scored at its deciding look)."""
-    rows, frames = [], {}
+    run, stem, scored, frames = request.launch.run, request.stem, [], {}
     for name, spec in specs.items():
         build_report(spec.name, run.results, out_dir=reports / spec.name)
         frames[name] = load_results(spec.name, run.results)
     for claim in claims:
-        spec = specs[claim.study]
+        spec, df = specs[claim.study], frames[claim.study]
         seq = (sequential or {}).get(claim.study)
         for roles in baselines(spec.models, stem):
-            s = _scored(claim, frames[claim.study], spec, roles=roles, seq=seq)
-            rows.append(ScoredClaim(s, roles.size, f"../{spec.name}/report.html"))
-    return Scorecard(preset, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                     {s.name: described(s) for s in specs.values()}, tuple(rows))
+            s = _scored(claim, df, spec, roles=roles, seq=seq)
+            scored.append((s, roles.size, f"../{spec.name}/report.html", df["model"].nunique()))
+    command = decide_command(request, [(s, models) for s, _, _, models in scored])
+    rows = tuple(ScoredClaim(s, size, report, command) for s, size, report, _ in scored)
+    return Scorecard(request.preset, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                     {s.name: described(s) for s in specs.values()}, rows)
 
 
 def print_card(card: Scorecard, paths: dict[str, Path], as_json: bool) -> None:
@@ -390,8 +410,7 @@ def run_claims(request: ScorecardRequest) -> int:
             until=until is not None)
     sequential = _run_studies(request, chosen, specs, models)
     reports = Path(request.out) if request.out else Path("reports")
-    card = scorecard(chosen, specs, launch.run, preset=request.preset, reports=reports, stem=stem,
-                     sequential=sequential)
+    card = scorecard(chosen, specs, request, reports=reports, sequential=sequential)
     folder = reports / (f"claims-{stem.name}" if stem else "reproduce")
     folder = folder.with_name(folder.name + ("" if request.preset == "default" else f"-{request.preset}") +
                               override_suffix(launch.overrides or {}))
